@@ -1,0 +1,1 @@
+"""Metrics, the full-ranking evaluator, training-free baselines and reports (PROTOCOL.md)."""

@@ -1,0 +1,467 @@
+"""The graph artifact: users, items, entities, interactions, typed triples and splits.
+
+A :class:`Graph` is what ``python -m graphrec.build`` produces and every learner,
+the evaluator and the serving layer consume. It holds compact integer arrays
+(internal indices are contiguous, ``0..num_x - 1``) plus the external id of every
+node, so outputs can always be translated back to the user's own ids.
+
+Tables (pandas DataFrames; Parquet files in the artifact):
+
+``interactions`` one row per distinct (user, item) pair
+    ``user`` int32, ``item`` int32, ``weight`` float32 (aggregated event
+    weight), ``count`` int32 (raw events collapsed into the pair),
+    ``timestamp`` float64 (latest event, unix seconds; NaN when the log has
+    none), ``split`` int8 (:data:`SPLIT_CODES`: 0 train, 1 valid, 2 test).
+    "valid" is carved from train; PROTOCOL.md's "train" when evaluating on test
+    is ``("train", "valid")``.
+``triples`` typed knowledge edges
+    ``head`` int32, ``head_type`` int8, ``relation`` int16, ``tail`` int32,
+    ``tail_type`` int8, where the node types are :data:`USER`, :data:`ITEM`,
+    :data:`ENTITY` and the index is into that type's id array. Item attributes
+    (``item -attr-> entity``), KG triples (item-entity, entity-entity,
+    item-item) and user attributes (``user -attr-> entity``) all live here.
+``social`` user-user edges: ``user`` int32, ``friend`` int32 (as given; the
+    CSR view symmetrises).
+``items`` / ``users`` side tables, row ``i`` describes node ``i``; first column
+    ``item_id`` / ``user_id`` (external id, string), then text and attribute columns.
+``entities`` row ``i`` describes entity ``i``: ``entity_id`` (unique external
+    key), ``name`` (human-readable text), ``source`` (``"kg"`` or ``"attribute"``).
+``relations`` row ``r`` names relation ``r``: ``relation`` (string).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+from kg.artifact import ArtifactError, atomic_dir, read_manifest, write_manifest
+
+__all__ = [
+    "ENTITY",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Graph",
+    "ITEM",
+    "NODE_TYPES",
+    "SPLIT_CODES",
+    "USER",
+    "load_graph",
+]
+
+FORMAT = "graphrec.graph"
+FORMAT_VERSION = 1
+
+USER, ITEM, ENTITY = 0, 1, 2
+NODE_TYPES = ("user", "item", "entity")
+SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
+
+_INTERACTION_DTYPES = {
+    "user": np.int32,
+    "item": np.int32,
+    "weight": np.float32,
+    "count": np.int32,
+    "timestamp": np.float64,
+    "split": np.int8,
+}
+_TRIPLE_DTYPES = {
+    "head": np.int32,
+    "head_type": np.int8,
+    "relation": np.int16,
+    "tail": np.int32,
+    "tail_type": np.int8,
+}
+_SOCIAL_DTYPES = {"user": np.int32, "friend": np.int32}
+
+_TABLE_FILES = {
+    "interactions": "interactions.parquet",
+    "triples": "triples.parquet",
+    "social": "social.parquet",
+    "items": "items.parquet",
+    "users": "users.parquet",
+    "entities": "entities.parquet",
+    "relations": "relations.parquet",
+}
+
+
+def _typed_frame(frame: pd.DataFrame | None, dtypes: dict[str, Any]) -> pd.DataFrame:
+    if frame is None:
+        return pd.DataFrame({name: np.empty(0, dtype=dt) for name, dt in dtypes.items()})
+    missing = [name for name in dtypes if name not in frame.columns]
+    if missing:
+        raise ValueError(f"table is missing columns {missing}; expected {list(dtypes)}")
+    return pd.DataFrame(
+        {name: np.asarray(frame[name].to_numpy(), dtype=dt) for name, dt in dtypes.items()}
+    )
+
+
+@dataclass(eq=False)
+class Graph:
+    """A user-item-knowledge graph with splits. See the module docstring for the tables.
+
+    Construct through :func:`kg.build_graph` (from logs) or :func:`load_graph`
+    (from an artifact); the constructor normalises dtypes and checks indices.
+    """
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame
+    entities: pd.DataFrame = None  # type: ignore[assignment]
+    relations: pd.DataFrame = None  # type: ignore[assignment]
+    triples: pd.DataFrame = None  # type: ignore[assignment]
+    social: pd.DataFrame = None  # type: ignore[assignment]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.interactions = _typed_frame(self.interactions, _INTERACTION_DTYPES)
+        self.triples = _typed_frame(self.triples, _TRIPLE_DTYPES)
+        self.social = _typed_frame(self.social, _SOCIAL_DTYPES)
+        if self.entities is None:
+            self.entities = pd.DataFrame(
+                {
+                    "entity_id": pd.array([], dtype="string"),
+                    "name": pd.array([], dtype="string"),
+                    "source": pd.array([], dtype="string"),
+                }
+            )
+        if self.relations is None:
+            self.relations = pd.DataFrame({"relation": pd.array([], dtype="string")})
+        for name, frame, column in (
+            ("items", self.items, "item_id"),
+            ("users", self.users, "user_id"),
+            ("entities", self.entities, "entity_id"),
+            ("relations", self.relations, "relation"),
+        ):
+            if column not in frame.columns:
+                raise ValueError(f"{name} table has no {column!r} column")
+            frame.reset_index(drop=True, inplace=True)
+        self.check()
+
+    # -- sizes and ids -------------------------------------------------------------------
+    @property
+    def num_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def num_entities(self) -> int:
+        return len(self.entities)
+
+    @property
+    def num_relations(self) -> int:
+        return len(self.relations)
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        """External user ids (object array of str), indexed by internal user index."""
+        return self.users["user_id"].astype(str).to_numpy(dtype=object)
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        """External item ids (object array of str), indexed by internal item index."""
+        return self.items["item_id"].astype(str).to_numpy(dtype=object)
+
+    @property
+    def entity_ids(self) -> np.ndarray:
+        return self.entities["entity_id"].astype(str).to_numpy(dtype=object)
+
+    @property
+    def relation_names(self) -> list[str]:
+        return self.relations["relation"].astype(str).tolist()
+
+    @property
+    def has_timestamps(self) -> bool:
+        return bool(len(self.interactions)) and bool(np.isfinite(self.interactions["timestamp"]).any())
+
+    def counts(self) -> dict[str, int]:
+        """Row counts as recorded in the manifest's ``counts``."""
+        split = self.interactions["split"].to_numpy()
+        return {
+            "users": self.num_users,
+            "items": self.num_items,
+            "interactions": len(self.interactions),
+            "train": int((split == SPLIT_CODES["train"]).sum()),
+            "valid": int((split == SPLIT_CODES["valid"]).sum()),
+            "test": int((split == SPLIT_CODES["test"]).sum()),
+            "entities": self.num_entities,
+            "relations": self.num_relations,
+            "triples": len(self.triples),
+            "social": len(self.social),
+        }
+
+    def check(self) -> None:
+        """Raise ``ValueError`` if any index is out of range or a (user, item) pair repeats."""
+        inter = self.interactions
+        _check_range("interactions.user", inter["user"].to_numpy(), self.num_users)
+        _check_range("interactions.item", inter["item"].to_numpy(), self.num_items)
+        bad_split = ~np.isin(inter["split"].to_numpy(), list(SPLIT_CODES.values()))
+        if bad_split.any():
+            raise ValueError(f"interactions.split has codes outside {SPLIT_CODES}")
+        if len(inter):
+            key = inter["user"].to_numpy().astype(np.int64) * max(self.num_items, 1) + inter["item"].to_numpy()
+            if len(np.unique(key)) != len(key):
+                raise ValueError("interactions repeat a (user, item) pair; build_graph deduplicates them")
+        sizes = {USER: self.num_users, ITEM: self.num_items, ENTITY: self.num_entities}
+        for end in ("head", "tail"):
+            types = self.triples[f"{end}_type"].to_numpy()
+            idx = self.triples[end].to_numpy()
+            for code, size in sizes.items():
+                _check_range(f"triples.{end} ({NODE_TYPES[code]})", idx[types == code], size)
+            if len(types) and not np.isin(types, list(sizes)).all():
+                raise ValueError(f"triples.{end}_type has codes outside {sizes}")
+        _check_range("triples.relation", self.triples["relation"].to_numpy(), self.num_relations)
+        _check_range("social.user", self.social["user"].to_numpy(), self.num_users)
+        _check_range("social.friend", self.social["friend"].to_numpy(), self.num_users)
+
+    # -- matrix views -------------------------------------------------------------------
+    def split_mask(self, *splits: str) -> np.ndarray:
+        """Boolean mask over ``interactions`` rows in any of the named splits."""
+        if not splits:
+            raise ValueError("name at least one split: 'train', 'valid' or 'test'")
+        unknown = [s for s in splits if s not in SPLIT_CODES]
+        if unknown:
+            raise ValueError(f"unknown split {unknown[0]!r}; expected one of {list(SPLIT_CODES)}")
+        codes = [SPLIT_CODES[s] for s in splits]
+        return np.isin(self.interactions["split"].to_numpy(), codes)
+
+    def matrix(self, *splits: str, weighted: bool = False) -> sp.csr_matrix:
+        """User x item CSR matrix (float32) of the named splits.
+
+        Args:
+            *splits: any of ``"train"``, ``"valid"``, ``"test"``; e.g.
+                ``graph.matrix("train", "valid")`` is PROTOCOL.md's train when
+                evaluating on test.
+            weighted: values are the aggregated event weights instead of 1.
+
+        Shapes:
+            ``[num_users, num_items]``
+        """
+        mask = self.split_mask(*splits)
+        inter = self.interactions
+        values = inter["weight"].to_numpy()[mask] if weighted else np.ones(int(mask.sum()), np.float32)
+        matrix = sp.csr_matrix(
+            (values.astype(np.float32), (inter["user"].to_numpy()[mask], inter["item"].to_numpy()[mask])),
+            shape=(self.num_users, self.num_items),
+            dtype=np.float32,
+        )
+        matrix.sort_indices()
+        return matrix
+
+    def timestamp_matrix(self, *splits: str) -> sp.csr_matrix:
+        """User x item CSR (float64) of the latest timestamp of each pair (NaN where unknown)."""
+        mask = self.split_mask(*splits)
+        inter = self.interactions
+        matrix = sp.csr_matrix(
+            (
+                inter["timestamp"].to_numpy()[mask],
+                (inter["user"].to_numpy()[mask], inter["item"].to_numpy()[mask]),
+            ),
+            shape=(self.num_users, self.num_items),
+            dtype=np.float64,
+        )
+        matrix.sort_indices()
+        return matrix
+
+    def _typed_edges(self, head_type: int, tail_type: int, symmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(heads, tails, relations) of triples between two node types.
+
+        With ``symmetric`` a triple stored the other way round (``tail_type -> head_type``)
+        is returned flipped, so ``item -> entity`` also collects ``entity -> item``.
+        """
+        t = self.triples
+        ht, tt = t["head_type"].to_numpy(), t["tail_type"].to_numpy()
+        fwd = (ht == head_type) & (tt == tail_type)
+        heads = [t["head"].to_numpy()[fwd]]
+        tails = [t["tail"].to_numpy()[fwd]]
+        rels = [t["relation"].to_numpy()[fwd]]
+        if symmetric and head_type != tail_type:
+            bwd = (ht == tail_type) & (tt == head_type)
+            heads.append(t["tail"].to_numpy()[bwd])
+            tails.append(t["head"].to_numpy()[bwd])
+            rels.append(t["relation"].to_numpy()[bwd])
+        return (
+            np.concatenate(heads).astype(np.int64),
+            np.concatenate(tails).astype(np.int64),
+            np.concatenate(rels).astype(np.int64),
+        )
+
+    def item_entity_matrix(self, relations: Iterable[str] | None = None) -> sp.csr_matrix:
+        """Binary item x entity CSR (float32) of every item-entity triple, either direction.
+
+        Args:
+            relations: restrict to these relation names (default: all).
+
+        Shapes:
+            ``[num_items, num_entities]``
+        """
+        return self._binary_matrix(ITEM, ENTITY, self.num_items, self.num_entities, relations)
+
+    def user_entity_matrix(self, relations: Iterable[str] | None = None) -> sp.csr_matrix:
+        """Binary user x entity CSR (float32) of user-attribute triples. Shape ``[num_users, num_entities]``."""
+        return self._binary_matrix(USER, ENTITY, self.num_users, self.num_entities, relations)
+
+    def _binary_matrix(self, head_type, tail_type, rows, cols, relations) -> sp.csr_matrix:
+        heads, tails, rels = self._typed_edges(head_type, tail_type, symmetric=True)
+        if relations is not None:
+            wanted = set(relations)
+            names = self.relation_names
+            unknown = wanted - set(names)
+            if unknown:
+                raise ValueError(f"unknown relations {sorted(unknown)}; the graph has {names}")
+            keep = np.isin(rels, [names.index(r) for r in wanted])
+            heads, tails = heads[keep], tails[keep]
+        matrix = sp.csr_matrix(
+            (np.ones(len(heads), np.float32), (heads, tails)), shape=(rows, cols), dtype=np.float32
+        )
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0
+        return matrix
+
+    def social_matrix(self) -> sp.csr_matrix:
+        """Symmetric binary user x user CSR (float32) of social edges. Shape ``[num_users, num_users]``."""
+        u = self.social["user"].to_numpy().astype(np.int64)
+        f = self.social["friend"].to_numpy().astype(np.int64)
+        rows, cols = np.concatenate([u, f]), np.concatenate([f, u])
+        keep = rows != cols
+        matrix = sp.csr_matrix(
+            (np.ones(int(keep.sum()), np.float32), (rows[keep], cols[keep])),
+            shape=(self.num_users, self.num_users),
+            dtype=np.float32,
+        )
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0
+        return matrix
+
+    def item_popularity(self, *splits: str) -> np.ndarray:
+        """Number of distinct users per item in the named splits (int64, ``[num_items]``)."""
+        mask = self.split_mask(*splits)
+        return np.bincount(self.interactions["item"].to_numpy()[mask], minlength=self.num_items).astype(np.int64)
+
+    def to_hetero_data(self, splits: tuple[str, ...] = ("train",)):
+        """A ``torch_geometric.data.HeteroData`` view.
+
+        Node types ``user``, ``item``, ``entity`` carry ``num_nodes``, ``ids``
+        (external ids) and ``table`` (the side table). Edge types, present when
+        non-empty: ``(user, interacts, item)`` with ``edge_weight`` for the given
+        splits and its reverse ``(item, rev_interacts, user)``;
+        ``(item, has, entity)`` / ``(entity, rev_has, item)``,
+        ``(user, has, entity)`` / ``(entity, rev_has, user)``,
+        ``(entity, related, entity)`` and ``(item, related, item)`` with
+        ``edge_type`` (relation index into ``relation_names``); ``(user, follows, user)``.
+        """
+        import torch
+        from torch_geometric.data import HeteroData
+
+        data = HeteroData()
+        for name, table, id_col in (
+            ("user", self.users, "user_id"),
+            ("item", self.items, "item_id"),
+            ("entity", self.entities, "entity_id"),
+        ):
+            data[name].num_nodes = len(table)
+            data[name].ids = table[id_col].astype(str).tolist()
+            data[name].table = table
+        data.relation_names = self.relation_names
+
+        mask = self.split_mask(*splits)
+        inter = self.interactions
+        users = torch.from_numpy(inter["user"].to_numpy()[mask].astype(np.int64))
+        items = torch.from_numpy(inter["item"].to_numpy()[mask].astype(np.int64))
+        weight = torch.from_numpy(inter["weight"].to_numpy()[mask].astype(np.float32))
+        if len(users):
+            data["user", "interacts", "item"].edge_index = torch.stack([users, items])
+            data["user", "interacts", "item"].edge_weight = weight
+            data["item", "rev_interacts", "user"].edge_index = torch.stack([items, users])
+            data["item", "rev_interacts", "user"].edge_weight = weight
+
+        def add(src: str, rel: str, dst: str, heads, tails, rels, reverse: str | None):
+            if not len(heads):
+                return
+            edge_index = torch.from_numpy(np.stack([heads, tails]))
+            edge_type = torch.from_numpy(rels)
+            data[src, rel, dst].edge_index = edge_index
+            data[src, rel, dst].edge_type = edge_type
+            if reverse:
+                data[dst, reverse, src].edge_index = edge_index.flip(0)
+                data[dst, reverse, src].edge_type = edge_type
+
+        add("item", "has", "entity", *self._typed_edges(ITEM, ENTITY, True), "rev_has")
+        add("user", "has", "entity", *self._typed_edges(USER, ENTITY, True), "rev_has")
+        add("entity", "related", "entity", *self._typed_edges(ENTITY, ENTITY, False), None)
+        add("item", "related", "item", *self._typed_edges(ITEM, ITEM, False), None)
+        social = self.social_matrix().tocoo()
+        if social.nnz:
+            data["user", "follows", "user"].edge_index = torch.from_numpy(
+                np.stack([social.row, social.col]).astype(np.int64)
+            )
+        return data
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> dict[str, Any]:
+        """Write the graph artifact atomically; returns the manifest.
+
+        The manifest holds ``format``, ``format_version``, ``counts`` and
+        everything in :attr:`meta` (build config, rejected-row report, column roles).
+        """
+        with atomic_dir(path, overwrite=overwrite) as tmp:
+            for name, filename in _TABLE_FILES.items():
+                frame = getattr(self, name)
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                pq.write_table(table, tmp / filename, compression="zstd")
+            manifest = write_manifest(
+                tmp,
+                format=FORMAT,
+                format_version=FORMAT_VERSION,
+                metadata={**self.meta, "counts": self.counts()},
+                libraries=("graphrec", "numpy", "pandas", "pyarrow", "scipy"),
+            )
+        return manifest
+
+
+def _check_range(name: str, values: np.ndarray, size: int) -> None:
+    if len(values) and (values.min() < 0 or values.max() >= size):
+        raise ValueError(f"{name} has indices outside [0, {size}): min {values.min()}, max {values.max()}")
+
+
+def load_graph(path: str | os.PathLike, *, verify: bool = True) -> Graph:
+    """Load a graph artifact written by :meth:`Graph.save` / ``python -m graphrec.build``.
+
+    Args:
+        path: the artifact directory.
+        verify: check the sha256 of every file against the manifest.
+
+    Raises:
+        ArtifactError: the directory, manifest or a file is missing, of another
+            format or version, or fails its checksum; the message names the file.
+    """
+    path = Path(path)
+    manifest = read_manifest(path, format=FORMAT, max_version=FORMAT_VERSION, verify=verify)
+    tables = {}
+    for name, filename in _TABLE_FILES.items():
+        if filename not in manifest.get("files", {}):
+            raise ArtifactError(f"{path}: the manifest lists no {filename}; the artifact is incomplete")
+        try:
+            tables[name] = pq.read_table(path / filename).to_pandas()
+        except (OSError, pa.ArrowException) as exc:
+            raise ArtifactError(f"{path / filename}: unreadable Parquet ({exc})") from None
+    meta = {k: v for k, v in manifest.items() if k not in ("files",)}
+    try:
+        graph = Graph(**tables, meta=meta)
+    except ValueError as exc:
+        raise ArtifactError(f"{path}: inconsistent graph ({exc})") from None
+    recorded = manifest.get("counts", {})
+    actual = graph.counts()
+    diff = {k: (recorded[k], actual[k]) for k in actual if k in recorded and recorded[k] != actual[k]}
+    if diff:
+        raise ArtifactError(f"{path}: counts differ from the manifest (recorded, found): {diff}")
+    return graph

@@ -1,0 +1,268 @@
+"""The contract every learner in ``training/`` implements.
+
+One abstract base documents ``fit``, ``score``, ``score_new_users``, ``save`` and
+``load`` once (as implicit's ``RecommenderBase`` does); ALS, item-KNN, EASE, the
+GNNs and the text model implement it, and ``tests/training/contract.py`` runs the
+same contract tests against each.
+
+Conventions:
+
+* Hyper-parameters are explicit keyword arguments of ``__init__`` (no ``**kwargs``),
+  stored as attributes of the same name; :meth:`Learner.get_config` returns them.
+  Learned state is set only in ``fit`` and carries a trailing underscore.
+* ``user_items`` is a user x item CSR matrix (rows are users) of the interactions
+  to learn from; the learner never looks at other interactions of the graph.
+  ``graph`` supplies side information only (text, attributes, KG, social edges).
+* ``score`` returns raw scores over the whole catalogue; it does not mask seen
+  items (the evaluator and the serving layer do, once).
+* Long operations take ``show_progress`` and ``callback(iteration, elapsed, loss)``.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from kg.graph import Graph
+
+__all__ = [
+    "Callback",
+    "GraphrecWarning",
+    "Learner",
+    "ModelFitError",
+    "NotFittedError",
+    "as_user_items",
+    "load_state",
+    "resolve_device",
+    "save_state",
+]
+
+Callback = Callable[[int, float, float], None]
+"""``callback(iteration, elapsed_seconds, loss)`` called after each iteration/epoch."""
+
+
+class ModelFitError(RuntimeError):
+    """Fitting diverged (NaN/inf loss or factors) or cannot proceed."""
+
+
+class NotFittedError(RuntimeError):
+    """A method that needs learned state was called before ``fit``/``load``."""
+
+
+class GraphrecWarning(UserWarning):
+    """A silent conversion or fallback happened (e.g. COO input converted to CSR)."""
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``"auto"``/``None`` into CUDA when available, else CPU; validate the rest.
+
+    Only entry points call this; learners receive a concrete device.
+
+    Raises:
+        ValueError: ``device`` names CUDA but no CUDA device is available, or is unknown.
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a device torch knows ({exc})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asked for CUDA but torch.cuda.is_available() is False")
+    return resolved
+
+
+def as_user_items(user_items: Any, *, num_items: int | None = None, name: str = "user_items") -> sp.csr_matrix:
+    """Validate a user x item matrix and return it as float32 CSR with sorted indices.
+
+    Non-CSR sparse input is converted with a :class:`GraphrecWarning`.
+
+    Raises:
+        TypeError: not a scipy sparse matrix.
+        ValueError: wrong number of columns, negative or non-finite values.
+    """
+    if not sp.issparse(user_items):
+        raise TypeError(f"{name} must be a scipy.sparse CSR matrix (users x items), got {type(user_items).__name__}")
+    if not sp.isspmatrix_csr(user_items) and not isinstance(user_items, sp.csr_array):
+        warnings.warn(
+            f"{name} was {user_items.format.upper()}, converted to CSR (a copy of {user_items.nnz} entries); pass CSR to avoid it",
+            GraphrecWarning,
+            stacklevel=3,
+        )
+    matrix = sp.csr_matrix(user_items, dtype=np.float32)
+    if num_items is not None and matrix.shape[1] != num_items:
+        raise ValueError(f"{name} has {matrix.shape[1]} columns, expected one per item ({num_items})")
+    if matrix.nnz and (not np.isfinite(matrix.data).all() or (matrix.data < 0).any()):
+        raise ValueError(f"{name} must hold finite, non-negative values")
+    if not matrix.has_sorted_indices:
+        matrix.sort_indices()
+    return matrix
+
+
+class Learner(abc.ABC):
+    """Base class of every learner.
+
+    Subclasses set :attr:`name` (a short stable identifier used in artifacts and
+    reports) and implement :meth:`fit`, :meth:`score` and the state hooks
+    :meth:`_state` / :meth:`_set_state`. ``save``/``load`` are implemented here.
+    """
+
+    name: ClassVar[str] = "learner"
+
+    # -- to implement ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def fit(
+        self,
+        graph: Graph,
+        user_items: sp.csr_matrix,
+        *,
+        valid_items: Optional[sp.csr_matrix] = None,
+        show_progress: bool = False,
+        callback: Optional[Callback] = None,
+    ) -> "Learner":
+        """Learn from ``user_items`` (users x items CSR, values = weights or 1).
+
+        Args:
+            graph: side information (text, attributes, KG, social); its
+                ``num_users``/``num_items`` fix the matrix shape.
+            user_items: the interactions to learn from, shape ``[num_users, num_items]``.
+            valid_items: held-out interactions for early stopping, same shape;
+                learners without early stopping ignore it.
+            show_progress: show a tqdm progress bar.
+            callback: ``callback(iteration, elapsed_seconds, loss)`` after each iteration.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ModelFitError: the fit diverged.
+        """
+
+    @abc.abstractmethod
+    def score(self, users: np.ndarray) -> torch.Tensor:
+        """Scores of every item for a batch of known users.
+
+        Args:
+            users: int64 internal user indices, shape ``[B]``.
+
+        Returns:
+            float32 tensor ``[B, num_items]`` on the learner's device; higher is better.
+            Seen items are not masked.
+        """
+
+    def score_new_users(self, user_items: sp.csr_matrix) -> torch.Tensor:
+        """Scores for users the model was not fitted on, described only by their items.
+
+        Args:
+            user_items: CSR ``[B, num_items]`` of the new users' interactions.
+
+        Returns:
+            float32 tensor ``[B, num_items]``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot fold in new users")
+
+    def item_embeddings(self) -> Optional[np.ndarray]:
+        """Item vectors ``[num_items, d]`` (float32) where the model has them, else ``None``."""
+        return None
+
+    def user_embeddings(self) -> Optional[np.ndarray]:
+        """User vectors ``[num_users, d]`` (float32) where the model has them, else ``None``."""
+        return None
+
+    @abc.abstractmethod
+    def _state(self) -> dict[str, Any]:
+        """Learned state: a dict of numpy arrays / tensors and JSON-able scalars."""
+
+    @abc.abstractmethod
+    def _set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`_state` returned (arrays arrive as numpy)."""
+
+    # -- provided -------------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return getattr(self, "fitted_", False)
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() or load() first")
+
+    def get_config(self) -> dict[str, Any]:
+        """The ``__init__`` keyword arguments of this learner, by name."""
+        params = inspect.signature(type(self).__init__).parameters
+        return {p: getattr(self, p) for p in params if p != "self"}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write config and learned state into directory ``path`` (created if needed).
+
+        Files: ``config.json`` and ``state.safetensors``. No pickle. Atomicity is the
+        caller's (the model artifact writes into a temporary directory).
+        """
+        self._check_fitted()
+        config = {k: (str(v) if isinstance(v, torch.device) else v) for k, v in self.get_config().items()}
+        save_state(path, kind=self.name, config=config, state=self._state())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | torch.device | None = None) -> "Learner":
+        """Rebuild a learner saved by :meth:`save`.
+
+        Args:
+            path: the directory written by ``save``.
+            device: override the saved ``device`` config (learners that have one).
+        """
+        kind, config, state = load_state(path)
+        if kind != cls.name:
+            raise ValueError(f"{path} holds a {kind!r} learner, not {cls.name!r}")
+        if device is not None and "device" in config:
+            config["device"] = str(device)
+        learner = cls(**config)
+        learner._set_state(state)
+        learner.fitted_ = True
+        return learner
+
+
+def save_state(path: str | os.PathLike, *, kind: str, config: dict[str, Any], state: dict[str, Any]) -> None:
+    """Write ``config.json`` (kind, config, scalar state) and ``state.safetensors`` (arrays)."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    arrays, scalars = {}, {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            arrays[key] = np.ascontiguousarray(value.detach().cpu().numpy())
+        elif isinstance(value, np.ndarray):
+            arrays[key] = np.ascontiguousarray(value)
+        else:
+            scalars[key] = value
+    save_file(arrays, str(path / "state.safetensors"))
+    with open(path / "config.json", "w", encoding="utf-8") as handle:
+        json.dump({"kind": kind, "config": config, "scalars": scalars}, handle, indent=2)
+
+
+def load_state(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Read what :func:`save_state` wrote: ``(kind, config, state)``; arrays as numpy."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    config_path, state_path = path / "config.json", path / "state.safetensors"
+    for required in (config_path, state_path):
+        if not required.is_file():
+            raise FileNotFoundError(f"{required} is missing; {path} is not a saved learner")
+    with open(config_path, encoding="utf-8") as handle:
+        stored = json.load(handle)
+    state = dict(stored.get("scalars", {}))
+    state.update(load_file(str(state_path)))
+    return stored["kind"], stored["config"], state
