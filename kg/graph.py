@@ -97,8 +97,10 @@ def _typed_frame(frame: pd.DataFrame | None, dtypes: dict[str, Any]) -> pd.DataF
     missing = [name for name in dtypes if name not in frame.columns]
     if missing:
         raise ValueError(f"table is missing columns {missing}; expected {list(dtypes)}")
+    # copy=False: the arrays are already fresh or owned by the caller's frame; copy-on-write
+    # keeps them safe, and a 20M-row build does not hold two copies of its edge arrays.
     return pd.DataFrame(
-        {name: np.asarray(frame[name].to_numpy(), dtype=dt) for name, dt in dtypes.items()}
+        {name: np.asarray(frame[name].to_numpy(), dtype=dt) for name, dt in dtypes.items()}, copy=False
     )
 
 
@@ -133,15 +135,16 @@ class Graph:
             )
         if self.relations is None:
             self.relations = pd.DataFrame({"relation": pd.array([], dtype="string")})
-        for name, frame, column in (
-            ("items", self.items, "item_id"),
-            ("users", self.users, "user_id"),
-            ("entities", self.entities, "entity_id"),
-            ("relations", self.relations, "relation"),
+        for name, column in (
+            ("items", "item_id"),
+            ("users", "user_id"),
+            ("entities", "entity_id"),
+            ("relations", "relation"),
         ):
+            frame = getattr(self, name)
             if column not in frame.columns:
                 raise ValueError(f"{name} table has no {column!r} column")
-            frame.reset_index(drop=True, inplace=True)
+            setattr(self, name, frame.reset_index(drop=True))
         self.check()
 
     # -- sizes and ids -------------------------------------------------------------------
@@ -209,7 +212,11 @@ class Graph:
             raise ValueError(f"interactions.split has codes outside {SPLIT_CODES}")
         if len(inter):
             key = inter["user"].to_numpy().astype(np.int64) * max(self.num_items, 1) + inter["item"].to_numpy()
-            if len(np.unique(key)) != len(key):
+            # Sorted input (what build_graph writes) needs no sort; bare np.unique takes numpy 2.4's
+            # hash path, ~50 s for 17M keys against 0.3 s for np.sort.
+            if not (key[1:] > key[:-1]).all():
+                key = np.sort(key)
+            if (key[1:] == key[:-1]).any():
                 raise ValueError("interactions repeat a (user, item) pair; build_graph deduplicates them")
         sizes = {USER: self.num_users, ITEM: self.num_items, ENTITY: self.num_entities}
         for end in ("head", "tail"):

@@ -1,0 +1,111 @@
+"""``python -m graphrec.build``: interaction logs and side tables -> graph artifact.
+
+Flags are generated from :class:`kg.BuildConfig` (same names as the config-file
+keys, dashes for underscores); precedence is defaults < ``--config FILE`` <
+flags. Bad input prints one message naming file, line and column, and exits
+with status 2 without writing anything to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from pathlib import Path
+
+from kg import BuildConfig, InputError, build_graph
+from kg.artifact import ArtifactError
+from kg.config import FORMATS, PATH_FIELDS, SPLITS
+from kg.summary import format_summary
+
+__all__ = ["main", "parser"]
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+
+def _event_weight(text: str) -> tuple[str, float]:
+    event, sep, weight = text.rpartition("=")
+    try:
+        if not sep or not event:
+            raise ValueError
+        return event, float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected EVENT=WEIGHT (e.g. purchase=5), got {text!r}") from None
+
+
+def _column_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (flags generated from :class:`kg.BuildConfig` fields)."""
+    p = argparse.ArgumentParser(
+        prog="python -m graphrec.build",
+        description="Build a graph artifact (interactions, side tables, KG, splits) from logs.",
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
+    p.add_argument("--config", metavar="FILE", help="YAML or TOML file of build settings (flags override it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing artifact at --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
+    hints = typing.get_type_hints(BuildConfig)
+    for f in dataclasses.fields(BuildConfig):
+        flag = "--" + f.name.replace("_", "-")
+        doc = f.metadata["doc"]
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        base = next((a for a in args if a is not type(None)), hint)
+        if f.name == "header":
+            p.add_argument("--header", dest="header", action="store_true", help="the first line is a header")
+            p.add_argument("--no-header", dest="header", action="store_false", help="the first line is data")
+        elif f.name == "event_weights":
+            p.add_argument("--event-weight", dest="event_weights", action="append", type=_event_weight,
+                           metavar="EVENT=WEIGHT", help=doc + " (repeat the flag)")
+        elif base is bool:
+            p.add_argument(flag, dest=f.name, action="store_true", help=doc)
+        elif typing.get_origin(base) is tuple:
+            p.add_argument(flag, dest=f.name, type=_column_list, metavar="A,B,...", help=doc)
+        elif f.name == "format":
+            p.add_argument(flag, dest=f.name, choices=FORMATS, help=doc)
+        elif f.name == "split":
+            p.add_argument(flag, dest=f.name, choices=SPLITS, help=doc)
+        else:
+            metavar = "PATH" if f.name in PATH_FIELDS else (f.name.upper() if base is str else None)
+            p.add_argument(flag, dest=f.name, type=base if base in (int, float) else str, metavar=metavar, help=doc)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the build; returns the exit status (0 built, 2 bad input or settings)."""
+    args = vars(parser().parse_args(argv))
+    out = Path(args.pop("out"))
+    config_file = args.pop("config", None)
+    overwrite = args.pop("overwrite", False)
+    quiet = args.pop("quiet", False)
+    if "event_weights" in args:
+        args["event_weights"] = dict(args["event_weights"])
+    try:
+        config = BuildConfig.from_file(config_file) if config_file else BuildConfig()
+        config = config.replace(**args)
+    except (TypeError, ValueError) as exc:
+        print(f"graphrec.build: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        print(f"graphrec.build: error: {out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    show_progress = not quiet and sys.stderr.isatty()
+    try:
+        graph = build_graph(config, show_progress=show_progress)
+        graph.save(out, overwrite=overwrite)
+    except (InputError, ValueError, FileExistsError, ArtifactError) as exc:
+        print(f"graphrec.build: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not quiet:
+        print(format_summary(graph.meta))
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Logs and side tables in, a :class:`kg.graph.Graph` out: :func:`build_graph`.
+
+Order of work, each step in its own module:
+
+1. read and validate the log (and the test file) in streamed batches,
+   registering ids (:mod:`kg.interactions`, :mod:`kg.ids`);
+2. read the item and user tables and the social edges, whose ids join the
+   node sets (:mod:`kg.sidetables`, :mod:`kg.knowledge`);
+3. sort ids into final indices; deduplicate events into pairs (:mod:`kg.edges`);
+4. apply the count / k-core filters (:mod:`kg.filters`) and split
+   (:mod:`kg.split`);
+5. turn attribute columns and KG triples into entities, relations and typed
+   triples (:mod:`kg.attributes`, :mod:`kg.knowledge`);
+6. record everything a reader of the artifact needs to trust it in
+   ``Graph.meta``: the resolved config, column roles, what was detected, the
+   split settings, the filter report and the per-file, per-reason report of
+   refused rows (:mod:`kg.summary` adds the statistics).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from kg.attributes import AttributeEdges, ColumnRoles, attribute_edges, detect_roles
+from kg.config import BuildConfig
+from kg.edges import Events, dedup_events
+from kg.errors import Rejections
+from kg.filters import filter_nodes
+from kg.graph import Graph
+from kg.ids import IdEncoder
+from kg.interactions import read_events
+from kg.knowledge import read_kg_edges, read_link, read_social, social_frame
+from kg.readers import open_table, recbole_siblings
+from kg.sidetables import SideTable, node_rows, read_side_table
+from kg.split import assign_splits, merge_given
+from kg.summary import summarize
+from kg.tables import knowledge_tables, side_frame, string_column
+
+__all__ = ["build_graph", "resolve_inputs"]
+
+
+def resolve_inputs(config: BuildConfig) -> tuple[BuildConfig, dict[str, str]]:
+    """Fill in RecBole sibling files the config leaves open.
+
+    With ``format="recbole"`` (or ``auto`` on a ``.inter`` file), ``.item``,
+    ``.user``, ``.kg`` and ``.link`` files with the log's stem are used for the
+    side tables not given explicitly.
+
+    Returns:
+        ``(config, found)``: the config with those paths set, and ``{role: path}``
+        of the siblings it picked up.
+
+    Raises:
+        ValueError: no interaction log configured.
+    """
+    if config.interactions is None:
+        raise ValueError("interactions is required: the path of the interaction log (--interactions)")
+    fmt = config.format
+    if fmt == "auto" and Path(config.interactions).suffix.lower() == ".inter":
+        fmt = "recbole"
+    if fmt != "recbole":
+        return config, {}
+    found = {role: os.fspath(path) for role, path in recbole_siblings(config.interactions).items() if getattr(config, role) is None}
+    return (config.replace(**found) if found else config), found
+
+
+def build_graph(config: BuildConfig, *, show_progress: bool = False) -> Graph:
+    """Build the graph the config describes.
+
+    Args:
+        config: what to read and how (see :class:`kg.BuildConfig`).
+        show_progress: tqdm bars while reading large logs.
+
+    Returns:
+        The graph; ``graph.meta`` holds the manifest metadata (``build_config``,
+        ``item_text_columns``, ``item_attribute_columns``, ``split``, ``rejected``,
+        ``rejected_examples``, ``filters``, ``detected``, ``summary``, ...).
+
+    Raises:
+        InputError: bad input (strict mode): names file, line and column.
+        ValueError: an unusable configuration (e.g. a temporal split without timestamps).
+    """
+    started = time.perf_counter()
+    config, siblings = resolve_inputs(config)
+    rejections = Rejections(lenient=config.lenient, max_examples=config.max_examples)
+    users, items = IdEncoder("user"), IdEncoder("item")
+    notes: dict[str, Any] = {}
+    read = dict(rejections=rejections, encoding=config.encoding, batch_rows=config.batch_rows)
+
+    # 1-2. everything that defines nodes, ids registered as they stream past.
+    explicit_roles = {
+        "user": config.user_column, "item": config.item_column, "timestamp": config.timestamp_column,
+        "event": config.event_column, "weight": config.weight_column,
+    }
+    logs = {}
+    for role in ("interactions", "test"):
+        path = getattr(config, role)
+        if path is None:
+            continue
+        source = open_table(
+            path, format=config.format, delimiter=config.delimiter, header=config.header, columns=config.columns, **read
+        )
+        logs[role] = read_events(
+            source, users=users, items=items, rejections=rejections, explicit_roles=explicit_roles,
+            event_weights=config.event_weights, show_progress=show_progress,
+        )
+        notes[os.fspath(path)] = source.notes
+    if config.split_method == "temporal" and logs["interactions"].timestamp is None:
+        raise ValueError(
+            f"the temporal split needs a timestamp column; {config.interactions} has none "
+            f"(its columns map to {logs['interactions'].roles}); pass --timestamp-column"
+        )
+    tables: dict[str, SideTable] = {}
+    for kind, path, id_name in (("item", config.items, config.item_id_column), ("user", config.users, config.user_id_column)):
+        if path is not None:
+            encoder = items if kind == "item" else users
+            tables[kind] = read_side_table(path, kind=kind, encoder=encoder, id_column_name=id_name, **read)
+            notes[tables[kind].path] = tables[kind].notes
+    social_batches = None
+    if config.social is not None:
+        social_batches = read_social(config.social, users=users, **read)
+
+    # 3. final indices, pairs.
+    users.finish()
+    items.finish()
+    pa.default_memory_pool().release_unused()
+    num_users, num_items = len(users), len(items)
+    pair_parts = {}
+    for role, log in logs.items():
+        # The per-event arrays are handed over (no reference kept here), so dedup frees each as
+        # soon as it is folded into the pairs: memory stays bounded by the compact arrays.
+        events = Events(users.codes(log.user_batches), items.codes(log.item_batches), *log.take_arrays())
+        pa.default_memory_pool().release_unused()
+        pair_parts[role] = dedup_events(events, num_items=num_items)
+    side_index = {kind: (users if kind == "user" else items).codes(t.handle) for kind, t in tables.items()}
+    social_pairs = None
+    if social_batches is not None:
+        social_pairs = users.codes(social_batches[0]), users.codes(social_batches[1])
+        known = np.zeros(num_users, dtype=bool)
+        for part in pair_parts.values():
+            known[part.user] = True
+        if "user" in side_index:
+            known[side_index["user"]] = True
+        notes[config.social] = {"users only in the social edges": int(num_users - known.sum())}
+    method = config.split_method
+    overlap = 0
+    if method == "given":
+        pairs, given_test, overlap = merge_given(pair_parts["interactions"], pair_parts["test"], num_items=num_items)
+    else:
+        pairs, given_test = pair_parts["interactions"], None
+    del pair_parts
+
+    # 4. filters, then split.
+    keep_user, keep_item, filter_report = filter_nodes(
+        pairs, num_users=num_users, num_items=num_items, min_user_count=config.min_user_count,
+        min_item_count=config.min_item_count, k_core=config.k_core,
+    )
+    user_map, item_map = _compact(keep_user), _compact(keep_item)
+    if not (keep_user.all() and keep_item.all()):
+        alive = keep_user[pairs.user] & keep_item[pairs.item]
+        pairs = pairs.take(alive)
+        pairs.user = user_map[pairs.user].astype(np.int32)
+        pairs.item = item_map[pairs.item].astype(np.int32)
+        if given_test is not None:
+            given_test = given_test[alive]
+    split = assign_splits(
+        pairs, method=method, seed=config.seed, train_fraction=config.train_fraction,
+        valid_fraction=config.valid_fraction, given_test=given_test,
+    )
+    pa.default_memory_pool().release_unused()  # the sorts' index buffers
+
+    # 5. side tables, entities, relations, triples, social.
+    user_ids = users.ids.filter(pa.array(keep_user))
+    item_ids = items.ids.filter(pa.array(keep_item))
+    frames, roles, attr_edges, buckets = {}, {}, [], {}
+    for kind, ids, num_nodes, keep, node_map in (
+        ("item", item_ids, num_items, keep_item, item_map),
+        ("user", user_ids, num_users, keep_user, user_map),
+    ):
+        table = tables.get(kind)
+        if table is None:
+            frames[kind] = pd.DataFrame({f"{kind}_id": string_column(ids)})
+            roles[kind] = ColumnRoles(roles={})
+            continue
+        roles[kind] = detect_roles(
+            table.chunk.table, table.types, explicit=_explicit_roles(config, kind),
+            multi_separator=config.multi_separator, numeric_buckets=config.numeric_buckets,
+            text_min_length=config.text_min_length, path=table.path,
+        )
+        node = node_map[side_index[kind]]
+        edges, column_buckets = attribute_edges(
+            table.chunk, roles[kind], node, numeric_buckets=config.numeric_buckets,
+            path=table.path, rejections=rejections,
+        )
+        alive = edges.node >= 0
+        edges = AttributeEdges(edges.node[alive], edges.relation.filter(pa.array(alive)),
+                               edges.entity_id.filter(pa.array(alive)), edges.entity_name.filter(pa.array(alive)))
+        attr_edges.append((kind, edges))
+        buckets[kind] = column_buckets
+        rows = node_rows(side_index[kind], num_nodes)[keep]
+        if (rows < 0).any():
+            notes[table.path][f"{kind}s without a row here"] = int((rows < 0).sum())
+        frames[kind] = side_frame(table, roles[kind], rows, ids)
+
+    link = read_link(config.link, items=items, **read) if config.link is not None else None
+    kg, kg_report = None, {}
+    if config.kg is not None:
+        kg, kg_report = read_kg_edges(config.kg, items=items, link=link, item_map=item_map, **read)
+    entities, relations, triples = knowledge_tables(attr_edges, kg)
+    social, social_report = None, {}
+    if social_pairs is not None:
+        social, social_report = social_frame(*social_pairs, user_map=user_map)
+
+    interactions = pd.DataFrame(
+        {"user": pairs.user, "item": pairs.item, "weight": pairs.weight, "count": pairs.count,
+         "timestamp": pairs.timestamp, "split": split},
+        copy=False,
+    )
+    del pairs
+    meta = _meta(
+        config, siblings=siblings, logs=logs, roles=roles, notes=notes, method=method, overlap=overlap,
+        filter_report=filter_report, rejections=rejections, buckets=buckets, kg_report=kg_report,
+        social_report=social_report,
+    )
+    graph = Graph(
+        interactions=interactions, items=frames["item"], users=frames["user"], entities=entities,
+        relations=relations, triples=triples, social=social, meta=meta,
+    )
+    graph.meta["summary"] = summarize(graph)
+    graph.meta["build_seconds"] = round(time.perf_counter() - started, 3)
+    return graph
+
+
+def _compact(keep: np.ndarray) -> np.ndarray:
+    """Old index -> new index after removing nodes (-1 for removed ones)."""
+    return np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64)
+
+
+def _explicit_roles(config: BuildConfig, kind: str) -> dict[str, tuple[str, ...] | None]:
+    return {role: getattr(config, f"{kind}_{role}_columns") for role in ("text", "categorical", "multi", "numeric")}
+
+
+def _meta(config, *, siblings, logs, roles, notes, method, overlap, filter_report, rejections, buckets, kg_report, social_report):
+    item_roles, user_roles = roles["item"], roles["user"]
+    attribute_roles = ("categorical", "multi", "numeric")
+    log = logs["interactions"]
+    return {
+        "build_config": config.to_dict(),
+        "recbole_siblings": siblings,
+        "interaction_columns": log.roles,
+        "item_text_columns": item_roles.columns("text"),
+        "item_attribute_columns": item_roles.columns(*attribute_roles),
+        "user_text_columns": user_roles.columns("text"),
+        "user_attribute_columns": user_roles.columns(*attribute_roles),
+        "column_roles": {"items": item_roles.roles, "users": user_roles.roles},
+        "detected": {
+            "interaction_columns": log.detected,
+            "item_columns": item_roles.detected,
+            "user_columns": user_roles.detected,
+            "files": notes,
+        },
+        "numeric_buckets": buckets,
+        "events": {
+            role: {"rows_read": lg.rows_read, "event_types": lg.event_counts} for role, lg in logs.items()
+        },
+        "split": {
+            "method": method,
+            "seed": config.seed,
+            "train_fraction": config.train_fraction,
+            "valid_fraction": config.valid_fraction,
+            "validation": "none" if config.valid_fraction == 0 else ("temporal" if method == "temporal" else f"random, seed {config.seed + 1}"),
+            "given_pairs_removed_from_train": overlap,
+        },
+        "filters": filter_report,
+        "kg": kg_report,
+        "social": social_report,
+        "rejected": rejections.report(),
+        "rejected_examples": rejections.examples(),
+    }
