@@ -1,0 +1,163 @@
+"""``python -m graphrec.evaluate``: PROTOCOL.md metrics for a model or a recommendations file.
+
+Usage::
+
+    python -m graphrec.evaluate --graph DIR (--model DIR | --recommendations FILE)
+        [--k 20] [--split test|valid] [--json OUT] [--report DIR] [--ignore-unknown]
+
+``--split test`` masks train+valid and scores test; ``--split valid`` masks train
+and scores valid. The markdown table goes to stdout; exit status 0 on success,
+2 on bad input (a one-line message on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from eval import EvalResult, evaluate
+from eval.recfile import read_recommendations
+from eval.report import write_report
+from eval.result import write_atomic
+from eval.ranking import Scorer, TopK
+from kg import ArtifactError, Graph, load_graph
+
+__all__ = ["build_parser", "main"]
+
+_SPLITS = {"test": (("train", "valid"), "test"), "valid": (("train",), "valid")}
+
+
+class BadInput(Exception):
+    """Input the user can fix; reported as one line with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m graphrec.evaluate",
+        description="Evaluate a model or a recommendations file on a graph split (PROTOCOL.md: full ranking, "
+        "train items masked, Recall/NDCG/Precision/HitRate/MRR/MAP, long-tail metrics).",
+    )
+    parser.add_argument("--graph", required=True, type=Path, help="graph artifact directory (python -m graphrec.build)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="model artifact directory (python -m graphrec.train)")
+    source.add_argument(
+        "--recommendations",
+        type=Path,
+        help="CSV or Parquet with columns user,item,rank[,score] (external ids); evaluated as given",
+    )
+    parser.add_argument("--k", type=int, default=20, help="cut-off K (default 20)")
+    parser.add_argument("--split", choices=sorted(_SPLITS), default="test", help="split to score (default test)")
+    parser.add_argument("--json", type=Path, help="write the metrics as JSON to this file")
+    parser.add_argument("--report", type=Path, help="write metrics.md, metrics.json and PNG plots into this directory")
+    parser.add_argument(
+        "--ignore-unknown",
+        action="store_true",
+        help="drop recommendation rows whose user or item id the graph lacks (counted) instead of failing",
+    )
+    parser.add_argument("--batch-size", type=int, default=1024, help="users scored per batch (default 1024)")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    return parser
+
+
+def _split_matrices(graph: Graph, split: str) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    train_splits, test_split = _SPLITS[split]
+    test = graph.matrix(test_split)
+    if test.nnz == 0:
+        raise BadInput(f"the graph has no {test_split!r} interactions to evaluate on; build it with that split")
+    return graph.matrix(*train_splits), test
+
+
+def _model_scorer(path: Path, graph: Graph) -> Scorer:
+    # The model artifact arrives with the training entry point; this branch then loads it
+    # and returns its scorer, and everything after it stays as it is.
+    raise BadInput(
+        f"--model {path}: evaluating a model artifact is not available yet; "
+        "write its top-K with python -m graphrec.recommend and pass --recommendations"
+    )
+
+
+def _recommendations(
+    path: Path, graph: Graph, args: argparse.Namespace, test: sp.csr_matrix
+) -> tuple[TopK, list[str], dict]:
+    lists, report = read_recommendations(
+        path, user_ids=graph.user_ids, item_ids=graph.item_ids, k=args.k, ignore_unknown=args.ignore_unknown
+    )
+    notes = [f"read {report.rows} rows for {report.users} users from {path}."]
+    if report.unknown_user_rows or report.unknown_item_rows:
+        notes.append(
+            f"dropped {report.unknown_user_rows} rows with unknown user ids and "
+            f"{report.unknown_item_rows} rows with unknown item ids (--ignore-unknown)."
+        )
+    if report.rows_beyond_k:
+        notes.append(f"{report.rows_beyond_k} rows ranked after the first {args.k} of their user were not evaluated.")
+    no_test = int((np.diff(test.indptr)[lists.users] == 0).sum())
+    if no_test:
+        notes.append(f"{no_test} users in the file have no {args.split} items and were skipped (PROTOCOL.md).")
+    return lists, notes, {"recommendations": str(path), **report.to_dict(), "users_without_test_items": no_test}
+
+
+def run(args: argparse.Namespace) -> tuple[EvalResult, list[str], dict]:
+    """Evaluate as the parsed arguments say.
+
+    Returns:
+        ``(result, notes, source)``: the metrics, sentences about the input for
+        the console, and a JSON-able description of the source (path and counts).
+
+    Raises:
+        BadInput, ArtifactError, OSError, ValueError: bad arguments, graph or file.
+    """
+    if args.k < 1:
+        raise BadInput(f"--k must be >= 1, got {args.k}")
+    graph = load_graph(args.graph)
+    if args.k > graph.num_items:
+        raise BadInput(f"--k {args.k} is larger than the catalogue ({graph.num_items} items)")
+    train, test = _split_matrices(graph, args.split)
+    if args.model is not None:
+        source, notes, described = _model_scorer(args.model, graph), [], {"model": str(args.model)}
+    else:
+        source, notes, described = _recommendations(args.recommendations, graph, args, test)
+    result = evaluate(
+        source,
+        train=train,
+        test=test,
+        item_ids=graph.item_ids,
+        k=args.k,
+        batch_size=args.batch_size,
+        show_progress=args.progress,
+    )
+    return result, notes, described
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m graphrec.evaluate``; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2) keep argparse's message
+        return int(exc.code or 0)
+    try:
+        result, notes, described = run(args)
+        if args.json is not None:
+            payload = {**result.to_dict(), "split": args.split, "source": described}
+            write_atomic(args.json, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+        if args.report is not None:
+            name = args.model or args.recommendations
+            write_report(result, args.report, title=f"{Path(name).name} on {args.split}")
+    except (BadInput, ArtifactError, OSError, ValueError) as exc:
+        print(f"graphrec.evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.split} split, K={args.k}\n")
+    print(result.to_markdown(), end="")
+    for note in notes:
+        print(f"Note: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
