@@ -40,6 +40,7 @@ __all__ = [
     "Learner",
     "ModelFitError",
     "NotFittedError",
+    "as_user_index",
     "as_user_items",
     "load_state",
     "resolve_device",
@@ -81,14 +82,17 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return resolved
 
 
-def as_user_items(user_items: Any, *, num_items: int | None = None, name: str = "user_items") -> sp.csr_matrix:
+def as_user_items(
+    user_items: Any, *, num_items: int | None = None, name: str = "user_items", num_users: int | None = None
+) -> sp.csr_matrix:
     """Validate a user x item matrix and return it as float32 CSR with sorted indices.
 
     Non-CSR sparse input is converted with a :class:`GraphrecWarning`.
 
     Raises:
         TypeError: not a scipy sparse matrix.
-        ValueError: wrong number of columns, negative or non-finite values.
+        ValueError: wrong number of columns (or of rows, when ``num_users`` is given),
+            negative or non-finite values.
     """
     if not sp.issparse(user_items):
         raise TypeError(f"{name} must be a scipy.sparse CSR matrix (users x items), got {type(user_items).__name__}")
@@ -101,11 +105,31 @@ def as_user_items(user_items: Any, *, num_items: int | None = None, name: str = 
     matrix = sp.csr_matrix(user_items, dtype=np.float32)
     if num_items is not None and matrix.shape[1] != num_items:
         raise ValueError(f"{name} has {matrix.shape[1]} columns, expected one per item ({num_items})")
+    if num_users is not None and matrix.shape[0] != num_users:
+        raise ValueError(f"{name} has {matrix.shape[0]} rows, expected one per user ({num_users})")
     if matrix.nnz and (not np.isfinite(matrix.data).all() or (matrix.data < 0).any()):
         raise ValueError(f"{name} must hold finite, non-negative values")
     if not matrix.has_sorted_indices:
         matrix.sort_indices()
     return matrix
+
+
+def as_user_index(users: Any, *, num_users: int, name: str = "users") -> np.ndarray:
+    """Validate a batch of internal user indices and return them as a 1-D int64 array.
+
+    Raises:
+        TypeError: not integers.
+        ValueError: not 1-D, or an index outside ``[0, num_users)``.
+    """
+    index = np.asarray(users)
+    if index.size and not np.issubdtype(index.dtype, np.integer):
+        raise TypeError(f"{name} must be integer user indices, got dtype {index.dtype}")
+    if index.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {index.shape}")
+    index = index.astype(np.int64, copy=False)
+    if index.size and (index.min() < 0 or index.max() >= num_users):
+        raise ValueError(f"{name} holds indices outside [0, {num_users}): min {index.min()}, max {index.max()}")
+    return index
 
 
 class Learner(abc.ABC):
