@@ -1,0 +1,58 @@
+"""Argument checks of the GNN learners: clear errors naming the argument and the value found."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+__all__ = ["choice", "digest", "feature_array", "positive_float", "positive_int"]
+
+
+def positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer (not a bool) ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def positive_float(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number ``> 0`` (``>= 0`` with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def digest(*arrays: np.ndarray) -> str:
+    """Short sha256 of the arrays' bytes (checkpoint fingerprints)."""
+    hasher = hashlib.sha256()
+    for array in arrays:
+        hasher.update(np.ascontiguousarray(array).tobytes())
+    return hasher.hexdigest()[:16]
+
+
+def feature_array(name: str, features: Any, rows: int, *, allow_missing_rows: bool) -> np.ndarray:
+    """Validate a ``[rows, d]`` float feature matrix; all-NaN rows pass when ``allow_missing_rows``."""
+    if not isinstance(features, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array [{rows}, d], got {type(features).__name__}")
+    if features.ndim != 2 or features.shape[0] != rows:
+        raise ValueError(f"{name} must have shape [{rows}, d] (one row per node), got {features.shape}")
+    if not np.issubdtype(features.dtype, np.floating):
+        raise ValueError(f"{name} must be floating point, got dtype {features.dtype}")
+    features = features.astype(np.float32, copy=False)
+    finite = np.isfinite(features)
+    bad = ~finite.all(axis=1)
+    if allow_missing_rows:
+        bad &= ~np.isnan(features).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        rule = "finite values or be all NaN (no text)" if allow_missing_rows else "finite values"
+        raise ValueError(f"{name} row {row} holds non-finite values; every row must hold {rule}")
+    return features

@@ -1,0 +1,198 @@
+"""Layer-0 node embeddings: text/attribute projections plus learnable ID residuals.
+
+With ``init="text"`` an item's (and a described entity's) layer-0 vector is
+
+    x_i = P f_i + r_i
+
+where ``f_i`` is its precomputed text embedding (centred, scaled to unit RMS
+norm), ``P`` a learned linear projection shared by all items (entities have
+their own), and ``r_i`` a per-node residual that starts at zero. The residual is
+what the L2 penalty of the batch acts on, so the prior of every item is its text
+position: items with many interactions move away from it as far as their data
+asks, long-tail items with few stay close to it and inherit what ``P`` learned
+from the head. With ``init="random"`` every node has a free ID embedding (the
+ablation). Users are free embeddings, either random or (``user_init=
+"mean_items"``) started at the mean of their items' initial vectors.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from training.gnn.adjacency import NodeLayout
+
+__all__ = ["INITS", "USER_INITS", "NodeEmbedding", "standardize_features"]
+
+INITS = ("text", "random")
+USER_INITS = ("learned", "mean_items")
+
+
+def standardize_features(features: np.ndarray) -> np.ndarray:
+    """Centre the rows and scale them to unit root-mean-square norm.
+
+    Sentence encoders put every text in one narrow cone; centring removes the
+    shared direction so that projections differ between items from the start.
+
+    Shapes:
+        ``[n, d_text]`` to ``[n, d_text]`` float32.
+    """
+    centred = features - features.mean(axis=0, keepdims=True)
+    rms = float(np.sqrt((centred**2).sum(axis=1).mean()))
+    return (centred / max(rms, 1e-12)).astype(np.float32)
+
+
+class NodeEmbedding(nn.Module):
+    """Layer-0 embeddings of every node of a :class:`NodeLayout`.
+
+    Args:
+        layout: node counts.
+        dim: embedding size.
+        item_features: ``[num_items, d_text]`` text embeddings, or ``None`` for
+            free item embeddings.
+        entity_features: ``[num_entities, d_ent]``; rows that are all NaN mark
+            entities without text (they get free embeddings). ``None``: all free.
+        user_items: ``[num_users, num_items]`` CSR, needed for ``user_init="mean_items"``.
+        user_init: ``"learned"`` or ``"mean_items"``.
+        init_std: standard deviation of free embeddings at initialisation.
+        generator: the seeded CPU generator every random draw uses.
+        connected_entities: boolean ``[num_entities]``, entities with at least one
+            edge. In training mode only those are projected: an isolated entity
+            reaches neither the propagation nor the loss, and projecting every
+            described entity each step would dominate a step's cost on a large KG.
+            ``None``: all.
+
+    Shapes:
+        ``forward(nodes)``: ``[len(nodes), dim]`` (``[num_nodes, dim]`` for ``None``).
+    """
+
+    def __init__(
+        self,
+        layout: NodeLayout,
+        dim: int,
+        *,
+        item_features: Optional[np.ndarray],
+        entity_features: Optional[np.ndarray],
+        user_items: Optional[sp.csr_matrix],
+        user_init: str,
+        init_std: float,
+        generator: torch.Generator,
+        connected_entities: Optional[np.ndarray] = None,
+    ) -> None:
+        super().__init__()
+        self.layout = layout
+        self.dim = dim
+
+        def free(rows: int) -> nn.Parameter:
+            return nn.Parameter(torch.randn(rows, dim, generator=generator) * init_std)
+
+        def projection(width: int) -> nn.Linear:
+            linear = nn.Linear(width, dim, bias=False)
+            with torch.no_grad():
+                # Unit-norm features times N(0, init_std^2) weights: projected
+                # coordinates start with the spread of a free embedding.
+                linear.weight.copy_(torch.randn(dim, width, generator=generator) * init_std)
+            return linear
+
+        self.user = free(layout.num_users)
+        if item_features is not None:
+            standardized = torch.from_numpy(standardize_features(item_features))
+            self.register_buffer("item_features", standardized, persistent=False)
+            self.item_projection = projection(item_features.shape[1])
+            self.item = nn.Parameter(torch.zeros(layout.num_items, dim))
+        else:
+            self.item_features = None
+            self.item_projection = None
+            self.item = free(layout.num_items)
+
+        described = np.zeros(layout.num_entities, bool)
+        if entity_features is not None and layout.num_entities:
+            described = ~np.isnan(entity_features).all(axis=1)
+        self.entity = free(layout.num_entities)
+        if described.any():
+            rows = np.full(layout.num_entities, -1, np.int64)
+            rows[described] = np.arange(int(described.sum()))
+            self.register_buffer("entity_row", torch.from_numpy(rows), persistent=False)
+            self.register_buffer(
+                "entity_features",
+                torch.from_numpy(standardize_features(entity_features[described])),
+                persistent=False,
+            )
+            self.entity_projection = projection(entity_features.shape[1])
+            with torch.no_grad():
+                self.entity[torch.from_numpy(described)] = 0.0
+        else:
+            self.entity_row = None
+            self.entity_features = None
+            self.entity_projection = None
+        if connected_entities is not None:
+            connected = torch.from_numpy(np.asarray(connected_entities, bool))
+            self.register_buffer("entity_connected", connected, persistent=False)
+        else:
+            self.entity_connected = None
+
+        if user_init == "mean_items":
+            self._start_users_at_item_means(user_items)
+
+    @torch.no_grad()
+    def _start_users_at_item_means(self, user_items: sp.csr_matrix) -> None:
+        counts = np.diff(user_items.indptr)
+        has_items = counts > 0
+        weights = sp.csr_matrix(sp.diags(1.0 / np.maximum(counts, 1)) @ (user_items > 0), dtype=np.float32)
+        means = torch.from_numpy(np.asarray(weights @ self.items(None).numpy(), dtype=np.float32))
+        mask = torch.from_numpy(has_items)
+        self.user[mask] = means[mask]
+
+    def items(self, index: Optional[torch.Tensor]) -> torch.Tensor:
+        """Layer-0 vectors of items ``index`` (local item indices; ``None`` = all)."""
+        residual = self.item if index is None else self.item[index]
+        if self.item_projection is None:
+            return residual
+        features = self.item_features if index is None else self.item_features[index]
+        return self.item_projection(features) + residual
+
+    def entities(self, index: Optional[torch.Tensor]) -> torch.Tensor:
+        """Layer-0 vectors of entities ``index`` (local entity indices; ``None`` = all)."""
+        free = self.entity if index is None else self.entity[index]
+        if self.entity_projection is None:
+            return free
+        rows = self.entity_row if index is None else self.entity_row[index]
+        described = rows >= 0
+        if self.training and index is None and self.entity_connected is not None:
+            described = described & self.entity_connected
+        projected = self.entity_projection(self.entity_features[rows[described]])
+        return free.index_add(0, described.nonzero().squeeze(1), projected)
+
+    def forward(self, nodes: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Layer-0 vectors of the global ``nodes`` (``None``: all nodes in layout order)."""
+        if nodes is None:
+            return torch.cat([self.user, self.items(None), self.entities(None)])
+        layout = self.layout
+        out = torch.empty(len(nodes), self.dim, device=self.user.device, dtype=self.user.dtype)
+        is_user = nodes < layout.item_offset
+        is_entity = nodes >= layout.entity_offset
+        is_item = ~is_user & ~is_entity
+        out[is_user] = self.user[nodes[is_user]]
+        out[is_item] = self.items(nodes[is_item] - layout.item_offset)
+        out[is_entity] = self.entities(nodes[is_entity] - layout.entity_offset)
+        return out
+
+    def user_penalty(self, users: torch.Tensor) -> torch.Tensor:
+        """Sum of squares of the free vectors of ``users`` (local indices)."""
+        return self.user[users].pow(2).sum()
+
+    def item_penalty(self, items: torch.Tensor) -> torch.Tensor:
+        """Sum of squares of the per-item parameters of ``items`` (local indices).
+
+        With text initialisation these are the residuals, so the penalty pulls an
+        item towards its projected text rather than towards the origin.
+        """
+        return self.item[items].pow(2).sum()
+
+    def extra_repr(self) -> str:
+        text = "text" if self.item_projection is not None else "random"
+        return f"{self.layout.num_nodes} nodes, dim={self.dim}, items={text}"

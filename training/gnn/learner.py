@@ -1,0 +1,410 @@
+"""What LightGCN and the GAT share: fitting, scoring, fold-in and state.
+
+A :class:`GraphLearner` is layer-0 embeddings (:mod:`training.gnn.init`) fed
+through an encoder (LightGCN's propagation or the relation-aware GAT) over the
+propagation graph (:mod:`training.gnn.adjacency`), trained with BPR
+(:mod:`training.gnn.trainer`). Subclasses only build the encoder. After ``fit``
+(or ``load``) the final propagated embeddings are cached, so scoring never
+propagates again and a loaded learner needs no graph.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from eval import evaluate
+from kg.graph import Graph
+from training.base import Callback, Learner, as_user_index, as_user_items, resolve_device
+from training.gnn.adjacency import GraphEdges, GraphView, build_edges, normalized_adjacency, to_torch_csr
+from training.gnn.bpr import NegativeSampler, bpr_loss, positive_pairs
+from training.gnn.checks import choice, digest, feature_array, positive_float, positive_int
+from training.gnn.init import INITS, USER_INITS, NodeEmbedding
+from training.gnn.sampled import NeighborSampler
+from training.gnn.trainer import TrainConfig, train
+
+__all__ = ["GraphLearner", "MODES"]
+
+MODES = ("full", "sampled")
+VALIDATION_K = 20
+
+
+class GraphModel(nn.Module):
+    """Layer-0 embeddings followed by an encoder: ``encoder(embedding(nodes), view)``."""
+
+    def __init__(self, embedding: NodeEmbedding, encoder: nn.Module) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.encoder = encoder
+
+    def forward(self, view: GraphView, nodes: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.encoder(self.embedding(nodes), view)
+
+
+class GraphLearner(Learner):
+    """Base of the GNN learners. See :class:`training.gnn.LightGCN` for the arguments.
+
+    Subclasses set :attr:`view_kind` (``"adjacency"``: the encoder reads the
+    normalised sparse adjacency; ``"edges"``: it reads ``edge_index``/``edge_type``)
+    and implement :meth:`_make_encoder`.
+    """
+
+    view_kind: ClassVar[str] = "adjacency"
+
+    def __init__(
+        self,
+        *,
+        embedding_dim: int = 64,
+        num_layers: int = 3,
+        lr: float = 5e-3,
+        l2: float = 1e-3,
+        epochs: int = 200,
+        batch_size: int = 2048,
+        num_negatives: int = 4,
+        init: str = "text",
+        use_kg: bool = True,
+        use_social: bool = True,
+        user_init: str = "mean_items",
+        init_std: float = 0.1,
+        patience: int = 3,
+        eval_every: int = 5,
+        mode: str = "full",
+        num_neighbors: int = 10,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        for name, value in (
+            ("embedding_dim", embedding_dim),
+            ("num_layers", num_layers),
+            ("epochs", epochs),
+            ("batch_size", batch_size),
+            ("num_negatives", num_negatives),
+            ("patience", patience),
+            ("eval_every", eval_every),
+            ("num_neighbors", num_neighbors),
+        ):
+            positive_int(name, value)
+        positive_int("seed", seed, minimum=0)
+        positive_float("lr", lr)
+        positive_float("l2", l2, allow_zero=True)
+        positive_float("init_std", init_std)
+        choice("init", init, INITS)
+        choice("user_init", user_init, USER_INITS)
+        choice("mode", mode, MODES)
+        for name, value in (("use_kg", use_kg), ("use_social", use_social)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {value!r}")
+        if not isinstance(device, str):
+            raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', got {device!r}")
+        self.embedding_dim = embedding_dim
+        self.num_layers = num_layers
+        self.lr = lr
+        self.l2 = l2
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.num_negatives = num_negatives
+        self.init = init
+        self.use_kg = use_kg
+        self.use_social = use_social
+        self.user_init = user_init
+        self.init_std = init_std
+        self.patience = patience
+        self.eval_every = eval_every
+        self.mode = mode
+        self.num_neighbors = num_neighbors
+        self.seed = seed
+        self.device = device
+
+    # -- to implement -------------------------------------------------------------------
+    @abc.abstractmethod
+    def _make_encoder(self, edges: GraphEdges, generator: torch.Generator) -> nn.Module:
+        """The encoder module: ``encoder(x0 [n, d], view) -> [n, d]``."""
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(
+        self,
+        graph: Graph,
+        user_items: sp.csr_matrix,
+        *,
+        valid_items: Optional[sp.csr_matrix] = None,
+        item_features: Optional[np.ndarray] = None,
+        entity_features: Optional[np.ndarray] = None,
+        show_progress: bool = False,
+        callback: Optional[Callback] = None,
+        checkpoint_dir: Optional[str | os.PathLike] = None,
+    ) -> "GraphLearner":
+        """Train on ``user_items`` over the graph; cache the final embeddings.
+
+        Args:
+            graph: side information: KG/attribute triples (``use_kg``), social
+                edges (``use_social``); fixes ``num_users``/``num_items``.
+            user_items: ``[num_users, num_items]`` CSR of the interactions to
+                learn from (every stored entry is one positive, whatever its value).
+            valid_items: held-out interactions, same shape; validation NDCG@20
+                (``eval.evaluate``, ``user_items`` masked) every ``eval_every``
+                epochs picks the best epoch and stops after ``patience``
+                evaluations without improvement. ``None``: train ``epochs`` epochs.
+            item_features: ``[num_items, d_text]`` precomputed text embeddings;
+                required when ``init="text"`` (ignored with ``"random"``).
+            entity_features: ``[num_entities, d_ent]`` text embeddings of entity
+                names; all-NaN rows mark entities without text. Optional.
+            show_progress: tqdm bar over epochs.
+            callback: ``callback(epoch, epoch_seconds, mean_loss)`` after every epoch.
+            checkpoint_dir: write a checkpoint there after every epoch, and resume
+                from the one found there (same configuration and data) with
+                results identical to an uninterrupted run.
+
+        Returns:
+            ``self``, with ``best_epoch_``, ``history_`` and the embeddings set.
+
+        Raises:
+            TypeError: ``user_items``/``valid_items`` is not a scipy sparse matrix,
+                or features are not numpy arrays.
+            ValueError: a matrix or feature array has the wrong shape or values;
+                ``init="text"`` without ``item_features``.
+            training.base.ModelFitError: the loss diverged.
+        """
+        if not isinstance(graph, Graph):
+            raise TypeError(f"graph must be a kg.graph.Graph, got {type(graph).__name__}")
+        num_users, num_items = graph.num_users, graph.num_items
+        user_items = as_user_items(user_items, num_items=num_items, num_users=num_users)
+        valid = None
+        if valid_items is not None:
+            valid = as_user_items(valid_items, num_items=num_items, num_users=num_users, name="valid_items")
+        item_features, entity_features = self._check_features(graph, item_features, entity_features)
+        device = resolve_device(self.device)
+        generator = torch.Generator().manual_seed(self.seed)
+
+        edges = build_edges(graph, user_items, use_kg=self.use_kg, use_social=self.use_social)
+        layout = edges.layout
+        embedding = NodeEmbedding(
+            layout,
+            self.embedding_dim,
+            item_features=item_features,
+            entity_features=entity_features,
+            user_items=user_items,
+            user_init=self.user_init,
+            init_std=self.init_std,
+            generator=generator,
+            connected_entities=np.isin(
+                np.arange(layout.entity_offset, layout.num_nodes), np.concatenate([edges.src, edges.dst])
+            ),
+        )
+        model = GraphModel(embedding, self._make_encoder(edges, generator)).to(device)
+        normalized = normalized_adjacency(edges) if self.view_kind == "adjacency" else None
+        full_view = self._full_view(edges, normalized, device)
+
+        def split(final: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return final[: layout.num_users], final[layout.item_offset : layout.entity_offset]
+
+        def validate() -> float:
+            with torch.no_grad():
+                users_final, items_final = split(model(full_view))
+            result = evaluate(
+                lambda batch: users_final[torch.as_tensor(batch, device=device)] @ items_final.T,
+                train=user_items,
+                test=valid,
+                item_ids=graph.item_ids,
+                k=VALIDATION_K,
+            )
+            return result.metrics["ndcg"]
+
+        k = self.num_negatives
+
+        def loss_of(rows: torch.Tensor, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor):
+            size = len(users)
+            user_vec, item_vec = rows[:size], rows[size : 2 * size]
+            negative_vec = rows[2 * size :].view(size, k, -1)
+            users, items, negatives = users.to(device), items.to(device), negatives.to(device)
+            penalty = (
+                embedding.user_penalty(users)
+                + embedding.item_penalty(items)
+                + embedding.item_penalty(negatives.flatten()) / k
+            )
+            return bpr_loss(user_vec, item_vec, negative_vec) + self.l2 * penalty / size
+
+        def batch_nodes(users, items, negatives) -> torch.Tensor:
+            return torch.cat([users, items + layout.item_offset, negatives.flatten() + layout.item_offset])
+
+        if self.mode == "full":
+
+            def step(users, items, negatives):
+                final = model(full_view)
+                return loss_of(final[batch_nodes(users, items, negatives).to(device)], users, items, negatives)
+
+        else:
+            sampler = self._sampler(edges, normalized, device)
+
+            def step(users, items, negatives):
+                seeds, inverse = torch.unique(batch_nodes(users, items, negatives), return_inverse=True)
+                sub = sampler.sample(seeds, generator)
+                final = model(sub.view, sub.nodes)
+                return loss_of(final[inverse.to(device)], users, items, negatives)
+
+        pair_users, pair_items = positive_pairs(user_items)
+        progress = train(
+            model,
+            step=step,
+            users=pair_users,
+            items=pair_items,
+            sampler=NegativeSampler(user_items, self.num_negatives),
+            validate=validate if valid is not None else None,
+            config=TrainConfig(
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                lr=self.lr,
+                eval_every=self.eval_every,
+                patience=self.patience,
+            ),
+            generator=generator,
+            checkpoint_dir=checkpoint_dir,
+            fingerprint=self._fingerprint(user_items, edges, item_features, entity_features),
+            show_progress=show_progress,
+            callback=callback,
+        )
+        with torch.no_grad():
+            final = model(full_view)
+        self.user_factors_, self.item_factors_ = (t.contiguous() for t in split(final))
+        self.entity_factors_ = final[layout.entity_offset :].contiguous()
+        self.parameters_ = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        self.best_epoch_ = progress.best_epoch
+        self.history_ = progress.history
+        self.fitted_ = True
+        return self
+
+    def _full_view(self, edges: GraphEdges, normalized: Optional[sp.csr_matrix], device: torch.device) -> GraphView:
+        n = edges.layout.num_nodes
+        if self.view_kind == "adjacency":
+            return GraphView(num_nodes=n, adjacency=to_torch_csr(normalized, device), symmetric=True)
+        return GraphView(
+            num_nodes=n,
+            edge_index=edges.edge_index().to(device),
+            edge_type=torch.from_numpy(edges.edge_type).to(device),
+        )
+
+    def _sampler(self, edges: GraphEdges, normalized: Optional[sp.csr_matrix], device: torch.device) -> NeighborSampler:
+        weighted = self.view_kind == "adjacency"
+        return NeighborSampler(
+            normalized if weighted else edges.target_csr(),
+            edge_type=None if weighted else edges.edge_type,
+            num_neighbors=self.num_neighbors,
+            num_layers=self.num_layers,
+            weighted=weighted,
+            device=device,
+        )
+
+    def _fingerprint(self, user_items, edges, item_features, entity_features) -> dict[str, Any]:
+        config = {k: v for k, v in self.get_config().items() if k != "device"}
+        return {
+            "learner": self.name,
+            "config": config,
+            "interactions": digest(user_items.indptr, user_items.indices),
+            "edges": digest(edges.src, edges.dst, edges.edge_type),
+            "item_features": None if item_features is None else digest(item_features),
+            "entity_features": None if entity_features is None else digest(entity_features),
+        }
+
+    # -- validation ---------------------------------------------------------------------
+    def _check_features(self, graph: Graph, item_features: Any, entity_features: Any):
+        if self.init == "random":
+            return None, None
+        if item_features is None:
+            raise ValueError(
+                f"init='text' needs item_features [num_items={graph.num_items}, d] (the text encoder's item "
+                "embeddings); pass them to fit() or construct the learner with init='random'"
+            )
+        item_features = feature_array("item_features", item_features, graph.num_items, allow_missing_rows=False)
+        if entity_features is not None:
+            entity_features = feature_array(
+                "entity_features", entity_features, graph.num_entities, allow_missing_rows=True
+            )
+        # Without knowledge edges there are no entity nodes to describe.
+        return item_features, entity_features if self.use_kg else None
+
+    # -- scoring ------------------------------------------------------------------------
+    def _factor_device(self) -> torch.device:
+        return self.item_factors_.device
+
+    def score(self, users: np.ndarray) -> torch.Tensor:
+        """Scores of every item for known users, from the cached final embeddings.
+
+        Args:
+            users: int64 internal user indices, shape ``[B]``.
+
+        Returns:
+            float32 ``[B, num_items]`` on the learner's device.
+
+        Raises:
+            NotFittedError: before ``fit``/``load``.
+            TypeError: ``users`` is not integer.
+            ValueError: ``users`` is not 1-D or holds an index out of range.
+        """
+        self._check_fitted()
+        users = as_user_index(users, num_users=len(self.user_factors_))
+        index = torch.from_numpy(users).to(self._factor_device())
+        return self.user_factors_[index] @ self.item_factors_.T
+
+    def score_new_users(self, user_items: sp.csr_matrix) -> torch.Tensor:
+        """Fold in users from their items: the user vector is the weighted mean of their items' final vectors.
+
+        Args:
+            user_items: CSR ``[B, num_items]``; values weight the items.
+
+        Returns:
+            float32 ``[B, num_items]``; rows of users without items are zero.
+        """
+        self._check_fitted()
+        rows = as_user_items(user_items, num_items=len(self.item_factors_))
+        totals = np.asarray(rows.sum(axis=1)).ravel()
+        weights = sp.csr_matrix(sp.diags(1.0 / np.where(totals > 0, totals, 1.0)) @ rows, dtype=np.float32)
+        vectors = to_torch_csr(weights, self._factor_device()) @ self.item_factors_
+        return vectors @ self.item_factors_.T
+
+    def item_embeddings(self) -> Optional[np.ndarray]:
+        """Final propagated item vectors ``[num_items, embedding_dim]``."""
+        self._check_fitted()
+        return self.item_factors_.detach().cpu().numpy()
+
+    def user_embeddings(self) -> Optional[np.ndarray]:
+        """Final propagated user vectors ``[num_users, embedding_dim]``."""
+        self._check_fitted()
+        return self.user_factors_.detach().cpu().numpy()
+
+    def entity_embeddings(self) -> np.ndarray:
+        """Final propagated entity vectors ``[num_entities, embedding_dim]`` (``[0, d]`` without ``use_kg``)."""
+        self._check_fitted()
+        return self.entity_factors_.detach().cpu().numpy()
+
+    # -- state --------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "entity_factors": self.entity_factors_,
+            "best_epoch": int(self.best_epoch_),
+            "history": self.history_,
+        }
+        state.update({f"param.{k}": v for k, v in self.parameters_.items()})
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        device = resolve_device(self.device)
+        factors = {}
+        for key in ("user_factors", "item_factors", "entity_factors"):
+            if key not in state:
+                raise ValueError(f"saved {self.name} state has no {key!r}; it was not written by this learner")
+            factors[key] = torch.from_numpy(np.asarray(state[key], dtype=np.float32)).to(device)
+        self.user_factors_ = factors["user_factors"]
+        self.item_factors_ = factors["item_factors"]
+        self.entity_factors_ = factors["entity_factors"]
+        self.parameters_ = {
+            k[len("param.") :]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith("param.")
+        }
+        self.best_epoch_ = int(state.get("best_epoch", 0))
+        self.history_ = list(state.get("history", []))

@@ -1,0 +1,155 @@
+"""The epoch loop shared by the GNN learners: BPR steps, early stopping, checkpoints.
+
+The learner supplies one closure that turns a batch of (user, positive,
+negatives) into a loss (full-graph or sampled propagation) and one that scores
+the current model on validation data; this module owns everything else: the
+seeded shuffling and negative draws, Adam, the NaN guard, early stopping on
+validation NDCG@20 with the best epoch's weights kept, per-epoch checkpoints
+and resuming from them, progress bars and callbacks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from training.base import Callback, ModelFitError
+from training.gnn.bpr import NegativeSampler
+from training.gnn.checkpoint import TrainProgress, load_checkpoint, save_checkpoint
+
+__all__ = ["StepFn", "TrainConfig", "train"]
+
+StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``step(users [B], positives [B], negatives [B, k]) -> scalar loss`` (CPU int64 inputs)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Loop settings (the learner's keyword arguments of the same names).
+
+    Attributes:
+        epochs: maximum number of epochs.
+        batch_size: positive pairs per step.
+        lr: Adam learning rate.
+        eval_every: validate every this many epochs (and after the last).
+        patience: stop after this many validations without improvement.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    eval_every: int
+    patience: int
+
+
+def train(
+    model: torch.nn.Module,
+    *,
+    step: StepFn,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    sampler: NegativeSampler,
+    validate: Optional[Callable[[], float]],
+    config: TrainConfig,
+    generator: torch.Generator,
+    checkpoint_dir: Optional[str | os.PathLike] = None,
+    fingerprint: Optional[dict[str, Any]] = None,
+    show_progress: bool = False,
+    callback: Optional[Callback] = None,
+) -> TrainProgress:
+    """Train ``model`` with BPR steps; leave it holding the best epoch's weights.
+
+    Args:
+        model: the parameters Adam updates.
+        step: the batch loss (see :data:`StepFn`).
+        users: int64 ``[P]`` user of each positive pair.
+        items: int64 ``[P]`` item of each positive pair.
+        sampler: draws the negatives of each batch.
+        validate: returns validation NDCG@20 of the current weights; ``None``
+            trains for ``config.epochs`` and keeps the last weights.
+        config: loop settings.
+        generator: the seeded CPU generator (shuffling and negatives).
+        checkpoint_dir: rewrite a checkpoint here after every epoch and resume
+            from it when it exists (see :mod:`training.gnn.checkpoint`).
+        fingerprint: JSON-able description of the run; a checkpoint with another
+            fingerprint is refused rather than silently resumed.
+        show_progress: tqdm bar over epochs.
+        callback: ``callback(epoch, epoch_seconds, mean_loss)`` after every epoch
+            (seconds of training, validation excluded).
+
+    Returns:
+        The final :class:`TrainProgress` (``best_epoch``, history, ...).
+
+    Raises:
+        ModelFitError: the loss became NaN or infinite.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    progress, best_state = TrainProgress(), None
+    if checkpoint_dir is not None:
+        restored = load_checkpoint(
+            checkpoint_dir, model=model, optimizer=optimizer, generator=generator, fingerprint=fingerprint or {}
+        )
+        if restored is not None:
+            progress, best_state = restored
+    num_pairs = len(users)
+    bar = tqdm(total=config.epochs, initial=progress.epoch, desc="gnn", unit="epoch", disable=not show_progress)
+    while progress.epoch < config.epochs and not progress.stopped:
+        epoch = progress.epoch + 1
+        started = time.perf_counter()
+        model.train()
+        total, steps = 0.0, 0
+        order = torch.randperm(num_pairs, generator=generator)
+        for start in range(0, num_pairs, config.batch_size):
+            batch = order[start : start + config.batch_size]
+            batch_users = users[batch]
+            negatives = sampler.sample(batch_users, generator)
+            loss = step(batch_users, items[batch], negatives)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise ModelFitError(f"loss became {value} in epoch {epoch}; lower lr or raise l2")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += value
+            steps += 1
+        record = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - started}
+        if validate is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
+            model.eval()
+            score = float(validate())
+            record["ndcg"] = score
+            record["eval_seconds"] = time.perf_counter() - started - record["seconds"]
+            if progress.best_score is None or score > progress.best_score:
+                progress.best_score, progress.best_epoch, progress.stale_evals = score, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                progress.stale_evals += 1
+                progress.stopped = progress.stale_evals >= config.patience
+        elif validate is None:
+            progress.best_epoch = epoch
+        progress.history.append(record)
+        progress.epoch = epoch
+        if checkpoint_dir is not None:
+            save_checkpoint(
+                checkpoint_dir,
+                model=model,
+                optimizer=optimizer,
+                generator=generator,
+                best_state=best_state,
+                progress=progress,
+                fingerprint=fingerprint or {},
+            )
+        bar.update(1)
+        bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in ("loss", "ndcg")})
+        if callback is not None:
+            callback(epoch, record["seconds"], record["loss"])
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return progress
