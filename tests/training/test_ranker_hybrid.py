@@ -1,0 +1,306 @@
+"""The hybrid ranker end to end on the structured graph: fit on valid, refit sources, score test.
+
+Sources: item co-occurrence (collaborative), title bag-of-words similarity to the
+user's history (content) and MostPop. They are complementary on the structured
+graph (the titles carry the taste clusters' topic words), so the learned fusion
+must beat each of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from eval import MostPop, evaluate
+from training.base import GraphrecWarning, NotFittedError
+from training.ranker import ALL_GROUPS, HybridRanker, RankerInputs, ablation
+from training.ranker.model import listwise_loss
+
+
+class Cooccurrence:
+    """Scores = the user's items times the item-item co-occurrence counts."""
+
+    def __init__(self, user_items: sp.csr_matrix) -> None:
+        self.binary = (user_items > 0).astype(np.float32).tocsr()
+        together = (self.binary.T @ self.binary).toarray()
+        np.fill_diagonal(together, 0.0)
+        self.together = together
+
+    def __call__(self, users: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.binary[users] @ self.together, dtype=np.float32))
+
+
+class TitleSimilarity:
+    """Cosine of each item's title bag-of-words with the user's summed history titles."""
+
+    def __init__(self, user_items: sp.csr_matrix, vectors: np.ndarray) -> None:
+        self.binary = (user_items > 0).astype(np.float32).tocsr()
+        self.vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def __call__(self, users: np.ndarray) -> torch.Tensor:
+        profile = self.binary[users] @ self.vectors
+        profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-9)
+        return torch.from_numpy((profile @ self.vectors.T).astype(np.float32))
+
+
+def title_vectors(graph) -> np.ndarray:
+    words = [title.split() for title in graph.items["title"].astype(str)]
+    vocabulary = sorted({w for title in words for w in title if not w.isdigit()})
+    index = {w: j for j, w in enumerate(vocabulary)}
+    vectors = np.zeros((graph.num_items, len(vocabulary)), dtype=np.float32)
+    for i, title in enumerate(words):
+        for w in title:
+            if w in index:
+                vectors[i, index[w]] = 1.0
+    return vectors
+
+
+def sources(history: sp.csr_matrix, vectors: np.ndarray) -> dict:
+    return {
+        "cooc": Cooccurrence(history),
+        "title": TitleSimilarity(history, vectors),
+        "pop": MostPop().fit(history),
+    }
+
+
+SMALL = dict(candidates_per_source=25, hidden=32, epochs=25, patience=25, train_batch_users=16, ensemble=1)
+#: The shared fixture's ranker averages two members (seeds 2026 and 2027).
+ENSEMBLE = 2
+
+
+@pytest.fixture(scope="module")
+def setup(structured_graph):
+    graph = structured_graph
+    vectors = title_vectors(graph)
+    fit_history = graph.matrix("train", weighted=True)
+    full_history = graph.matrix("train", "valid", weighted=True)
+    fit = RankerInputs(fit_history, sources(fit_history, vectors), graph.timestamp_matrix("train"))
+    full = RankerInputs(full_history, sources(full_history, vectors), graph.timestamp_matrix("train", "valid"))
+    users = np.arange(graph.num_users, dtype=np.int64)
+    return graph, vectors, fit, full, users
+
+
+def fitted(setup, text: bool = True, **config) -> tuple[HybridRanker, list[float]]:
+    graph, vectors, fit, full, users = setup
+    vectors = vectors if text else None
+    losses: list[float] = []
+    ranker = HybridRanker(**{**SMALL, **config})
+    ranker.prepare(graph, fit.history, item_text_embeddings=vectors, history_times=fit.history_times)
+    ranker.fit(fit.source_scorers, users, graph.matrix("valid"), callback=lambda e, s, loss: losses.append(loss))
+    ranker.prepare(
+        graph, full.history, item_text_embeddings=vectors, history_times=full.history_times,
+        source_scorers=full.source_scorers,
+    )  # fmt: skip
+    return ranker, losses
+
+
+@pytest.fixture(scope="module")
+def hybrid(setup):
+    return fitted(setup, ensemble=ENSEMBLE)
+
+
+def test_hybrid_beats_each_source_on_test(setup, hybrid):
+    graph, _, _, full, _ = setup
+    ranker, _ = hybrid
+    test = graph.matrix("test")
+    ours = evaluate(ranker.score, train=full.history, test=test, item_ids=graph.item_ids, k=10).metrics["ndcg"]
+    for name, source in full.source_scorers.items():
+        theirs = evaluate(source, train=full.history, test=test, item_ids=graph.item_ids, k=10).metrics["ndcg"]
+        assert ours > theirs, (name, ours, theirs)
+    assert ours > 0.45  # cooc alone is ~0.41 on this graph
+
+
+def test_history_items_never_score_and_candidates_are_bounded(setup, hybrid):
+    graph, _, _, full, _ = setup
+    ranker, _ = hybrid
+    users = np.arange(graph.num_users, dtype=np.int64)
+    scores = ranker.score(users)
+    assert scores.shape == (graph.num_users, graph.num_items) and scores.dtype == torch.float32
+    history = full.history.toarray() > 0
+    assert torch.isneginf(scores[torch.from_numpy(history)]).all()
+    finite = torch.isfinite(scores)
+    assert (finite.sum(dim=1) <= 3 * SMALL["candidates_per_source"]).all()
+    assert (finite.sum(dim=1) >= SMALL["candidates_per_source"]).all()
+
+
+def test_score_rows_serves_rows_like_score(setup, hybrid):
+    graph, _, _, full, _ = setup
+    ranker, _ = hybrid
+    users = np.array([5, 0, 17], dtype=np.int64)
+    rows = {name: scorer(users) for name, scorer in full.source_scorers.items()}
+    history, times = full.history[users], full.history_times[users]
+    torch.testing.assert_close(ranker.score_rows(rows, history, history_times=times), ranker.score(users))
+    with pytest.warns(GraphrecWarning, match=r"sources \['extra'\] are ignored"):
+        ranker.score_rows({**rows, "extra": rows["pop"]}, history, history_times=times)
+    with pytest.raises(ValueError, match=r"sources \['cooc'\] are missing"):
+        ranker.score_rows({k: v for k, v in rows.items() if k != "cooc"}, history)
+    with pytest.raises(ValueError, match="source 'pop' gave scores of shape"):
+        ranker.score_rows({**rows, "pop": rows["pop"][:2]}, history)
+    with pytest.raises(ValueError, match="history_times must be"):
+        ranker.score_rows(rows, history, history_times=full.history_times[:2])
+
+
+def test_fit_diagnostics(hybrid):
+    ranker, losses = hybrid
+    d = ranker.diagnostics_
+    recall = d["candidate_recall"]
+    assert set(recall) == {"cooc", "title", "pop", "union"}
+    assert max(recall["cooc"], recall["title"], recall["pop"]) <= recall["union"] <= 1.0
+    assert d["users_with_positive_candidate"] + d["users_without_positive_candidate"] == d["users_with_labels"]
+    members = d["members"]
+    assert [m["seed"] for m in members] == [2026, 2027]
+    for member in members:
+        assert member["inner_valid_users"] == round(0.1 * d["users_with_positive_candidate"])
+        assert member["inner_train_users"] + member["inner_valid_users"] == d["users_with_positive_candidate"]
+        assert member["epochs_run"] == SMALL["epochs"]  # patience = epochs: no early stop
+        assert member["valid_ndcg_curve"][member["best_epoch"]] == member["best_valid_ndcg"]
+    assert len(losses) == d["epochs_run"] == ENSEMBLE * SMALL["epochs"]
+    first = losses[: SMALL["epochs"]]
+    assert first[-1] < 0.9 * first[0]  # the listwise loss decreases
+
+
+def test_ensemble_averages_differently_seeded_members(hybrid):
+    ranker, _ = hybrid
+    first, second = ranker.scorer_.members
+    assert not torch.equal(first.skip.weight, second.skip.weight)
+    features = torch.randn(5, len(ranker.feature_names_))
+    torch.testing.assert_close(ranker.scorer_(features), (first(features) + second(features)) / 2)
+
+
+def test_listwise_loss_value():
+    scores = torch.tensor([[0.0, 0.0, 5.0]])
+    labels = torch.tensor([[1.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, False]])  # the padded 5.0 must not count
+    assert listwise_loss(scores, labels, mask).item() == pytest.approx(np.log(2.0))
+
+
+def test_deterministic(setup, hybrid):
+    users = np.arange(40, dtype=np.int64)
+    again, _ = fitted(setup, ensemble=ENSEMBLE)
+    torch.testing.assert_close(hybrid[0].score(users), again.score(users), rtol=0, atol=0)
+
+
+def test_save_load_round_trip_needs_prepare(setup, hybrid, tmp_path):
+    graph, vectors, _, full, _ = setup
+    ranker, _ = hybrid
+    ranker.save(tmp_path / "ranker")
+    assert sorted(p.name for p in (tmp_path / "ranker").iterdir()) == ["config.json", "state.safetensors"]
+    loaded = HybridRanker.load(tmp_path / "ranker")
+    assert loaded.get_config() == ranker.get_config()
+    with pytest.raises(NotFittedError, match="prepare"):
+        loaded.score(np.arange(3))
+    loaded.prepare(
+        graph, full.history, item_text_embeddings=vectors, history_times=full.history_times,
+        source_scorers=full.source_scorers,
+    )  # fmt: skip
+    users = np.arange(graph.num_users, dtype=np.int64)
+    torch.testing.assert_close(loaded.score(users), ranker.score(users), rtol=0, atol=0)
+    partial = {k: v for k, v in full.source_scorers.items() if k != "title"}
+    loaded.prepare(graph, full.history, item_text_embeddings=vectors, source_scorers=partial)
+    with pytest.raises(ValueError, match=r"sources \['title'\] are missing"):
+        loaded.score(users[:2])
+
+
+def test_prepare_again_changes_item_statistics_not_weights(setup):
+    graph, vectors, fit, full, users = setup
+    ranker, _ = fitted(setup, epochs=2)
+    weights = {k: v.clone() for k, v in ranker.scorer_.state_dict().items()}
+    def relative(history):
+        counts = np.bincount(history.indices, minlength=graph.num_items)
+        return np.log1p(counts) - np.log1p(counts.mean())
+
+    np.testing.assert_allclose(ranker.stats_.log_popularity.numpy(), relative(full.history), rtol=1e-5, atol=1e-6)
+    ranker.prepare(graph, fit.history, item_text_embeddings=vectors, source_scorers=fit.source_scorers)
+    np.testing.assert_allclose(ranker.stats_.log_popularity.numpy(), relative(fit.history), rtol=1e-5, atol=1e-6)
+    assert ranker.stats_.now is None  # no history_times this time: the context group is flagged missing
+    for key, value in ranker.scorer_.state_dict().items():
+        torch.testing.assert_close(value, weights[key])
+    assert torch.isneginf(ranker.score(np.array([0]))[0, fit.history[0].indices]).all()
+
+
+def test_linear_bpr_explain_is_additive(setup):
+    graph, _, _, full, _ = setup
+    ranker, _ = fitted(setup, model="linear", loss="bpr", epochs=8, feature_groups=ALL_GROUPS)
+    user, scores = 3, None
+    scores = ranker.score(np.array([user]))[0]
+    item = int(torch.argmax(scores))
+    parts = ranker.explain_user(user, item)
+    assert parts["candidate"] == 1.0
+    assert parts["score"] == pytest.approx(float(scores[item]), abs=1e-5)
+    groups = sum(parts[f"group:{g}"] for g in ALL_GROUPS)
+    assert parts["bias"] + groups == pytest.approx(parts["score"], abs=1e-4)
+    assert {f"source:{s}" for s in ("cooc", "title", "pop")} <= set(parts)
+    seen = int(full.history[user].indices[0])
+    assert ranker.explain_user(user, seen)["candidate"] == 0.0
+
+
+def test_ablation_rows(setup):
+    graph, vectors, fit, full, users = setup
+    ranker, _ = fitted(setup, text=False, feature_groups=("sources", "popularity", "content"))
+    assert ranker.diagnostics_["constant_features"] == ["content.max", "content.mean", "content.missing"]
+    rows = ablation(
+        ranker, graph, fit_inputs=fit, fit_users=users, labels=graph.matrix("valid"), eval_inputs=full,
+        test=graph.matrix("test"), k=10,
+    )  # fmt: skip
+    # No text: the content group is constant, so it gets no ablation row.
+    assert [r["name"] for r in rows] == ["cooc", "title", "pop", "hybrid", "hybrid - sources", "hybrid - popularity"]
+    assert [r["kind"] for r in rows] == ["source"] * 3 + ["hybrid", "ablation", "ablation"]
+    by_name = {r["name"]: r for r in rows}
+
+    def ndcg(scorer) -> float:
+        result = evaluate(scorer, train=full.history, test=graph.matrix("test"), item_ids=graph.item_ids, k=10)
+        return result.metrics["ndcg"]
+
+    assert by_name["hybrid"]["ndcg"] == pytest.approx(ndcg(ranker.score))  # left prepared on eval_inputs
+    assert by_name["cooc"]["ndcg"] == pytest.approx(ndcg(full.source_scorers["cooc"]))
+    # Without the source scores only popularity is left: far below the hybrid.
+    assert by_name["hybrid - sources"]["ndcg"] < by_name["hybrid"]["ndcg"] - 0.05
+    for row in rows:
+        assert 0.0 <= row["ndcg"] <= 1.0 and row["users"] > 0 and "tail_recall" in row and "sparse_ndcg" in row
+
+
+def test_bad_arguments(setup):
+    graph, vectors, fit, _, users = setup
+    with pytest.raises(ValueError, match="feature_groups"):
+        HybridRanker(feature_groups=("sources", "colour"))
+    with pytest.raises(ValueError, match="model='tree'"):
+        HybridRanker(model="tree")
+    with pytest.raises(ValueError, match="candidates_per_source"):
+        HybridRanker(candidates_per_source=0)
+    ranker = HybridRanker(**SMALL)
+    with pytest.raises(NotFittedError, match="prepare"):
+        ranker.fit(fit.source_scorers, users, graph.matrix("valid"))
+    ranker.prepare(graph, fit.history)
+    with pytest.raises(TypeError, match="users must be integer"):
+        ranker.fit(fit.source_scorers, np.array([0.5]), graph.matrix("valid"))
+    with pytest.raises(ValueError, match="source_scorers is empty"):
+        ranker.fit({}, users, graph.matrix("valid"))
+    with pytest.raises(ValueError, match="labels has 79 columns"):
+        ranker.fit(fit.source_scorers, users, graph.matrix("valid")[:, :-1].tocsr())
+    with pytest.raises(ValueError, match="item_text_embeddings"):
+        ranker.prepare(graph, fit.history, item_text_embeddings=vectors[:-1])
+
+
+@pytest.mark.gpu
+def test_cuda_scores_match_cpu_and_fit_runs_on_cuda(setup, hybrid, tmp_path):
+    graph, vectors, _, full, _ = setup
+    ranker, _ = hybrid
+    ranker.save(tmp_path / "ranker")
+    on_gpu = HybridRanker.load(tmp_path / "ranker", device="cuda")
+    on_gpu.prepare(
+        graph, full.history, item_text_embeddings=vectors, history_times=full.history_times,
+        source_scorers=full.source_scorers,
+    )  # fmt: skip
+    users = np.arange(graph.num_users, dtype=np.int64)
+    scores = on_gpu.score(users)
+    assert scores.device.type == "cuda"
+    torch.testing.assert_close(scores.cpu(), ranker.score(users), rtol=1e-4, atol=1e-4)
+
+    fitted_on_gpu, _ = fitted(setup, device="cuda")
+    gpu_scores = fitted_on_gpu.score(users)
+    assert gpu_scores.device.type == "cuda"
+    test = graph.matrix("test")
+    ours = evaluate(fitted_on_gpu.score, train=full.history, test=test, item_ids=graph.item_ids, k=10)
+    assert ours.metrics["ndcg"] > 0.45

@@ -1,0 +1,259 @@
+"""Fitting the hybrid's scorer on cached candidate lists.
+
+The candidate lists of every fitting user are featurised once and kept flat
+(``[P, F]`` with per-user offsets); each mini-batch pads its users' lists to
+``[b, C, F]``. Training runs epochs over a seeded user permutation and keeps the
+parameters of the epoch with the best listwise NDCG of an inner validation split.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from eval import evaluate
+from training.base import Callback, ModelFitError
+from training.ranker.candidates import Candidates, candidate_recall, history_mask
+from training.ranker.model import bpr_loss, listwise_loss
+
+__all__ = ["CandidateLists", "collect_lists", "fit_scorer", "inner_validator", "pad_lists"]
+
+Featurise = Callable[[np.ndarray], tuple[Candidates, torch.Tensor, torch.Tensor, torch.Tensor]]
+"""``featurise(users) -> (candidates, rows, items, features [P, F])`` for a batch of users."""
+
+
+@dataclass(frozen=True)
+class CandidateLists:
+    """Featurised candidate lists of a set of users.
+
+    Attributes:
+        users: int64 ``[U]``, the users (internal indices).
+        items: int64 ``[P]``, the candidate items, user by user.
+        features: float32 ``[P, F]``.
+        labels: float32 ``[P]``, the listwise target: 0 for negatives, the positive's
+            weight (1, or the ranker's ``tail_weight`` for tail items) for held-out positives.
+        offsets: int64 ``[U + 1]``; user ``i`` owns ``offsets[i]:offsets[i + 1]``.
+    """
+
+    users: np.ndarray
+    items: torch.Tensor
+    features: torch.Tensor
+    labels: torch.Tensor
+    offsets: torch.Tensor
+
+    def subset(self, keep: np.ndarray) -> "CandidateLists":
+        """The lists of users ``keep`` (positions into :attr:`users`), in that order."""
+        starts, stops = self.offsets[:-1].numpy()[keep], self.offsets[1:].numpy()[keep]
+        pieces = [np.arange(a, b) for a, b in zip(starts, stops)]
+        index = torch.from_numpy(np.concatenate(pieces) if pieces else np.zeros(0, np.int64))
+        offsets = torch.zeros(len(keep) + 1, dtype=torch.int64)
+        offsets[1:] = torch.from_numpy(np.cumsum(stops - starts))
+        return CandidateLists(
+            users=self.users[keep],
+            items=self.items[index],
+            features=self.features[index],
+            labels=self.labels[index],
+            offsets=offsets,
+        )
+
+
+def pad_lists(
+    lists: CandidateLists, positions: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded ``(features [b, C, F], labels [b, C], mask [b, C])`` of users ``positions``."""
+    offsets = lists.offsets
+    starts = offsets[:-1][positions]
+    sizes = offsets[1:][positions] - starts
+    width = int(sizes.max()) if len(positions) else 0
+    column = torch.arange(width)
+    mask = column.unsqueeze(0) < sizes.unsqueeze(1)
+    index = torch.where(mask, starts.unsqueeze(1) + column, 0)
+    return (
+        lists.features[index].to(device),
+        lists.labels[index].masked_fill(~mask, 0.0).to(device),
+        mask.to(device),
+    )
+
+
+def fit_scorer(
+    scorer: nn.Module,
+    lists: CandidateLists,
+    *,
+    validate: Optional[Callable[[nn.Module], float]],
+    loss: str,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    batch_users: int,
+    patience: int,
+    seed: int,
+    device: torch.device,
+    show_progress: bool = False,
+    callback: Optional[Callback] = None,
+) -> list[dict[str, float]]:
+    """Train ``scorer`` in place; leaves it at its best epoch.
+
+    Args:
+        scorer: the module to train (on ``device``).
+        lists: the training users' lists (every one with a positive).
+        validate: returns the inner-validation NDCG of the scorer (higher is
+            better); ``None`` trains all epochs and keeps the last.
+        loss: ``"listwise"`` or ``"bpr"``.
+        epochs: maximum number of passes over ``lists``.
+        lr, weight_decay: Adam's.
+        batch_users: lists per optimisation step.
+        patience: epochs without improvement before stopping.
+        seed: seeds the user order and negative sampling (the caller seeds
+            torch's global generator, which dropout draws from).
+        device: where the scorer lives.
+        show_progress: tqdm over epochs.
+        callback: ``callback(epoch, elapsed_seconds, mean_loss)`` after each epoch.
+
+    Returns:
+        One dict per epoch: ``epoch``, ``loss``, ``valid_ndcg`` (NaN without validation).
+
+    Raises:
+        ModelFitError: the loss became NaN or infinite.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(scorer.parameters(), lr=lr, weight_decay=weight_decay)
+    history: list[dict[str, float]] = []
+    best_value, best_state, stale = -np.inf, copy.deepcopy(scorer.state_dict()), 0
+    started = time.perf_counter()
+    for epoch in tqdm(range(epochs), desc="ranker", unit="epoch", disable=not show_progress):
+        scorer.train()
+        order = torch.randperm(len(lists.users), generator=generator).numpy()
+        total, steps = 0.0, 0
+        for start in range(0, len(order), batch_users):
+            features, labels, mask = pad_lists(lists, order[start : start + batch_users], device)
+            scores = scorer(features)
+            if loss == "listwise":
+                value = listwise_loss(scores, labels, mask)
+            else:
+                value = bpr_loss(scores, labels, mask, generator)
+            if not torch.isfinite(value):
+                raise ModelFitError(f"the ranker's {loss} loss became {value.item()} at epoch {epoch}; lower lr={lr}")
+            optimiser.zero_grad()
+            value.backward()
+            optimiser.step()
+            total, steps = total + float(value.detach()), steps + 1
+        scorer.eval()
+        mean_loss = total / max(steps, 1)
+        ndcg = validate(scorer) if validate is not None else float("nan")
+        history.append({"epoch": epoch, "loss": mean_loss, "valid_ndcg": ndcg})
+        if callback is not None:
+            callback(epoch, time.perf_counter() - started, mean_loss)
+        if validate is None:
+            continue
+        if ndcg > best_value:
+            best_value, best_state, stale = ndcg, copy.deepcopy(scorer.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    if validate is not None:
+        scorer.load_state_dict(best_state)
+    scorer.eval()
+    return history
+
+
+def collect_lists(
+    featurise: Featurise,
+    users: np.ndarray,
+    labels: sp.csr_matrix,
+    *,
+    num_features: int,
+    batch_users: int,
+    show_progress: bool = False,
+) -> tuple[CandidateLists, dict[str, Any]]:
+    """Featurise every fitting user's candidates; keep the users with a positive candidate.
+
+    Args:
+        featurise: builds a batch's candidates and features.
+        users: int64 fitting users; those without labels are skipped at once.
+        labels: CSR ``[num_users, num_items]`` of held-out positives.
+        num_features: F (for the empty case).
+        batch_users: users per ``featurise`` call.
+        show_progress: tqdm over batches.
+
+    Returns:
+        The lists, and diagnostics: ``users``, ``users_with_labels``,
+        ``users_with_positive_candidate``, ``users_without_positive_candidate``,
+        ``mean_candidates`` and ``candidate_recall`` (per source and ``union``: share of
+        the held-out positives found among the candidates).
+    """
+    with_labels = users[np.diff(labels.indptr)[users] > 0]
+    found: dict[str, list[int]] = {}
+    kept_users, items, features, targets, sizes = [], [], [], [], []
+    for start in tqdm(range(0, len(with_labels), batch_users), desc="ranker features", disable=not show_progress):
+        batch = with_labels[start : start + batch_users]
+        candidates, rows, batch_items, batch_features = featurise(batch)
+        batch_labels = labels[batch]
+        for name, (hits, total) in candidate_recall(candidates, batch_labels).items():
+            counts = found.setdefault(name, [0, 0])
+            counts[0], counts[1] = counts[0] + hits, counts[1] + total
+        target = history_mask(batch_labels)[rows, batch_items].float()
+        has_positive = torch.zeros(len(batch)).index_add_(0, rows, target) > 0
+        keep = has_positive[rows]
+        kept_users.append(batch[has_positive.numpy()])
+        items.append(batch_items[keep])
+        features.append(batch_features[keep])
+        targets.append(target[keep])
+        sizes.append(candidates.sizes()[has_positive])
+    all_sizes = torch.cat(sizes) if sizes else torch.zeros(0, dtype=torch.int64)
+    offsets = torch.zeros(len(all_sizes) + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(all_sizes, 0)
+    lists = CandidateLists(
+        users=np.concatenate(kept_users) if kept_users else np.zeros(0, np.int64),
+        items=torch.cat(items) if items else torch.zeros(0, dtype=torch.int64),
+        features=torch.cat(features) if features else torch.zeros((0, num_features)),
+        labels=torch.cat(targets) if targets else torch.zeros(0),
+        offsets=offsets,
+    )
+    diagnostics = {
+        "users": int(len(users)),
+        "users_with_labels": int(len(with_labels)),
+        "users_with_positive_candidate": int(len(lists.users)),
+        "users_without_positive_candidate": int(len(with_labels) - len(lists.users)),
+        "mean_candidates": float(all_sizes.float().mean()) if len(all_sizes) else 0.0,
+        "candidate_recall": {name: hits / max(total, 1) for name, (hits, total) in found.items()},
+    }
+    return lists, diagnostics
+
+
+def inner_validator(
+    lists: CandidateLists,
+    history: sp.csr_matrix,
+    labels: sp.csr_matrix,
+    *,
+    item_ids: Sequence,
+    k: int,
+    device: torch.device,
+) -> Callable[[nn.Module], float]:
+    """NDCG@k of a scorer on ``lists`` under PROTOCOL.md's full ranking (``eval.evaluate``).
+
+    Items outside a user's candidates rank last (``-inf``), history items are masked.
+    """
+    num_items = history.shape[1]
+    rows = torch.repeat_interleave(torch.arange(len(lists.users)), lists.offsets[1:] - lists.offsets[:-1])
+    features = lists.features.to(device)
+    train, test = history[lists.users], labels[lists.users]
+    k = min(k, num_items)
+
+    def validate(scorer: nn.Module) -> float:
+        with torch.no_grad():
+            values = scorer(features).float().cpu()
+        dense = torch.full((len(lists.users), num_items), float("-inf"))
+        dense[rows, lists.items] = values
+        result = evaluate(lambda b: dense[torch.as_tensor(b)], train=train, test=test, item_ids=item_ids, k=k)
+        return float(result.metrics["ndcg"])
+
+    return validate

@@ -1,0 +1,352 @@
+"""The learned hybrid ranker: candidates from every source, features, a fitted scorer.
+
+A *source* is a name plus a row scorer ``scorer(users int64 [B]) -> [B, num_items]``
+(a learner's ``score``, ``eval.MostPop``, a text-similarity scorer...). The ranker
+re-ranks the union of every source's top-N with a small torch model over the
+features of :mod:`training.ranker.features`, fitted on held-out (validation)
+interactions: the sources are fitted on the rest of train, the ranker learns
+which of them to trust for which user and item.
+
+Typical use (PROTOCOL.md's validation split)::
+
+    ranker = HybridRanker(candidates_per_source=100)
+    ranker.prepare(graph, graph.matrix("train", weighted=True),
+                   item_text_embeddings=text, history_times=graph.timestamp_matrix("train"))
+    ranker.fit({"als": als.score, "pop": MostPop().fit(fit_matrix)}, users, graph.matrix("valid"))
+    # learners refitted on train + valid: new history, new item statistics, same weights
+    ranker.prepare(graph, graph.matrix("train", "valid", weighted=True), item_text_embeddings=text,
+                   history_times=graph.timestamp_matrix("train", "valid"), source_scorers=refitted)
+    evaluate(ranker.score, train=..., test=graph.matrix("test"), item_ids=graph.item_ids)
+
+This module holds configuration, fitting and persistence; scoring, ``prepare`` and
+explanations live in :mod:`training.ranker.scoring`. ``prepare`` must be called
+before ``fit`` and again after ``load``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, ClassVar, Mapping, Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from training.base import Callback, as_user_index, as_user_items, load_state, resolve_device, save_state
+from training.ranker.features import ALL_GROUPS, DEFAULT_GROUPS, feature_names
+from training.ranker.fitting import CandidateLists, collect_lists, fit_scorer, inner_validator
+from training.ranker.model import LOSSES, MODELS, Ensemble, make_scorer
+from training.ranker.scoring import RankerScoring, Scorer
+
+__all__ = ["HybridRanker", "Scorer"]
+
+
+def _positive(value: Any, name: str, kind: type = int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (kind, int)) or value <= 0:
+        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}")
+
+
+class HybridRanker(RankerScoring):
+    """Learned fusion of several sources' scores with popularity, content, KG and context features.
+
+    Args:
+        candidates_per_source: N, the top-N of every source that forms the candidates.
+        model: ``"mlp"`` (two hidden layers plus a linear skip) or ``"linear"``.
+        hidden: width of the MLP's hidden layers.
+        dropout: MLP dropout.
+        loss: ``"listwise"`` (softmax cross-entropy over each candidate list) or ``"bpr"``.
+        epochs: maximum training epochs.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        batch_users: users per source call when featurising and scoring (memory:
+            ``batch_users x num_items`` per source).
+        train_batch_users: candidate lists per optimisation step.
+        valid_fraction: share of the fitting users held out for early stopping.
+        patience: epochs without inner-validation improvement before stopping.
+        ensemble: scorers fitted (seeds ``seed``, ``seed + 1``, ...; each with its own
+            inner split) whose scores are averaged.
+        tail_weight: weight of a tail item's positive in the listwise target (1: none);
+            above 1 trades a little NDCG for long-tail recall. BPR ignores it.
+        valid_k: cut-off of the inner-validation NDCG.
+        feature_groups: which groups of :data:`~training.ranker.features.ALL_GROUPS` to
+            use; the default, :data:`~training.ranker.features.DEFAULT_GROUPS`, leaves
+            out ``ranks`` (see there why).
+        seed: seeds the inner split, initialisation and training order.
+        device: where the scorer runs (features are built on the CPU).
+    """
+
+    name: ClassVar[str] = "hybrid_ranker"
+
+    def __init__(
+        self,
+        *,
+        candidates_per_source: int = 100,
+        model: str = "mlp",
+        hidden: int = 64,
+        dropout: float = 0.1,
+        loss: str = "listwise",
+        epochs: int = 60,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        batch_users: int = 256,
+        train_batch_users: int = 32,
+        valid_fraction: float = 0.1,
+        patience: int = 10,
+        ensemble: int = 5,
+        tail_weight: float = 1.0,
+        valid_k: int = 20,
+        feature_groups: Sequence[str] = DEFAULT_GROUPS,
+        seed: int = 2026,
+        device: str = "cpu",
+    ) -> None:
+        for name in (
+            "candidates_per_source", "hidden", "epochs", "batch_users", "train_batch_users", "patience", "ensemble",
+            "valid_k",
+        ):  # fmt: skip
+            _positive(locals()[name], name)
+        _positive(lr, "lr", float)
+        _positive(tail_weight, "tail_weight", float)
+        if model not in MODELS:
+            raise ValueError(f"model={model!r} is not one of {MODELS}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss!r} is not one of {LOSSES}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        if not 0.0 <= valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction!r}")
+        groups = tuple(feature_groups)
+        unknown = [g for g in groups if g not in ALL_GROUPS]
+        if unknown or not groups:
+            raise ValueError(f"feature_groups={groups!r}: expected a non-empty subset of {ALL_GROUPS}")
+        self.candidates_per_source = candidates_per_source
+        self.model = model
+        self.hidden = hidden
+        self.dropout = dropout
+        self.loss = loss
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_users = batch_users
+        self.train_batch_users = train_batch_users
+        self.valid_fraction = valid_fraction
+        self.patience = patience
+        self.ensemble = ensemble
+        self.tail_weight = tail_weight
+        self.valid_k = valid_k
+        self.feature_groups = groups
+        self.seed = seed
+        self.device = str(device)
+
+    # -- configuration ---------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The ``__init__`` keyword arguments, by name (``feature_groups`` as a list)."""
+        names = (
+            "candidates_per_source", "model", "hidden", "dropout", "loss", "epochs", "lr", "weight_decay",
+            "batch_users", "train_batch_users", "valid_fraction", "patience", "ensemble", "tail_weight", "valid_k",
+            "feature_groups", "seed", "device",
+        )  # fmt: skip
+        config = {name: getattr(self, name) for name in names}
+        config["feature_groups"] = list(self.feature_groups)
+        return config
+
+    def with_groups(self, groups: Sequence[str]) -> "HybridRanker":
+        """An unfitted ranker with the same configuration but other feature groups."""
+        return HybridRanker(**{**self.get_config(), "feature_groups": tuple(groups)})
+
+    def __repr__(self) -> str:
+        return f"HybridRanker({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(
+        self,
+        source_scorers: Mapping[str, Scorer],
+        users: np.ndarray,
+        labels: sp.csr_matrix,
+        *,
+        show_progress: bool = False,
+        callback: Optional[Callback] = None,
+    ) -> "HybridRanker":
+        """Learn the scorer from held-out interactions.
+
+        Candidates are every source's top-N outside the prepared history; a candidate's
+        label is whether it is in ``labels``. Users with no positive candidate are
+        counted and skipped. The fitting users are split (``valid_fraction``, seeded)
+        into training lists and an inner validation split for early stopping on
+        NDCG@``valid_k`` (``eval.evaluate``); ``ensemble`` members are fitted so, each
+        with its own seed and split, and averaged. Tail positives weigh ``tail_weight``.
+        :attr:`diagnostics_` records the counts of users, the mean number of candidates,
+        the candidate recall per source and for the union (share of the held-out
+        positives among the candidates), the constant features and, per member, its
+        split sizes, loss and inner-NDCG curves and best epoch.
+
+        Args:
+            source_scorers: name -> row scorer, fitted on the prepared history only.
+            users: int64 internal user indices to fit on.
+            labels: CSR ``[num_users, num_items]``, the held-out (validation) interactions.
+            show_progress: tqdm progress bars.
+            callback: ``callback(epoch, elapsed_seconds, loss)`` after each epoch (epochs
+                counted across ensemble members, seconds since ``fit`` began).
+
+        Returns:
+            ``self``.
+
+        Raises:
+            NotFittedError: ``prepare`` was not called.
+            TypeError: ``users`` are not integers or ``labels`` is not sparse.
+            ValueError: no source, bad ``users``/``labels``, or no user with a positive candidate.
+            ModelFitError: the loss diverged.
+        """
+        self._check_prepared()
+        if not source_scorers:
+            raise ValueError("source_scorers is empty; the hybrid needs at least one source")
+        labels = as_user_items(labels, num_items=self.history_.shape[1], name="labels")
+        if labels.shape[0] != self.history_.shape[0]:
+            raise ValueError(f"labels has {labels.shape[0]} rows, expected one per user ({self.history_.shape[0]})")
+        users = as_user_index(users, num_users=labels.shape[0])
+        self.source_names_ = list(source_scorers)
+        self.source_scorers_ = dict(source_scorers)
+        self.feature_names_ = feature_names(self.source_names_, self.feature_groups)
+        lists, diagnostics = collect_lists(
+            self._featurise_users,
+            users,
+            labels,
+            num_features=len(self.feature_names_),
+            batch_users=self.batch_users,
+            show_progress=show_progress,
+        )
+        if not len(lists.users):
+            raise ValueError("no fitting user has a held-out item among the candidates; raise candidates_per_source")
+        self.feature_mean_ = lists.features.mean(dim=0)
+        std = lists.features.std(dim=0, unbiased=False)
+        self.feature_std_ = torch.where(std > 1e-6, std, torch.ones_like(std))
+        # A constant feature (a group without data: no text, KG or timestamps) carries nothing.
+        diagnostics["constant_features"] = [n for n, c in zip(self.feature_names_, (std <= 1e-6).tolist()) if c]
+        # Tail positives weigh tail_weight in the listwise target (PROTOCOL.md's tail, history counts).
+        weights = torch.where(self.stats_.tail[lists.items] > 0, float(self.tail_weight), 1.0)
+        lists = CandidateLists(
+            users=lists.users, items=lists.items, features=self._normalise(lists.features),
+            labels=lists.labels * weights, offsets=lists.offsets,
+        )  # fmt: skip
+        device = resolve_device(self.device)
+        members, reports, epochs_done, started = [], [], [0], time.perf_counter()
+
+        def report(epoch: int, elapsed: float, loss: float) -> None:
+            epochs_done[0] += 1
+            if callback is not None:
+                callback(epochs_done[0] - 1, time.perf_counter() - started, loss)
+
+        for member in range(self.ensemble):
+            scorer, member_report = self._fit_member(lists, labels, self.seed + member, device, show_progress, report)
+            members.append(scorer)
+            reports.append(member_report)
+        self.scorer_ = Ensemble(members).eval()
+        diagnostics.update(
+            best_valid_ndcg=float(np.mean([r["best_valid_ndcg"] for r in reports])),
+            epochs_run=int(sum(r["epochs_run"] for r in reports)),
+            members=reports,
+        )
+        self.diagnostics_ = diagnostics
+        self.fitted_ = True
+        return self
+
+    def _fit_member(
+        self,
+        lists: CandidateLists,
+        labels: sp.csr_matrix,
+        seed: int,
+        device: torch.device,
+        show_progress: bool,
+        callback: Callback,
+    ) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """One ensemble member: its own seeded inner split, initialisation and order."""
+        order = np.random.default_rng(seed).permutation(len(lists.users))
+        n_valid = int(round(self.valid_fraction * len(order))) if len(order) >= 10 else 0
+        inner_train, inner_valid = lists.subset(np.sort(order[n_valid:])), lists.subset(np.sort(order[:n_valid]))
+        validate = None
+        if n_valid:
+            validate = inner_validator(
+                inner_valid, self.history_, labels, item_ids=self.item_ids_, k=self.valid_k, device=device
+            )
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            scorer = make_scorer(self.model, len(self.feature_names_), self.hidden, self.dropout).to(device)
+            epochs = fit_scorer(
+                scorer,
+                inner_train,
+                validate=validate,
+                loss=self.loss,
+                epochs=self.epochs,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                batch_users=self.train_batch_users,
+                patience=self.patience,
+                seed=seed,
+                device=device,
+                show_progress=show_progress,
+                callback=callback,
+            )
+        best = max(epochs, key=lambda e: e["valid_ndcg"]) if n_valid else epochs[-1]
+        return scorer, {
+            "seed": seed,
+            "inner_train_users": len(inner_train.users),
+            "inner_valid_users": len(inner_valid.users),
+            "epochs_run": len(epochs),
+            "best_epoch": int(best["epoch"]),
+            "best_valid_ndcg": float(best["valid_ndcg"]),
+            "loss_curve": [float(e["loss"]) for e in epochs],
+            "valid_ndcg_curve": [float(e["valid_ndcg"]) for e in epochs],
+        }
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``config.json`` + ``state.safetensors`` into ``path`` (no pickle).
+
+        Stored: configuration, scorer weights, feature normalisation statistics, the
+        source and feature names and the fitting diagnostics. Not stored: the
+        prepared context (call :meth:`prepare` after :meth:`load`).
+        """
+        self._check_fitted()
+        state: dict[str, Any] = {f"scorer.{k}": v for k, v in self.scorer_.state_dict().items()}
+        state.update(
+            feature_mean=self.feature_mean_,
+            feature_std=self.feature_std_,
+            source_names=list(self.source_names_),
+            feature_names=list(self.feature_names_),
+            diagnostics=self.diagnostics_,
+        )
+        save_state(path, kind=self.name, config=self.get_config(), state=state)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | torch.device | None = None) -> "HybridRanker":
+        """Rebuild a ranker written by :meth:`save`; call :meth:`prepare` before scoring.
+
+        Raises:
+            FileNotFoundError: a file is missing.
+            ValueError: ``path`` holds something else, or its feature layout does not
+                match this version's.
+        """
+        kind, config, state = load_state(path)
+        if kind != cls.name:
+            raise ValueError(f"{path} holds a {kind!r}, not a {cls.name!r}")
+        if device is not None:
+            config["device"] = str(device)
+        ranker = cls(**config)
+        ranker.source_names_ = list(state["source_names"])
+        ranker.feature_names_ = feature_names(ranker.source_names_, ranker.feature_groups)
+        if ranker.feature_names_ != list(state["feature_names"]):
+            raise ValueError(f"{path}: stored features {state['feature_names']} differ from {ranker.feature_names_}")
+        ranker.feature_mean_ = torch.from_numpy(state["feature_mean"])
+        ranker.feature_std_ = torch.from_numpy(state["feature_std"])
+        num_features = len(ranker.feature_names_)
+        scorer = Ensemble(
+            [make_scorer(ranker.model, num_features, ranker.hidden, ranker.dropout) for _ in range(ranker.ensemble)]
+        )
+        weights = {k[len("scorer."):]: torch.from_numpy(v) for k, v in state.items() if k.startswith("scorer.")}
+        scorer.load_state_dict(weights)
+        ranker.scorer_ = scorer.to(resolve_device(ranker.device)).eval()
+        ranker.diagnostics_ = dict(state.get("diagnostics", {}))
+        ranker.fitted_ = True
+        return ranker

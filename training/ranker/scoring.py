@@ -1,0 +1,300 @@
+"""Scoring with a fitted hybrid ranker: context, candidates, features, scores, explanations.
+
+:class:`RankerScoring` is the half of :class:`~training.ranker.hybrid.HybridRanker`
+that turns a prepared, fitted ranker's inputs into scores. Its core,
+:meth:`RankerScoring.score_rows`, works on score rows, so the same code serves
+known users (:meth:`RankerScoring.score`) and folded-in new users (the serving
+layer passes their sources' rows and history).
+
+``prepare`` must be called before ``fit`` and again after ``load``: item-side
+statistics (popularity, tail flags, entities, first/last interaction times, "now")
+are recomputed from the graph and the history, never stored.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from kg.graph import Graph
+from training.base import GraphrecWarning, NotFittedError, as_user_items
+from training.ranker.candidates import Candidates, generate_candidates, history_mask
+from training.ranker.explain import occlusion
+from training.ranker.features import build_features, feature_groups, item_stats
+
+__all__ = ["RankerScoring", "Scorer"]
+
+Scorer = Callable[[np.ndarray], Any]
+"""``scorer(users int64 [B]) -> torch.Tensor | np.ndarray [B, num_items]``."""
+
+
+class RankerScoring:
+    """Context and scoring of the hybrid ranker (see :class:`~training.ranker.hybrid.HybridRanker`).
+
+    Expects the configuration attributes ``candidates_per_source``,
+    ``feature_groups`` and ``batch_users`` and, once fitted, ``source_names_``,
+    ``feature_names_``, ``feature_mean_``, ``feature_std_`` and ``scorer_``.
+    """
+
+    candidates_per_source: int
+    feature_groups: tuple[str, ...]
+    batch_users: int
+
+    @property
+    def is_fitted(self) -> bool:
+        return getattr(self, "fitted_", False)
+
+    # -- context ---------------------------------------------------------------------------
+    def prepare(
+        self,
+        graph: Graph,
+        history: sp.csr_matrix,
+        *,
+        item_text_embeddings: Optional[np.ndarray] = None,
+        history_times: Optional[sp.csr_matrix] = None,
+        source_scorers: Optional[Mapping[str, Scorer]] = None,
+    ) -> "RankerScoring":
+        """Set the context the features need; call before ``fit`` and again whenever it changes.
+
+        Item statistics (distinct-user popularity, tail flags via ``eval.head_tail``,
+        entity sets, last-interaction times, ``now`` = latest history timestamp) are
+        recomputed from ``history``; learned weights are untouched. Call it again after
+        the learners are refitted on train + valid (with the new history and scorers)
+        and after :meth:`load`.
+
+        Args:
+            graph: side information (item ids, item-entity triples).
+            history: CSR ``[num_users, num_items]``, the interactions the sources were
+                fitted on (weighted or binary); these items are never candidates.
+            item_text_embeddings: ``[num_items, d]`` item text vectors, or ``None``.
+            history_times: CSR ``[num_users, num_items]`` float64 timestamps of
+                ``history`` (``graph.timestamp_matrix(...)``), or ``None``.
+            source_scorers: the sources :meth:`score` calls; ``fit`` sets them too.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            TypeError, ValueError: an input has the wrong type or shape.
+        """
+        history = as_user_items(history, num_items=graph.num_items, name="history")
+        if history.shape[0] != graph.num_users:
+            raise ValueError(f"history has {history.shape[0]} rows, expected one per user ({graph.num_users})")
+        if history_times is not None:
+            if not sp.issparse(history_times):
+                raise TypeError(f"history_times must be a scipy sparse CSR matrix, got {type(history_times).__name__}")
+            history_times = sp.csr_matrix(history_times, dtype=np.float64)
+        self.stats_ = item_stats(
+            graph, history, item_text_embeddings=item_text_embeddings, history_times=history_times
+        )
+        self.history_ = history
+        self.history_times_ = history_times
+        self.item_ids_ = graph.item_ids
+        if source_scorers is not None:
+            self.source_scorers_ = dict(source_scorers)
+        return self
+
+    def _check_prepared(self) -> None:
+        if not hasattr(self, "stats_"):
+            raise NotFittedError(
+                "HybridRanker has no context; call prepare(graph, history, ...) first (also after load)"
+            )
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError("HybridRanker is not fitted; call fit() or load() first")
+
+    # -- features --------------------------------------------------------------------------
+    def _source_rows(self, source_scores: Mapping[str, Any], num_rows: int) -> dict[str, torch.Tensor]:
+        missing = [s for s in self.source_names_ if s not in source_scores]
+        if missing:
+            raise ValueError(f"sources {missing} are missing; this ranker was fitted on {self.source_names_}")
+        extra = sorted(set(source_scores) - set(self.source_names_))
+        if extra:
+            warnings.warn(
+                f"sources {extra} are ignored; the ranker was fitted on {self.source_names_}",
+                GraphrecWarning,
+                stacklevel=3,
+            )
+        rows = {}
+        num_items = len(self.stats_.log_popularity)
+        for name in self.source_names_:
+            scores = torch.as_tensor(source_scores[name]).detach().to("cpu", torch.float32)
+            if tuple(scores.shape) != (num_rows, num_items):
+                raise ValueError(
+                    f"source {name!r} gave scores of shape {tuple(scores.shape)}, expected ({num_rows}, {num_items})"
+                )
+            rows[name] = scores
+        return rows
+
+    def _featurise(
+        self,
+        scores: dict[str, torch.Tensor],
+        history: sp.csr_matrix,
+        history_times: Optional[sp.csr_matrix],
+        now: Optional[float],
+        pairs: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+    ) -> tuple[Candidates, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Candidates of the rows and the raw features of ``pairs`` (default: the candidates)."""
+        candidates = generate_candidates(scores, history_mask(history), self.candidates_per_source)
+        rows, items = pairs if pairs is not None else (candidates.rows, candidates.items)
+        features = build_features(
+            rows,
+            items,
+            source_scores=scores,
+            ranks=candidates.ranks,
+            history=history,
+            history_times=history_times,
+            stats=self.stats_,
+            now=now if now is not None else self.stats_.now,
+            source_names=self.source_names_,
+            groups=self.feature_groups,
+        )
+        return candidates, rows, items, features
+
+    def _featurise_users(self, users: np.ndarray):
+        """:meth:`_featurise` for prepared users, with the prepared scorers and history."""
+        scores, history, times = self._user_inputs(users)
+        return self._featurise(self._source_rows(scores, len(users)), history, times, None)
+
+    def _check_times(self, history_times: Optional[sp.csr_matrix], shape: tuple[int, int]) -> Optional[sp.csr_matrix]:
+        if history_times is None:
+            return None
+        if not sp.issparse(history_times) or history_times.shape != shape:
+            raise ValueError(f"history_times must be a sparse matrix of shape {shape} like history")
+        return sp.csr_matrix(history_times, dtype=np.float64)
+
+    def _normalise(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.feature_mean_) / self.feature_std_
+
+    # -- scoring ---------------------------------------------------------------------------
+    def score_rows(
+        self,
+        source_scores: Mapping[str, Any],
+        history: sp.csr_matrix,
+        *,
+        now: Optional[float] = None,
+        history_times: Optional[sp.csr_matrix] = None,
+    ) -> torch.Tensor:
+        """Hybrid scores of a batch of users described by their sources' rows and history.
+
+        Works the same for known users and folded-in new ones.
+
+        Args:
+            source_scores: per fitted source, ``[B, num_items]`` scores (tensor or array).
+            history: CSR ``[B, num_items]``, the users' known items; never candidates.
+            now: reference time of the context features (default: the prepared one).
+            history_times: CSR ``[B, num_items]`` float64 timestamps of ``history``, or ``None``.
+
+        Returns:
+            float32 ``[B, num_items]`` on the ranker's device: the hybrid score of every
+            candidate, ``-inf`` for every other item.
+
+        Raises:
+            NotFittedError: not fitted/loaded, or not prepared.
+            ValueError: a fitted source is missing or a shape is wrong.
+        """
+        self._check_fitted()
+        self._check_prepared()
+        history = as_user_items(history, num_items=len(self.stats_.log_popularity), name="history")
+        scores = self._source_rows(source_scores, history.shape[0])
+        times = self._check_times(history_times, history.shape)
+        _, rows, items, features = self._featurise(scores, history, times, now)
+        device = next(self.scorer_.parameters()).device
+        with torch.no_grad():
+            values = self.scorer_(self._normalise(features).to(device)).float()
+        out = torch.full(history.shape, float("-inf"), device=device)
+        out[rows.to(device), items.to(device)] = values
+        return out
+
+    def _user_inputs(self, users: np.ndarray) -> tuple[dict[str, Any], sp.csr_matrix, Optional[sp.csr_matrix]]:
+        scorers = getattr(self, "source_scorers_", None)
+        if scorers is None:
+            raise NotFittedError("HybridRanker has no source scorers; pass source_scorers= to prepare()")
+        missing = [s for s in self.source_names_ if s not in scorers]
+        if missing:
+            raise ValueError(f"sources {missing} are missing; this ranker was fitted on {self.source_names_}")
+        scores = {name: scorers[name](users) for name in self.source_names_}
+        times = self.history_times_[users] if self.history_times_ is not None else None
+        return scores, self.history_[users], times
+
+    def score(self, users: np.ndarray) -> torch.Tensor:
+        """:meth:`score_rows` for prepared users, with the prepared scorers and history.
+
+        Args:
+            users: int64 internal user indices ``[B]``.
+
+        Returns:
+            float32 ``[B, num_items]``; ``-inf`` outside the candidates.
+        """
+        self._check_fitted()
+        self._check_prepared()
+        users = np.asarray(users, dtype=np.int64)
+        parts = []
+        for start in range(0, len(users), self.batch_users):
+            scores, history, times = self._user_inputs(users[start : start + self.batch_users])
+            parts.append(self.score_rows(scores, history, history_times=times))
+        if not parts:
+            return torch.zeros((0, self.history_.shape[1]), device=next(self.scorer_.parameters()).device)
+        return torch.cat(parts)
+
+    # -- explanation -----------------------------------------------------------------------
+    def explain(
+        self,
+        source_scores: Mapping[str, Any],
+        history: sp.csr_matrix,
+        item: int,
+        *,
+        now: Optional[float] = None,
+        history_times: Optional[sp.csr_matrix] = None,
+    ) -> dict[str, float]:
+        """Each feature group's and source's contribution to one user's score of ``item``.
+
+        A contribution is the score drop when that group's (or source's) features are
+        set to their fitting mean (0 after standardisation): ``score(x) - score(x | x_g = mean)``.
+        For ``model="linear"`` this is exact and additive: ``bias`` plus the group
+        contributions equals ``score``. For the MLP it is an occlusion estimate and the
+        parts need not add up. ``source:{s}`` covers every feature involving source
+        ``s`` (its score, rank, top-N flag and activity interaction).
+
+        Args:
+            source_scores: per source, ``[1, num_items]`` scores of the user.
+            history: CSR ``[1, num_items]`` of the user's known items.
+            item: internal item index.
+            now, history_times: as in :meth:`score_rows`.
+
+        Returns:
+            ``{"score", "bias", "candidate" (1.0 or 0.0), "group:{g}" for each group,
+            "source:{s}" for each source}``.
+        """
+        self._check_fitted()
+        self._check_prepared()
+        history = as_user_items(history, num_items=len(self.stats_.log_popularity), name="history")
+        if history.shape[0] != 1:
+            raise ValueError(f"explain takes one user: history has {history.shape[0]} rows")
+        if not 0 <= int(item) < history.shape[1]:
+            raise ValueError(f"item={item!r} is outside [0, {history.shape[1]})")
+        scores = self._source_rows(source_scores, 1)
+        times = self._check_times(history_times, history.shape)
+        pair = (torch.zeros(1, dtype=torch.int64), torch.tensor([int(item)]))
+        candidates, _, _, features = self._featurise(scores, history, times, now, pair)
+        x = self._normalise(features).to(next(self.scorer_.parameters()).device)
+        groups = feature_groups(self.source_names_, self.feature_groups)
+        masks = {f"group:{g}": [grp == g for grp in groups] for g in self.feature_groups}
+        for s in self.source_names_:
+            involving = {f"{s}.z", f"{s}.rr", f"{s}.top", f"act.{s}.z"}
+            masks[f"source:{s}"] = [name in involving for name in self.feature_names_]
+        out = {"candidate": float(any(bool(rank[0, int(item)] > 0) for rank in candidates.ranks.values()))}
+        out.update(occlusion(self.scorer_, x[0], masks))
+        return out
+
+    def explain_user(self, user: int, item: int) -> dict[str, float]:
+        """:meth:`explain` for a prepared user (internal index)."""
+        self._check_fitted()
+        self._check_prepared()
+        scores, history, times = self._user_inputs(np.array([int(user)], dtype=np.int64))
+        return self.explain(scores, history, item, history_times=times)
