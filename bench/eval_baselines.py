@@ -17,9 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 
-from eval import MostPop, RandomScorer, evaluate  # noqa: E402
+from eval import MostPop, RandomScorer, evaluate, sparse_threshold  # noqa: E402
 from kg import load_graph  # noqa: E402
 
 
@@ -53,10 +52,9 @@ def main(argv=None) -> int:
     }
     # PROTOCOL.md: sparse users have <= 5 train items, "or the lowest quintile, stated" where
     # no user is that sparse (ml-100k keeps only users with 20+ ratings).
-    per_user = np.diff(train.indptr)[np.diff(test.indptr) > 0]
     sparse_max = args.sparse_max_train
     if sparse_max is None:
-        sparse_max = 5 if (per_user <= 5).any() else int(np.quantile(per_user, 0.2))
+        sparse_max = sparse_threshold(train, test)
     results = {
         name: evaluate(scorer, train=train, test=test, item_ids=item_ids, k=args.k, sparse_max_train=sparse_max)
         for name, scorer in baselines.items()

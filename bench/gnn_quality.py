@@ -23,7 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 
 from eval import MostPop, evaluate  # noqa: E402
 from kg import load_graph  # noqa: E402

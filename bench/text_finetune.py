@@ -179,8 +179,8 @@ def main(argv=None) -> int:
         )
     lines += [
         "",
-        f"Users (test split, PROTOCOL.md): TextLearner fitted on train + valid with the base encoder and with the "
-        f"encoder fine-tuned on train + valid (the test-split run above).",
+        "Users (test split, PROTOCOL.md): TextLearner fitted on train + valid with the base encoder and with the "
+        "encoder fine-tuned on train + valid (the test-split run above).",
         "",
         f"| model | Recall@{k} | NDCG@{k} | TailRecall@{k} | Coverage@{k} |",
         "|---|---:|---:|---:|---:|",

@@ -34,9 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
-from eval import MostPop, evaluate
+from eval import MostPop, evaluate, sparse_threshold
 from kg.artifact import atomic_file, library_versions, to_jsonable
 from kg.graph import Graph, load_graph
 from training.als import ALS
@@ -121,13 +120,9 @@ def tune(graph: Graph, search: Search, log) -> dict[str, Any]:
     return best
 
 
-def sparse_threshold(graph: Graph) -> int:
-    """PROTOCOL.md's sparse users: at most 5 train items, or the lowest quintile where none has so few."""
-    train_counts = np.diff(graph.matrix("train", "valid").indptr)
-    tested = train_counts[np.diff(graph.matrix("test").indptr) > 0]
-    if not len(tested) or (tested <= 5).any():
-        return 5
-    return int(np.quantile(tested, 0.2))
+def graph_sparse_threshold(graph: Graph) -> int:
+    """PROTOCOL.md's sparse users on the test split (train + valid counts)."""
+    return sparse_threshold(graph.matrix("train", "valid"), graph.matrix("test"))
 
 
 def report_on_test(graph: Graph, search: Search, best: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +137,7 @@ def report_on_test(graph: Graph, search: Search, best: dict[str, Any]) -> dict[s
         test=graph.matrix("test"),
         item_ids=graph.item_ids,
         k=K,
-        sparse_max_train=sparse_threshold(graph),
+        sparse_max_train=graph_sparse_threshold(graph),
     )
     return {**best, "test": _metrics(result), "fit_seconds": fit_seconds, "eval_seconds": result.seconds}
 
@@ -155,7 +150,7 @@ def run_graph(path: Path, searches: tuple[Search, ...], log) -> dict[str, Any]:
     pop = MostPop().fit(mask)
     pop_seconds = time.perf_counter() - start
     pop_result = evaluate(
-        pop, train=mask, test=graph.matrix("test"), item_ids=graph.item_ids, k=K, sparse_max_train=sparse_threshold(graph)
+        pop, train=mask, test=graph.matrix("test"), item_ids=graph.item_ids, k=K, sparse_max_train=graph_sparse_threshold(graph)
     )
     learners = {}
     for search in searches:

@@ -7,7 +7,7 @@ the serving layer shares; ``MostPop`` and ``RandomScorer`` need no training.
 """
 
 from eval.baselines import MostPop, RandomScorer
-from eval.evaluator import evaluate
+from eval.evaluator import evaluate, sparse_threshold
 from eval.longtail import head_tail, popularity_deciles, popularity_order
 from eval.recfile import RecommendationsReport, read_recommendations
 from eval.report import write_report
@@ -27,6 +27,7 @@ __all__ = [
     "popularity_deciles",
     "popularity_order",
     "read_recommendations",
+    "sparse_threshold",
     "topk",
     "write_report",
 ]

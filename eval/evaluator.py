@@ -177,6 +177,20 @@ def _resolve_users(users, test: sp.csr_matrix) -> np.ndarray:
     return users[has_test[users]]
 
 
+def sparse_threshold(train: sp.csr_matrix, test: sp.csr_matrix, max_train: int = 5) -> int:
+    """PROTOCOL.md's sparse-user threshold: ``max_train`` train items, or the lowest quintile.
+
+    Where no user with a test item has at most ``max_train`` train items (ml-100k keeps
+    only users with 20+ ratings), the threshold is the 20th percentile of those users'
+    train counts, which the reports state.
+    """
+    train_counts = np.diff(sp.csr_matrix(train).indptr)
+    tested = train_counts[np.diff(sp.csr_matrix(test).indptr) > 0]
+    if not len(tested) or (tested <= max_train).any():
+        return int(max_train)
+    return int(np.quantile(tested, 0.2))
+
+
 def evaluate(
     source: Union[Scorer, TopK],
     *,

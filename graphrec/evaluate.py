@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m graphrec.evaluate --graph DIR (--model DIR | --recommendations FILE)
+    python -m graphrec.evaluate [--graph DIR] (--model DIR | --recommendations FILE)
         [--k 20] [--split test|valid] [--json OUT] [--report DIR] [--ignore-unknown]
 
 ``--split test`` masks train+valid and scores test; ``--split valid`` masks train
@@ -21,11 +21,11 @@ from typing import Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from eval import EvalResult, evaluate
+from eval import EvalResult, evaluate, sparse_threshold
+from eval.ranking import Scorer, TopK
 from eval.recfile import read_recommendations
 from eval.report import write_report
 from eval.result import write_atomic
-from eval.ranking import Scorer, TopK
 from kg import ArtifactError, Graph, load_graph
 
 __all__ = ["build_parser", "main"]
@@ -43,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a model or a recommendations file on a graph split (PROTOCOL.md: full ranking, "
         "train items masked, Recall/NDCG/Precision/HitRate/MRR/MAP, long-tail metrics).",
     )
-    parser.add_argument("--graph", required=True, type=Path, help="graph artifact directory (python -m graphrec.build)")
+    parser.add_argument(
+        "--graph",
+        type=Path,
+        help="graph artifact directory (python -m graphrec.build); with --model, default: the graph stored in the model",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, help="model artifact directory (python -m graphrec.train)")
     source.add_argument(
@@ -73,13 +77,23 @@ def _split_matrices(graph: Graph, split: str) -> tuple[sp.csr_matrix, sp.csr_mat
     return graph.matrix(*train_splits), test
 
 
-def _model_scorer(path: Path, graph: Graph) -> Scorer:
-    # The model artifact arrives with the training entry point; this branch then loads it
-    # and returns its scorer, and everything after it stays as it is.
-    raise BadInput(
-        f"--model {path}: evaluating a model artifact is not available yet; "
-        "write its top-K with python -m graphrec.recommend and pass --recommendations"
+def _model_scorer(path: Path, graph: Graph, split: str) -> tuple[Scorer, list[str]]:
+    from graphrec.artifact import (
+        load_model,  # the model artifact is graphrec's; loaded only when asked
     )
+
+    model = load_model(path)
+    if not (
+        np.array_equal(model.graph.user_ids, graph.user_ids) and np.array_equal(model.graph.item_ids, graph.item_ids)
+    ):
+        raise BadInput(
+            f"--model {path} was trained on another graph (its users or items differ from --graph's); "
+            "leave out --graph to use the graph stored in the model"
+        )
+    notes = []
+    if split == "valid":
+        notes.append("the model's final sources learned from train + valid, so validation figures are optimistic.")
+    return model.scorer(), notes
 
 
 def _recommendations(
@@ -114,12 +128,17 @@ def run(args: argparse.Namespace) -> tuple[EvalResult, list[str], dict]:
     """
     if args.k < 1:
         raise BadInput(f"--k must be >= 1, got {args.k}")
+    if args.graph is None:
+        if args.model is None:
+            raise BadInput("--graph is required with --recommendations")
+        args.graph = args.model / "graph"
     graph = load_graph(args.graph)
     if args.k > graph.num_items:
         raise BadInput(f"--k {args.k} is larger than the catalogue ({graph.num_items} items)")
     train, test = _split_matrices(graph, args.split)
     if args.model is not None:
-        source, notes, described = _model_scorer(args.model, graph), [], {"model": str(args.model)}
+        source, notes = _model_scorer(args.model, graph, args.split)
+        described = {"model": str(args.model)}
     else:
         source, notes, described = _recommendations(args.recommendations, graph, args, test)
     result = evaluate(
@@ -129,8 +148,11 @@ def run(args: argparse.Namespace) -> tuple[EvalResult, list[str], dict]:
         item_ids=graph.item_ids,
         k=args.k,
         batch_size=args.batch_size,
+        sparse_max_train=sparse_threshold(train, test),
         show_progress=args.progress,
     )
+    if result.sparse["threshold"] != 5:
+        notes.append(f"no user has 5 or fewer train items; sparse users are the lowest quintile (<= {result.sparse['threshold']}).")
     return result, notes, described
 
 

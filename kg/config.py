@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["FORMATS", "SPLITS", "BuildConfig", "PATH_FIELDS"]
+__all__ = ["FORMATS", "SPLITS", "BuildConfig", "PATH_FIELDS", "coerce_field", "read_config_file"]
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "jsonl", "recbole", "lightgcn")
 SPLITS = ("auto", "given", "random", "temporal")
@@ -100,7 +100,7 @@ class BuildConfig:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            object.__setattr__(self, f.name, _coerce(f.name, value, hints[f.name]))
+            object.__setattr__(self, f.name, coerce_field(f.name, value, hints[f.name]))
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got {self.format!r}")
         if self.split not in SPLITS:
@@ -162,23 +162,7 @@ class BuildConfig:
             ValueError: unreadable file, unknown extension, not a mapping, unknown keys.
         """
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read the config file ({exc.strerror})") from None
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                values = yaml.safe_load(text)
-            elif path.suffix == ".toml":
-                values = tomllib.loads(text)
-            else:
-                raise ValueError(f"{path}: config files must end in .yaml, .yml or .toml")
-        except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{path}: not valid {path.suffix[1:].upper()} ({exc})") from None
-        if values is None:
-            values = {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of settings, found {type(values).__name__}")
+        values = read_config_file(path)
         try:
             return cls.from_dict(values, base_dir=path.parent)
         except (TypeError, ValueError) as exc:
@@ -208,7 +192,7 @@ class BuildConfig:
         return "given" if self.test is not None else "random"
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
+def coerce_field(name: str, value: Any, hint: Any) -> Any:
     """Check ``value`` against the field's annotation; lists become tuples, paths strings."""
     args = typing.get_args(hint)
     optional = type(None) in args
@@ -247,3 +231,31 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             raise TypeError(f"{name} must be a number, got {value!r}")
         return float(value)
     return value
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file into a mapping.
+
+    Raises:
+        ValueError: unreadable file, unknown extension, invalid syntax, or not a mapping
+            (the message names the file).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            values = yaml.safe_load(text)
+        elif path.suffix == ".toml":
+            values = tomllib.loads(text)
+        else:
+            raise ValueError(f"{path}: config files must end in .yaml, .yml or .toml")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: not valid {path.suffix[1:].upper()} ({exc})") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, found {type(values).__name__}")
+    return values

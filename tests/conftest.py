@@ -135,3 +135,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread_per_test_session():
+    """One intra-op thread for the whole suite: the test graphs are small, so threads only add
+    OpenMP barrier overhead (100x slower kernels on a loaded machine), and float reductions
+    (GAT's scatter sums) are then summed in one order, so seeded runs repeat exactly."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

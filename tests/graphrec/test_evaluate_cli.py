@@ -149,7 +149,7 @@ def test_duplicates_unknown_ids_model_and_missing_graph(workspace, capsys, tmp_p
     assert "dropped 1 rows with unknown user ids and 0 rows with unknown item ids" in capsys.readouterr().out
 
     assert main(["--graph", str(base / "g"), "--model", str(tmp_path)]) == 2
-    assert "not available yet" in capsys.readouterr().err
+    assert "no manifest.json; this is not a graphrec.model artifact" in capsys.readouterr().err
 
     assert main(["--graph", str(tmp_path / "nowhere"), "--recommendations", str(base / "recs.csv")]) == 2
     assert "graphrec.evaluate: error:" in capsys.readouterr().err

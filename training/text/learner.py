@@ -21,6 +21,7 @@ any other; that is this learner's job in the hybrid ranker.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -213,6 +214,18 @@ class TextLearner(Learner):
         self._set_items(vectors, matrix)
         self.fitted_ = True
         return self
+
+    def with_history(self, user_items: sp.csr_matrix) -> "TextLearner":
+        """A copy that keeps this learner's encoder and item vectors but profiles ``user_items``.
+
+        The training pipeline's refit on train + validation uses it: the encoder was
+        fine-tuned on train only, and only the user profiles change.
+        """
+        self._check_fitted()
+        matrix = as_user_items(user_items, num_items=len(self.item_vectors_))
+        other = copy.copy(self)
+        other._set_items(self.item_vectors_, matrix)
+        return other
 
     def _set_items(self, vectors: np.ndarray, user_items: sp.csr_matrix) -> None:
         self.item_vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)

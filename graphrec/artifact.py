@@ -1,0 +1,198 @@
+"""The model artifact: everything needed to serve, evaluate and export a trained model.
+
+Layout (DESIGN.md; no pickle anywhere)::
+
+    manifest.json          format "graphrec.model", version, resolved config, library
+                           versions, counts, sources, metrics (valid/test), timings,
+                           sha256 + size of every file
+    graph/                 the graph artifact it was trained on (id maps, tables, split)
+    sources/<name>/        each fitted source: config.json + state.safetensors
+                           (ALS factors, GNN user/item/entity embeddings, EASE/KNN
+                           weights, text vectors; text/encoder/ holds the fine-tuned
+                           encoder as safetensors + tokenizer)
+    ranker/                the hybrid ranker: config.json + state.safetensors
+    embeddings.safetensors item and entity text embeddings
+    report/                report.md, metrics.md/json and the PNG plots of the hybrid
+
+:func:`write_model` writes it atomically; :func:`load_model` verifies the manifest and
+every checksum, then rebuilds the sources and the ranker prepared on the history the
+final sources learned from (``train + valid``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import scipy.sparse as sp
+
+from eval import MostPop, write_report
+from kg.artifact import ArtifactError, atomic_dir, read_manifest, write_manifest
+from kg.graph import Graph, load_graph
+from training.base import Learner
+from training.pipeline import PipelineResult, load_source, scorer_of
+from training.ranker import HybridRanker
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "HISTORY_SPLITS", "LIBRARIES", "TrainedModel", "load_model", "write_model"]
+
+FORMAT = "graphrec.model"
+FORMAT_VERSION = 1
+LIBRARIES = ("graphrec", "torch", "transformers", "implicit", "torch_geometric", "numpy", "scipy", "pandas", "pyarrow")
+HISTORY_SPLITS = ("train", "valid")
+"""The splits the shipped sources and ranker are prepared on (everything but test)."""
+
+
+def write_model(
+    result: PipelineResult,
+    graph_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    report: str,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write the model artifact of a finished pipeline run into ``out`` (atomically).
+
+    Args:
+        result: what :meth:`training.pipeline.Pipeline.run` returned.
+        graph_dir: the graph artifact it was trained on (copied into ``out/graph``).
+        out: the artifact directory.
+        report: the markdown training report.
+        overwrite: replace an existing ``out``.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is false.
+    """
+    from safetensors.numpy import save_file
+
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        shutil.copytree(graph_dir, tmp / "graph")
+        for name, source in result.final.sources.items():
+            if isinstance(source, Learner):
+                source.save(tmp / "sources" / name)
+        if result.ranker is not None:
+            result.ranker.save(tmp / "ranker")
+        tensors = {}
+        if result.item_text_embeddings is not None:
+            tensors["item_text"] = np.ascontiguousarray(result.item_text_embeddings, dtype=np.float32)
+        if result.entity_text_embeddings is not None:
+            tensors["entity_text"] = np.ascontiguousarray(result.entity_text_embeddings, dtype=np.float32)
+        save_file(tensors, str(tmp / "embeddings.safetensors"))
+        (tmp / "report").mkdir()
+        (tmp / "report" / "report.md").write_text(report, encoding="utf-8")
+        if result.hybrid_test is not None:
+            write_report(result.hybrid_test, tmp / "report", title="graphrec hybrid on test")
+        graph_manifest = read_manifest(tmp / "graph", format="graphrec.graph", max_version=99, verify=False)
+        manifest = write_manifest(
+            tmp,
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            libraries=LIBRARIES,
+            metadata={
+                "config": result.config.to_dict(),
+                "counts": graph_manifest.get("counts", {}),
+                "sources": sorted(result.final.sources),
+                "shipped_sources": sorted(n for n, s in result.final.sources.items() if isinstance(s, Learner)),
+                "popularity_source": "pop" in result.final.sources,
+                "ranker": result.ranker is not None,
+                "history_splits": list(HISTORY_SPLITS),
+                "metrics": result.metrics,
+                "ablation": result.ablation,
+                "timings": result.timings,
+                "notes": result.notes,
+            },
+        )
+    return manifest
+
+
+@dataclass
+class TrainedModel:
+    """A loaded model artifact.
+
+    Attributes:
+        path: the artifact directory.
+        manifest: its manifest.
+        graph: the graph it was trained on (id maps, tables, split).
+        sources: name -> fitted source (learners, plus ``pop`` when used).
+        ranker: the hybrid ranker, prepared on :attr:`history`, or ``None``.
+        history: CSR ``[num_users, num_items]`` the final sources learned from
+            (train + valid); these are a user's "seen" items.
+        history_times: timestamps of :attr:`history`, or ``None``.
+        item_text: ``[num_items, d]`` text vectors, or ``None``.
+        entity_text: ``[num_entities, d]`` text vectors, or ``None``.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    graph: Graph
+    sources: dict[str, Any]
+    ranker: Optional[HybridRanker]
+    history: sp.csr_matrix
+    history_times: Optional[sp.csr_matrix]
+    item_text: Optional[np.ndarray]
+    entity_text: Optional[np.ndarray]
+
+    @property
+    def k(self) -> int:
+        return int(self.manifest["config"]["eval"]["k"])
+
+    def scorer(self) -> Callable[[np.ndarray], Any]:
+        """The model's row scorer: the hybrid ranker, or the single source when there is no ranker."""
+        if self.ranker is not None:
+            return self.ranker.score
+        learners = [name for name in self.sources if name != "pop"]
+        if len(learners) != 1:
+            raise ArtifactError(f"{self.path}: no ranker and {len(learners)} sources; cannot choose a scorer")
+        return scorer_of(self.sources[learners[0]])
+
+
+def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify: bool = True) -> TrainedModel:
+    """Load and check a model artifact written by :func:`write_model`.
+
+    Args:
+        path: the artifact directory.
+        device: where the learners and the ranker run (default: as saved).
+        verify: recompute every file's sha256 against the manifest.
+
+    Raises:
+        ArtifactError: not a model artifact, a newer format, a missing or modified file
+            (naming it), or an incomplete artifact.
+    """
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    manifest = read_manifest(path, format=FORMAT, max_version=FORMAT_VERSION, verify=verify)
+    graph = load_graph(path / "graph", verify=False)  # its files are covered by the model's checksums
+    splits = tuple(manifest.get("history_splits", HISTORY_SPLITS))
+    history = graph.matrix(*splits)
+    history_times = graph.timestamp_matrix(*splits) if graph.has_timestamps else None
+    sources: dict[str, Any] = {}
+    for name in manifest.get("shipped_sources", []):
+        source_dir = path / "sources" / name
+        if not source_dir.is_dir():
+            raise ArtifactError(f"{path}: source {name!r} is listed in the manifest but sources/{name} is missing")
+        sources[name] = load_source(source_dir, device=device)
+    if manifest.get("popularity_source"):
+        sources["pop"] = MostPop().fit(history, item_ids=graph.item_ids)
+    tensors = load_file(str(path / "embeddings.safetensors")) if (path / "embeddings.safetensors").is_file() else {}
+    item_text, entity_text = tensors.get("item_text"), tensors.get("entity_text")
+    ranker = None
+    if manifest.get("ranker"):
+        ranker = HybridRanker.load(path / "ranker", device=device)
+        missing = [s for s in ranker.source_names_ if s not in sources]
+        if missing:
+            raise ArtifactError(f"{path}: the ranker uses sources {missing} that the artifact does not hold")
+        ranker.prepare(
+            graph, history, item_text_embeddings=item_text, history_times=history_times,
+            source_scorers={name: scorer_of(sources[name]) for name in ranker.source_names_},
+        )  # fmt: skip
+    return TrainedModel(
+        path=path, manifest=manifest, graph=graph, sources=sources, ranker=ranker, history=history,
+        history_times=history_times, item_text=item_text, entity_text=entity_text,
+    )  # fmt: skip

@@ -1,0 +1,170 @@
+"""``python -m graphrec.train``: graph artifact (or the embedded demo) -> model artifact + report.
+
+Usage::
+
+    python -m graphrec.train                       # demo: generate, build, train, report
+    python -m graphrec.train --graph DIR --out DIR [--config FILE] [--set section.field=value ...]
+        [--device auto|cpu|cuda] [--stages text,als,neighbors,gnn,ranker,evaluate] [--resume]
+        [--work-dir DIR] [--overwrite] [--quiet]
+
+Stages are checkpointed in the work directory (default ``OUT.work``); after an
+interruption, the same command with ``--resume`` continues at the stage (and GNN
+epoch) where it stopped and ends with the same model and metrics. The work
+directory is removed once the model artifact is written (``--keep-work`` keeps it).
+Exit status: 0 on success, 2 on bad input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+from kg import ArtifactError, load_graph
+from training.base import resolve_device
+from training.config import STAGES, TrainConfig, describe
+from training.pipeline import Pipeline
+from training.report import format_report
+from training.workdir import ResumeError
+
+__all__ = ["DEMO_OVERRIDES", "build_parser", "main"]
+
+DEMO_OVERRIDES = (
+    "text.fine_tune_steps=60",
+    "gnn.epochs=60",
+    "ranker.ensemble=3",
+)
+"""Settings of the no-argument demo run, so that it finishes in a few minutes on 2 CPU cores."""
+
+
+class BadInput(Exception):
+    """Input the user can fix; reported as one line with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m graphrec.train",
+        description="Train the sources (text, ALS, item-KNN, EASE, GNN) and the hybrid ranker on a graph artifact; "
+        "write a model artifact and print the report. With no --graph, trains on the embedded demo data.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Configuration settings (file keys and --set names):\n\n" + describe(),
+    )
+    parser.add_argument("--graph", type=Path, help="graph artifact (python -m graphrec.build); default: the demo")
+    parser.add_argument("--out", type=Path, help="model artifact directory to write (default: graphrec-demo/model)")
+    parser.add_argument("--config", type=Path, help="YAML or TOML file of settings (see configs/)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        help="override one setting, e.g. --set als.factors=64 (repeatable; applied after --config)",
+    )  # fmt: skip
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default: config, auto)")
+    parser.add_argument(
+        "--stages", default=",".join(STAGES),
+        help=f"comma-separated stages to run (default: all: {','.join(STAGES)}); a source stage left out is not used",
+    )  # fmt: skip
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its work directory")
+    parser.add_argument("--work-dir", type=Path, help="checkpoint directory (default: OUT.work)")
+    parser.add_argument("--keep-work", action="store_true", help="keep the work directory after success")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model artifact at --out")
+    parser.add_argument("--demo-dir", type=Path, default=Path("graphrec-demo"), help="where the demo goes")
+    parser.add_argument(
+        "--demo-size", choices=("tiny", "small", "default"), default="small", help="size of the demo data"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _config(args: argparse.Namespace, demo: bool) -> TrainConfig:
+    config = TrainConfig.from_file(args.config) if args.config is not None else TrainConfig()
+    if demo and args.config is None:
+        config = config.with_overrides(DEMO_OVERRIDES)
+    config = config.with_overrides(args.overrides)
+    if args.device is not None:
+        config = replace(config, device=args.device)
+    try:
+        device = resolve_device(config.device)
+    except (RuntimeError, ValueError) as exc:
+        raise BadInput(f"--device {config.device}: {exc}") from None
+    return replace(config, device=str(device))
+
+
+def _stages(text: str) -> list[str]:
+    stages = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise BadInput(f"--stages {text!r}: unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
+    return stages
+
+
+def _fingerprint(graph_dir: Path) -> str:
+    return hashlib.sha256((graph_dir / "manifest.json").read_bytes()).hexdigest()
+
+
+def run(args: argparse.Namespace, log=print) -> Path:
+    """Train as the parsed arguments say; returns the model artifact directory."""
+    from graphrec.artifact import write_model
+
+    demo = args.graph is None
+    if demo:
+        if args.out is None:
+            args.out = args.demo_dir / "model"
+            args.overwrite = True  # the demo's own output, regenerated on every run
+        from graphrec.demo import build_demo
+
+        log(f"demo: generating and building the {args.demo_size} demo data in {args.demo_dir}")
+        args.graph = build_demo(args.demo_dir, size=args.demo_size)
+    elif args.out is None:
+        raise BadInput("--out is required with --graph")
+    config = _config(args, demo)
+    stages = _stages(args.stages)
+    if args.out.exists() and not args.overwrite:
+        raise BadInput(f"--out {args.out} exists; pass --overwrite to replace it (or choose another directory)")
+    graph = load_graph(args.graph)
+    work_dir = args.work_dir or args.out.with_name(args.out.name + ".work")
+    log(
+        f"training on {args.graph} ({graph.num_users:,} users, {graph.num_items:,} items) on {config.device}; "
+        f"stages {','.join(stages)}; checkpoints in {work_dir}"
+    )
+    started = time.perf_counter()
+    pipeline = Pipeline(
+        graph, config, work_dir, graph_fingerprint=_fingerprint(args.graph), stages=stages, resume=args.resume,
+        show_progress=not args.quiet, log=log,
+    )  # fmt: skip
+    result = pipeline.run()
+    report = format_report(
+        title=f"graphrec training report: {Path(args.graph).name}", metrics=result.metrics, ablation=result.ablation,
+        timings=result.timings, notes=result.notes, counts=graph.counts(), k=config.eval.k,
+    )  # fmt: skip
+    write_model(result, args.graph, args.out, report=report, overwrite=args.overwrite)
+    if not args.keep_work:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    log("")
+    log(report)
+    log(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
+    return args.out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m graphrec.train``; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2) keep argparse's message
+        return int(exc.code or 0)
+    try:
+        run(args)
+    except (BadInput, ArtifactError, ResumeError, FileExistsError, ValueError, TypeError) as exc:
+        print(f"graphrec.train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("graphrec.train: interrupted; rerun the same command with --resume to continue", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""``python -m graphrec.train`` end to end, as a user runs it: demo, artifact, evaluate, resume.
+
+Runs on the tiny demo with a tiny random BERT (the point is the mechanics; the real
+encoder is exercised in tests/training/test_text_encoder.py) and small settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from graphrec.artifact import load_model
+from graphrec.train import main
+from kg import ArtifactError
+from tests.training.test_text_encoder import build_tiny_model
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = (
+    "text.fine_tune_steps=5", "text.max_length=16", "als.factors=16", "als.iterations=5",
+    "gnn.epochs=10", "gnn.embedding_dim=16", "ranker.ensemble=1", "ranker.epochs=8",
+    "ranker.candidates_per_source=30",
+)  # fmt: skip
+
+
+def sets(*overrides: str) -> list[str]:
+    return [arg for o in overrides for arg in ("--set", o)]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "graphrec.train", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> str:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory, tiny_bert):
+    """The no-``--graph`` demo path: generate, build, train, report."""
+    base = tmp_path_factory.mktemp("demo")
+    done = run_cli("--demo-size", "tiny", "--demo-dir", str(base), "--quiet", *sets(f"text.model={tiny_bert}", *QUICK))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return base, done
+
+
+def test_demo_run_writes_a_model_and_prints_the_report(demo_model):
+    base, done = demo_model
+    model_dir = base / "model"
+    assert "graphrec training report" in done.stdout and "**hybrid**" in done.stdout
+    assert "## Ablation" in done.stdout and "hybrid - sources" in done.stdout
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["format"] == "graphrec.model"
+    assert set(manifest["libraries"]) >= {"torch", "transformers", "implicit", "torch_geometric"}
+    assert manifest["config"]["text"]["fine_tune_steps"] == 5 and manifest["config"]["device"] == "cpu"
+    assert manifest["shipped_sources"] == ["als", "ease", "gnn", "itemknn", "text"]
+    for path in ("ranker/state.safetensors", "sources/gnn/state.safetensors", "sources/text/encoder/model.safetensors",
+                 "sources/als/state.safetensors", "graph/manifest.json", "report/report.md",
+                 "report/recall_by_decile.png", "embeddings.safetensors"):
+        assert (model_dir / path).is_file(), path
+    assert not list(model_dir.rglob("*.pkl")) and not list(model_dir.rglob("*.pt"))
+    assert not (base / "model.work").exists()  # the work directory goes once the artifact is written
+    test = manifest["metrics"]["test"]
+    assert test["hybrid"]["ndcg"] > 1.2 * test["pop"]["ndcg"]
+    for name in ("als", "itemknn", "ease"):  # the GNN gets 10 epochs here; its quality is tested elsewhere
+        assert test[name]["ndcg"] > test["pop"]["ndcg"], name
+
+
+def test_evaluate_model_matches_training_metrics(demo_model, capsys):
+    from graphrec.evaluate import main as evaluate_main
+
+    base, _ = demo_model
+    out = base / "eval.json"
+    assert evaluate_main(["--model", str(base / "model"), "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    expected = json.loads((base / "model" / "manifest.json").read_text())["metrics"]["test"]["hybrid"]
+    for key in ("recall", "ndcg", "tail_recall", "coverage", "gini", "map"):
+        assert got[key] == pytest.approx(expected[key], abs=1e-9), key
+    assert got["sparse"]["ndcg"] == pytest.approx(expected["sparse"]["ndcg"], abs=1e-9)
+
+
+def test_loading_checks_every_file(demo_model, tmp_path):
+    import shutil
+
+    base, _ = demo_model
+    copy = tmp_path / "model"
+    shutil.copytree(base / "model", copy)
+    model = load_model(copy)
+    assert model.ranker is not None and set(model.sources) >= {"als", "gnn", "text", "pop"}
+    target = copy / "sources" / "als" / "state.safetensors"
+    target.write_bytes(target.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ArtifactError, match=r"sources/als/state\.safetensors: .*checksum|sha256"):
+        load_model(copy)
+    target.unlink()
+    with pytest.raises(ArtifactError, match=r"file sources/als/state\.safetensors listed in manifest\.json is missing"):
+        load_model(copy)
+
+
+def test_bad_input_exits_2_with_one_line(demo_model, tmp_path, capsys):
+    base, _ = demo_model
+    graph = str(base / "graph")
+    assert main(["--graph", graph, "--out", str(base / "model")]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["--graph", graph, "--out", str(tmp_path / "m"), "--stages", "als,bogus"]) == 2
+    assert "unknown stage(s) ['bogus']" in capsys.readouterr().err
+    assert main(["--graph", graph, "--out", str(tmp_path / "m"), "--set", "als.factors=-1"]) == 2
+    assert "factors must be an integer >= 1" in capsys.readouterr().err
+    assert main(["--graph", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m")]) == 2
+    assert "graphrec.train: error:" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def without_seconds(value):
+    """Metrics without their wall-clock timings (the only part that may differ between runs)."""
+    if isinstance(value, dict):
+        return {k: without_seconds(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [without_seconds(v) for v in value]
+    return value
+
+
+def _wait_for_gnn_epoch(work: Path, proc: subprocess.Popen, timeout: float = 240) -> bool:
+    progress = work / "gnn-checkpoints" / "fit" / "progress.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if progress.is_file():
+            try:
+                if json.loads(progress.read_text())["progress"]["epoch"] >= 2:
+                    return True
+            except (json.JSONDecodeError, KeyError, OSError):
+                pass  # being replaced right now
+        time.sleep(0.02)
+    return False
+
+
+def test_killed_in_gnn_stage_resumes_to_identical_metrics(demo_model, tiny_bert, tmp_path):
+    base, _ = demo_model
+    graph = str(base / "graph")
+    # A slower GNN stage (small batches, no early stop) leaves time to kill it mid-way.
+    args = sets(f"text.model={tiny_bert}", *QUICK, "gnn.epochs=25", "gnn.batch_size=128", "gnn.patience=50")
+    whole = run_cli("--graph", graph, "--out", str(tmp_path / "whole"), "--quiet", *args)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    out, work = tmp_path / "resumed", tmp_path / "resumed.work"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graphrec.train", "--graph", graph, "--out", str(out), "--quiet", *args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert _wait_for_gnn_epoch(work, proc), "the run never reached GNN epoch 2"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    state = json.loads((work / "state.json").read_text())
+    assert "gnn" not in state["done"] and {"text", "als", "neighbors"} <= set(state["done"])
+    assert not out.exists()
+
+    resumed = run_cli("--graph", graph, "--out", str(out), "--quiet", "--resume", *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "[text] restored" in resumed.stdout and "[als] restored" in resumed.stdout
+    expected = without_seconds(json.loads((tmp_path / "whole" / "manifest.json").read_text())["metrics"])
+    got = without_seconds(json.loads((out / "manifest.json").read_text())["metrics"])
+    assert got == expected
+
+
+def test_resume_refuses_another_config(demo_model, tiny_bert, tmp_path, capsys):
+    base, _ = demo_model
+    graph, out = str(base / "graph"), str(tmp_path / "m")
+    args = ["--graph", graph, "--out", out, "--quiet", "--stages", "als", "--keep-work"]
+    assert main([*args, *sets("als.factors=8", "als.iterations=2")]) == 0
+    import shutil
+
+    shutil.rmtree(out)
+    assert main([*args, "--resume", *sets("als.factors=9", "als.iterations=2")]) == 2
+    assert "another configuration (differs in als.factors)" in capsys.readouterr().err

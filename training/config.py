@@ -1,0 +1,345 @@
+"""The training configuration: typed, frozen dataclasses, one section per stage.
+
+A YAML or TOML file maps onto :class:`TrainConfig`::
+
+    seed: 2026
+    als: {factors: 128, regularization: 30.0, iterations: 30}
+    gnn: {model: lightgcn, epochs: 200}
+    ranker: {candidates_per_source: 100}
+
+Every field has a default and a one-line doc (``field(metadata={"doc": ...})``;
+:func:`describe` prints them). Precedence: defaults, then the file, then
+``--set section.field=value`` overrides (:meth:`TrainConfig.with_overrides`).
+Unknown sections or fields are errors that name the known ones. The resolved
+configuration is saved into the model artifact (:meth:`TrainConfig.to_dict`).
+
+Sections whose fields mirror a learner's ``__init__`` build that learner with
+:meth:`Section.learner_kwargs` (pipeline-only fields such as ``enabled`` or
+``weighted`` are left out), so the learner validates the values it owns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Optional, Sequence
+
+import yaml
+
+from kg.config import coerce_field, read_config_file
+
+__all__ = [
+    "ALSConfig",
+    "EASEConfig",
+    "EvalConfig",
+    "GNNConfig",
+    "ItemKNNConfig",
+    "RankerConfig",
+    "STAGES",
+    "TextConfig",
+    "TrainConfig",
+    "describe",
+    "parse_override",
+]
+
+STAGES = ("text", "als", "neighbors", "gnn", "ranker", "evaluate")
+"""Pipeline stages in run order (``neighbors`` fits item-KNN and EASE)."""
+
+
+def _doc(text: str, default: Any = None) -> Any:
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class Section:
+    """Base of every section: type-checks fields on construction."""
+
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled",)
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = coerce_field(f.name, getattr(self, f.name), hints[f.name])
+            object.__setattr__(self, f.name, value)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, section: str) -> "Section":
+        known = {f.name for f in dataclasses.fields(cls)}
+        clean = {}
+        for key, value in values.items():
+            name = str(key).replace("-", "_")
+            if name not in known:
+                raise ValueError(f"unknown setting {section}.{key}; known: {', '.join(sorted(known))}")
+            clean[name] = value
+        try:
+            return cls(**clean)
+        except TypeError as exc:
+            raise TypeError(f"{section}.{exc}") from None
+
+    def learner_kwargs(self) -> dict[str, Any]:
+        """The fields that are keyword arguments of the learner this section builds."""
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in self.PIPELINE_FIELDS
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class TextConfig(Section):
+    """Text encoder (``training.text.TextLearner``): fine-tuning, item embeddings, the text source."""
+
+    enabled: bool = _doc("run the text stage (fine-tune + embed); off: no text source, GNN starts random", True)
+    model: Optional[str] = _doc("encoder: local path or hub id (None: the packaged all-MiniLM-L6-v2)")
+    template: Optional[str] = _doc("item text template, e.g. '{title}. {genre}' (None: every text column)")
+    max_length: int = _doc("tokens per text when embedding", 32)
+    batch_size: int = _doc("texts per encoder call when embedding", 64)
+    profile: str = _doc("user profile of the text source: knn (item-item text neighbours) or mean", "knn")
+    neighbours: int = _doc("text neighbours per item of the knn profile", 20)
+    fine_tune_steps: int = _doc("contrastive fine-tuning steps on co-interaction pairs (0: none)", 200)
+    fine_tune_batch_size: int = _doc("item pairs per fine-tuning step (in-batch negatives)", 32)
+    fine_tune_learning_rate: float = _doc("AdamW learning rate of fine-tuning", 2e-4)
+    fine_tune_temperature: float = _doc("InfoNCE temperature", 0.05)
+    fine_tune_layers: Optional[int] = _doc("top transformer layers fine-tuned (None: all)", 2)
+    fine_tune_anchor_power: float = _doc("anchor items sampled by popularity ** power", 0.5)
+    fine_tune_neighbours: int = _doc("co-interaction neighbours per item that form positive pairs", 50)
+    cache_dir: Optional[str] = _doc("embedding cache directory, keyed by content hash (None: no cache)")
+
+
+@dataclass(frozen=True)
+class ALSConfig(Section):
+    """implicit's alternating least squares (``training.als.ALS``)."""
+
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "weighted")
+    enabled: bool = _doc("fit ALS and use it as a ranker source", True)
+    weighted: bool = _doc("fit on interaction weights (confidence 1 + alpha * weight); off: binary", True)
+    factors: int = _doc("latent factors", 128)
+    regularization: float = _doc("L2 regularization (strong values matter: 10-300)", 30.0)
+    alpha: float = _doc("confidence scale of the weights", 1.0)
+    iterations: int = _doc("ALS sweeps", 30)
+    num_threads: int = _doc("implicit's CPU threads (0: all cores)", 0)
+
+
+@dataclass(frozen=True)
+class ItemKNNConfig(Section):
+    """Item-item neighbours via implicit (``training.knn.ItemKNN``)."""
+
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "weighted")
+    enabled: bool = _doc("fit item-KNN and use it as a ranker source", True)
+    weighted: bool = _doc("fit on interaction weights; off: binary", True)
+    similarity: str = _doc("cosine, bm25 or tfidf", "bm25")
+    neighbors: int = _doc("neighbours kept per item", 400)
+    bm25_k1: float = _doc("BM25 k1", 1.2)
+    bm25_b: float = _doc("BM25 b", 0.75)
+    num_threads: int = _doc("implicit's CPU threads (0: all cores)", 0)
+
+
+@dataclass(frozen=True)
+class EASEConfig(Section):
+    """Closed-form linear item-item model (``training.ease.EASE``)."""
+
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "weighted")
+    enabled: bool = _doc("fit EASE and use it as a ranker source (skipped above max_items)", True)
+    weighted: bool = _doc("fit on interaction weights; off: binary", False)
+    regularization: float = _doc("L2 regularization lambda", 500.0)
+    max_items: int = _doc("largest catalogue EASE is fitted on (an items x items dense matrix)", 40_000)
+
+
+@dataclass(frozen=True)
+class GNNConfig(Section):
+    """Graph propagation over the user-item-knowledge graph (``training.gnn``)."""
+
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "model", "heads", "relation_dim")
+    enabled: bool = _doc("fit the GNN and use it as a ranker source", True)
+    model: str = _doc("lightgcn or gat (relation-aware attention)", "lightgcn")
+    embedding_dim: int = _doc("node embedding width", 64)
+    num_layers: int = _doc("propagation layers", 3)
+    lr: float = _doc("Adam learning rate", 5e-3)
+    l2: float = _doc("L2 on the batch's embeddings", 1e-3)
+    epochs: int = _doc("maximum epochs (early stopping on validation NDCG@20 picks the best)", 200)
+    batch_size: int = _doc("BPR triples per step", 2048)
+    num_negatives: int = _doc("sampled negatives per positive", 4)
+    init: str = _doc("item/entity initialisation: text (projected text embeddings + ID residual) or random", "text")
+    use_kg: bool = _doc("propagate over item-entity (attribute and KG) edges", True)
+    use_social: bool = _doc("propagate over user-user edges", True)
+    user_init: str = _doc("user initialisation: mean_items or learned", "mean_items")
+    init_std: float = _doc("std of random/residual initialisation", 0.1)
+    patience: int = _doc("validations without improvement before stopping", 3)
+    eval_every: int = _doc("epochs between validations", 5)
+    mode: str = _doc("full (sparse full-graph propagation) or sampled (neighbour-sampled mini-batches)", "full")
+    num_neighbors: int = _doc("neighbours sampled per node and layer in sampled mode", 10)
+    heads: int = _doc("attention heads (gat only)", 1)
+    relation_dim: int = _doc("relation embedding width (gat only)", 16)
+
+    def learner_kwargs(self) -> dict[str, Any]:
+        kwargs = super().learner_kwargs()
+        if self.model == "gat":
+            kwargs.update(heads=self.heads, relation_dim=self.relation_dim)
+        return kwargs
+
+
+@dataclass(frozen=True)
+class RankerConfig(Section):
+    """The learned hybrid ranker (``training.ranker.HybridRanker``)."""
+
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "popularity_source", "refit", "ablation")
+    enabled: bool = _doc("fit the hybrid ranker on the validation split", True)
+    popularity_source: bool = _doc("add a popularity prior (MostPop) as a candidate source", True)
+    refit: bool = _doc("refit every source on train + validation before the final model", True)
+    ablation: bool = _doc("add the ablation table (each source, hybrid, hybrid minus each group) to the report", True)
+    candidates_per_source: int = _doc("top-N of every source that forms the candidates", 100)
+    model: str = _doc("mlp or linear", "mlp")
+    hidden: int = _doc("MLP hidden width", 64)
+    dropout: float = _doc("MLP dropout", 0.1)
+    loss: str = _doc("listwise (softmax over each candidate list) or bpr", "listwise")
+    epochs: int = _doc("maximum epochs", 60)
+    lr: float = _doc("Adam learning rate", 1e-3)
+    weight_decay: float = _doc("Adam weight decay", 1e-4)
+    batch_users: int = _doc("users per source call when featurising and scoring", 256)
+    train_batch_users: int = _doc("candidate lists per optimisation step", 32)
+    valid_fraction: float = _doc("share of fitting users held out for the ranker's early stopping", 0.1)
+    patience: int = _doc("epochs without improvement before stopping", 10)
+    ensemble: int = _doc("scorers fitted with successive seeds and averaged", 5)
+    tail_weight: float = _doc("weight of tail positives in the listwise target (1: none)", 1.0)
+    valid_k: int = _doc("cut-off of the ranker's early-stopping NDCG", 20)
+    feature_groups: Optional[tuple[str, ...]] = _doc(
+        "feature groups (None: the default set; see training.ranker.features)"
+    )
+
+    def learner_kwargs(self) -> dict[str, Any]:
+        kwargs = super().learner_kwargs()
+        if kwargs["feature_groups"] is None:
+            del kwargs["feature_groups"]
+        return kwargs
+
+
+@dataclass(frozen=True)
+class EvalConfig(Section):
+    """Evaluation (PROTOCOL.md) of every source and the hybrid."""
+
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    k: int = _doc("the cut-off K", 20)
+    sparse_max_train: int = _doc("users with at most this many train items form the sparse-user row", 5)
+    batch_size: int = _doc("users per scorer call", 1024)
+
+
+_SECTIONS: dict[str, type[Section]] = {
+    "text": TextConfig,
+    "als": ALSConfig,
+    "itemknn": ItemKNNConfig,
+    "ease": EASEConfig,
+    "gnn": GNNConfig,
+    "ranker": RankerConfig,
+    "eval": EvalConfig,
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``python -m graphrec.train`` needs besides the graph and the output directory."""
+
+    seed: int = _doc("seeds every learner, the ranker and all sampling", 2026)
+    device: str = _doc("auto (CUDA when present), cpu or cuda[:n]", "auto")
+    text: TextConfig = field(default_factory=TextConfig)
+    als: ALSConfig = field(default_factory=ALSConfig)
+    itemknn: ItemKNNConfig = field(default_factory=ItemKNNConfig)
+    ease: EASEConfig = field(default_factory=EASEConfig)
+    gnn: GNNConfig = field(default_factory=GNNConfig)
+    ranker: RankerConfig = field(default_factory=RankerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise TypeError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu") or self.device.startswith("cuda")
+        ):
+            raise ValueError(f"device must be auto, cpu or cuda[:n], got {self.device!r}")
+        if self.gnn.model not in ("lightgcn", "gat"):
+            raise ValueError(f"gnn.model must be lightgcn or gat, got {self.gnn.model!r}")
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """Build from a nested mapping ``{"seed": .., "als": {...}, ...}``; unknown keys are errors."""
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = str(key).replace("-", "_")
+            if name in _SECTIONS:
+                if not isinstance(value, Mapping):
+                    raise ValueError(f"section {key!r} must be a mapping of settings, got {value!r}")
+                kwargs[name] = _SECTIONS[name].from_dict(value, section=name)
+            elif name in ("seed", "device"):
+                kwargs[name] = value
+            else:
+                known = ["seed", "device", *_SECTIONS]
+                raise ValueError(f"unknown setting {key!r}; known: {', '.join(known)}")
+        return cls(**kwargs)
+
+    @classmethod
+    def from_file(cls, path: str) -> "TrainConfig":
+        """Load a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file (errors name the file)."""
+        values = read_config_file(path)
+        try:
+            return cls.from_dict(values)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{path}: {exc}") from None
+
+    def with_overrides(self, overrides: Sequence[str]) -> "TrainConfig":
+        """Apply ``section.field=value`` (or ``seed=..``/``device=..``) strings; values parse as YAML scalars."""
+        values = self.to_dict()
+        for text in overrides:
+            path, value = parse_override(text)
+            if len(path) == 1:
+                values[path[0]] = value
+            else:
+                section, name = path
+                if section not in _SECTIONS:
+                    raise ValueError(f"--set {text!r}: unknown section {section!r}; known: {', '.join(_SECTIONS)}")
+                values[section][name] = value
+        return TrainConfig.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A nested JSON-serialisable mapping; ``from_dict(to_dict())`` gives an equal config."""
+        out: dict[str, Any] = {"seed": self.seed, "device": self.device}
+        for name in _SECTIONS:
+            out[name] = getattr(self, name).to_dict()
+        return out
+
+
+def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
+    """``"als.factors=64"`` -> ``(("als", "factors"), 64)``; the value is parsed as a YAML scalar.
+
+    Raises:
+        ValueError: no ``=``, or a key that is not ``name`` or ``section.name``.
+    """
+    if "=" not in text:
+        raise ValueError(f"--set {text!r}: expected section.field=value")
+    key, raw = text.split("=", 1)
+    path = tuple(part.strip().replace("-", "_") for part in key.split("."))
+    if not 1 <= len(path) <= 2 or not all(path):
+        raise ValueError(f"--set {text!r}: expected section.field=value (e.g. als.factors=64)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def describe() -> str:
+    """Every section and field with its default and one-line doc (markdown)."""
+    lines = ["| setting | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _SECTIONS:
+            continue
+        lines.append(f"| `{f.name}` | `{f.default}` | {f.metadata['doc']} |")
+    for name, section in _SECTIONS.items():
+        for f in dataclasses.fields(section):
+            lines.append(f"| `{name}.{f.name}` | `{_plain(f.default)}` | {f.metadata['doc']} |")
+    return "\n".join(lines)

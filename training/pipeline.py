@@ -1,0 +1,455 @@
+"""The training pipeline: graph -> sources -> hybrid ranker -> evaluation, stage by stage.
+
+Stages (:data:`training.config.STAGES`) run in order; each one's result is
+checkpointed in a :class:`~training.workdir.WorkDir`, so an interrupted run resumes
+at the stage (and, for the GNN, the epoch) where it stopped.
+
+Two phases follow PROTOCOL.md:
+
+* **fit**: every source learns from ``train`` (validation held out; the GNN stops
+  early on it), then the hybrid ranker learns from the held-out ``valid``
+  interactions which source to trust for which user and item.
+* **final**: with ``ranker.refit`` the sources are refitted on ``train + valid``
+  (the GNN for the fit phase's best epoch count; the text encoder keeps its
+  fine-tuned weights and only the user profiles change), and the ranker, with the
+  weights it learned, is prepared on ``train + valid``. Test interactions never reach
+  any fit; they are only used by the ``evaluate`` stage.
+
+Sources: ``text`` (text similarity to the user's history), ``als``, ``itemknn``,
+``ease`` (skipped above ``ease.max_items``), ``gnn`` (LightGCN or GAT) and ``pop``
+(a popularity prior, cheap, never checkpointed).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from eval import EvalResult, MostPop, evaluate, sparse_threshold
+from kg.graph import Graph
+from training.als import ALS
+from training.base import Learner
+from training.config import STAGES, TrainConfig
+from training.ease import EASE
+from training.gnn import GAT, LightGCN
+from training.knn import ItemKNN
+from training.ranker import HybridRanker, RankerInputs, ablation
+from training.text import TextLearner, entity_texts
+from training.workdir import WorkDir
+
+__all__ = ["PHASES", "SOURCE_CLASSES", "Phase", "Pipeline", "PipelineResult", "load_source", "scorer_of", "summary_rows"]
+
+PHASES = ("fit", "final")
+SOURCE_CLASSES: dict[str, type[Learner]] = {
+    "text": TextLearner, "als": ALS, "itemknn": ItemKNN, "ease": EASE, "lightgcn": LightGCN, "gat": GAT,
+}  # fmt: skip
+"""Learner class by the ``name`` a saved learner records."""
+
+Log = Callable[[str], None]
+
+
+def load_source(path, *, device: Optional[str] = None) -> Learner:
+    """Load a saved source learner whatever its kind (read from its ``config.json``)."""
+    from training.base import load_state  # the kind is recorded next to the state
+
+    kind, _, _ = load_state(path)
+    if kind not in SOURCE_CLASSES:
+        raise ValueError(f"{path} holds a {kind!r}, not one of the sources {sorted(SOURCE_CLASSES)}")
+    return SOURCE_CLASSES[kind].load(path, device=device)
+
+
+@dataclass
+class Phase:
+    """What the sources of one phase learned from, and the fitted sources."""
+
+    name: str
+    history: sp.csr_matrix
+    history_times: Optional[sp.csr_matrix]
+    sources: dict[str, Any] = field(default_factory=dict)
+
+    def scorers(self) -> dict[str, Callable[[np.ndarray], Any]]:
+        """name -> row scorer ``scorer(users) -> [B, num_items]`` of every source."""
+        return {name: scorer_of(source) for name, source in self.sources.items()}
+
+    def inputs(self) -> RankerInputs:
+        return RankerInputs(self.history, self.scorers(), self.history_times)
+
+
+def scorer_of(source: Any) -> Callable[[np.ndarray], Any]:
+    """A learner's ``score`` method, or the source itself when it is callable (``MostPop``)."""
+    return source.score if isinstance(source, Learner) else source
+
+
+@dataclass
+class PipelineResult:
+    """What a run produced (the model artifact is assembled from it by ``graphrec``).
+
+    Attributes:
+        config: the resolved configuration.
+        final: the final phase (sources to ship, the history they were prepared on).
+        ranker: the fitted hybrid ranker, prepared on ``final`` (``None`` without the stage).
+        item_text_embeddings: ``[num_items, d]`` text vectors, or ``None``.
+        entity_text_embeddings: ``[num_entities, d]`` text vectors, or ``None``.
+        metrics: ``{"test": {name: EvalResult dict}, "valid": {...}, "sparse_threshold": int}``.
+        ablation: rows of the ablation table (``training.ranker.ablation``).
+        hybrid_test: the hybrid's test :class:`~eval.EvalResult` (for the plots).
+        timings: wall seconds per stage.
+        notes: what the run decided (skipped sources, fallbacks, best GNN epoch...).
+    """
+
+    config: TrainConfig
+    final: Phase
+    ranker: Optional[HybridRanker]
+    item_text_embeddings: Optional[np.ndarray]
+    entity_text_embeddings: Optional[np.ndarray]
+    metrics: dict[str, Any]
+    ablation: list[dict[str, Any]]
+    hybrid_test: Optional[EvalResult]
+    timings: dict[str, float]
+    notes: dict[str, Any]
+
+
+class Pipeline:
+    """Run the stages of ``python -m graphrec.train`` on a loaded graph.
+
+    Args:
+        graph: the graph artifact (``kg.load_graph``), with a ``valid`` split.
+        config: the resolved configuration; ``config.device`` must already be
+            resolved (``cpu``/``cuda[:n]``) by the entry point.
+        work_dir: checkpoint directory (see :mod:`training.workdir`).
+        graph_fingerprint: identifies the graph for ``resume``.
+        stages: the stages to run; a source stage left out means that source is
+            not used. ``ranker`` needs at least one source.
+        resume: continue a run interrupted in ``work_dir``.
+        show_progress: tqdm bars.
+        log: where the concise log lines go.
+
+    Raises:
+        ValueError: unknown stages, a config the learners reject, or a graph without
+            the splits the stages need.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        config: TrainConfig,
+        work_dir,
+        *,
+        graph_fingerprint: str,
+        stages: Sequence[str] = STAGES,
+        resume: bool = False,
+        show_progress: bool = False,
+        log: Log = print,
+    ) -> None:
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown:
+            raise ValueError(f"unknown stages {unknown}; stages are {', '.join(STAGES)}")
+        if config.device == "auto":
+            raise ValueError("config.device must be resolved to cpu or cuda by the entry point, not 'auto'")
+        self.graph, self.config, self.log, self.show_progress = graph, config, log, show_progress
+        self.stages = [s for s in STAGES if s in stages]
+        self._check_graph()
+        self._check_learner_configs()
+        self.work = WorkDir(work_dir, config=config.to_dict(), graph_fingerprint=graph_fingerprint, resume=resume)
+        binary_train = graph.matrix("train")
+        times = graph.has_timestamps
+        self.phases = {
+            "fit": Phase("fit", binary_train, graph.timestamp_matrix("train") if times else None),
+            "final": Phase(
+                "final", graph.matrix("train", "valid"), graph.timestamp_matrix("train", "valid") if times else None
+            ),
+        }
+        self.valid = graph.matrix("valid")
+        self.item_text: Optional[np.ndarray] = None
+        self.entity_text: Optional[np.ndarray] = None
+        self.ranker: Optional[HybridRanker] = None
+
+    # -- checks --------------------------------------------------------------------------
+    def _check_graph(self) -> None:
+        counts = self.graph.counts()
+        if not counts.get("train"):
+            raise ValueError("the graph has no train interactions")
+        needs_valid = "ranker" in self.stages and self.config.ranker.enabled
+        if needs_valid and not counts.get("valid"):
+            raise ValueError(
+                "the graph has no validation split, which the hybrid ranker learns from; rebuild it with "
+                "--valid-fraction > 0 (python -m graphrec.build) or leave out the ranker stage"
+            )
+
+    def _check_learner_configs(self) -> None:
+        """Build every learner once so a bad value fails before hours of training."""
+        for name in self._source_stages():
+            self._make(name)
+        if "ranker" in self.stages and self.config.ranker.enabled:
+            self._make_ranker()
+
+    def _source_stages(self) -> list[str]:
+        names = []
+        cfg = self.config
+        wanted = {
+            "text": "text" in self.stages and cfg.text.enabled,
+            "als": "als" in self.stages and cfg.als.enabled,
+            "itemknn": "neighbors" in self.stages and cfg.itemknn.enabled,
+            "ease": "neighbors" in self.stages and cfg.ease.enabled,
+            "gnn": "gnn" in self.stages and cfg.gnn.enabled,
+        }
+        for name, on in wanted.items():
+            if on:
+                names.append(name)
+        return names
+
+    # -- construction --------------------------------------------------------------------
+    def _make(self, name: str) -> Learner:
+        cfg, seed, device = self.config, self.config.seed, self.config.device
+        if name == "text":
+            return TextLearner(**cfg.text.learner_kwargs(), seed=seed, device=device)
+        if name == "als":
+            return ALS(**cfg.als.learner_kwargs(), seed=seed, device=device)
+        if name == "itemknn":
+            return ItemKNN(**cfg.itemknn.learner_kwargs())
+        if name == "ease":
+            return EASE(**cfg.ease.learner_kwargs(), device=device)
+        if name == "gnn":
+            kwargs = cfg.gnn.learner_kwargs()
+            if kwargs["init"] == "text" and not ("text" in self.stages and cfg.text.enabled):
+                kwargs["init"] = "random"
+            cls = GAT if cfg.gnn.model == "gat" else LightGCN
+            return cls(**kwargs, seed=seed, device=device)
+        raise ValueError(f"unknown source {name!r}")
+
+    def _make_ranker(self) -> HybridRanker:
+        return HybridRanker(**self.config.ranker.learner_kwargs(), seed=self.config.seed, device=self.config.device)
+
+    def _matrix(self, name: str, phase: Phase) -> sp.csr_matrix:
+        weighted = getattr(getattr(self.config, name, None), "weighted", True)
+        splits = ("train",) if phase.name == "fit" else ("train", "valid")
+        return self.graph.matrix(*splits, weighted=bool(weighted))
+
+    # -- running -------------------------------------------------------------------------
+    def run(self) -> PipelineResult:
+        """Run (or resume) every selected stage; returns what the model artifact needs."""
+        torch.manual_seed(self.config.seed)
+        for stage in self.stages:
+            resumed = self.work.done(stage)
+            start = time.perf_counter()
+            getattr(self, f"_stage_{stage}")()
+            if resumed:
+                self.log(f"[{stage}] restored from {self.work.path}")
+            else:
+                seconds = time.perf_counter() - start
+                self.work.mark_done(stage, seconds)
+                self.log(f"[{stage}] done in {seconds:.1f} s")
+        evaluation = self.work.load_json("evaluation.json") if self.work.done("evaluate") else {}
+        return PipelineResult(
+            config=self.config,
+            final=self.phases["final"],
+            ranker=self.ranker,
+            item_text_embeddings=self.item_text,
+            entity_text_embeddings=self.entity_text,
+            metrics=evaluation.get("metrics", {}),
+            ablation=evaluation.get("ablation", []),
+            hybrid_test=getattr(self, "hybrid_test", None),
+            timings=dict(self.work.state["timings"]),
+            notes=self.work.notes(),
+        )
+
+    def _fit_or_load(self, name: str, phase: Phase, fit: Callable[[], Learner]) -> None:
+        path = self.work.source_dir(phase.name, name)
+        if (path / "config.json").is_file():
+            phase.sources[name] = load_source(path, device=self.config.device)
+            return
+        start = time.perf_counter()
+        learner = fit()
+        learner.save(path)
+        phase.sources[name] = learner
+        self.log(f"  {name} ({phase.name}) fitted in {time.perf_counter() - start:.1f} s")
+
+    def _phases(self) -> list[Phase]:
+        return [self.phases["fit"], self.phases["final"]] if self.config.ranker.refit else [self.phases["fit"]]
+
+    def _share_fit_sources(self, names: Sequence[str]) -> None:
+        """Without refit, the final phase serves the sources fitted on train."""
+        if not self.config.ranker.refit:
+            for name in names:
+                if name in self.phases["fit"].sources:
+                    self.phases["final"].sources[name] = self.phases["fit"].sources[name]
+
+    # -- stages --------------------------------------------------------------------------
+    def _stage_text(self) -> None:
+        if not self.config.text.enabled:
+            return
+        fit, final = self.phases["fit"], self.phases["final"]
+        self._fit_or_load(
+            "text",
+            fit,
+            lambda: self._make("text").fit(self.graph, self._matrix("text", fit), show_progress=self.show_progress),
+        )
+        learner = fit.sources["text"]
+        if self.config.ranker.refit:
+            self._fit_or_load("text", final, lambda: learner.with_history(self._matrix("text", final)))
+        self._share_fit_sources(["text"])
+        self.item_text = learner.item_embeddings()
+        entities = self.work.load_array("text/entities.npy")
+        if entities is None and self.graph.num_entities:
+            self.log(f"  embedding {self.graph.num_entities} entity texts")
+            entities = learner.encoder.embed(entity_texts(self.graph), show_progress=self.show_progress)
+            self.work.save_array("text/entities.npy", entities)
+        self.entity_text = entities
+
+    def _stage_als(self) -> None:
+        if self.config.als.enabled:
+            self._fit_cf("als")
+
+    def _stage_neighbors(self) -> None:
+        if self.config.itemknn.enabled:
+            self._fit_cf("itemknn")
+        if self.config.ease.enabled:
+            if self.graph.num_items > self.config.ease.max_items:
+                self.work.note("ease", f"skipped: {self.graph.num_items} items > ease.max_items")
+                self.log(f"  ease skipped: {self.graph.num_items} items exceed ease.max_items")
+                return
+            self._fit_cf("ease")
+
+    def _fit_cf(self, name: str) -> None:
+        for phase in self._phases():
+            self._fit_or_load(name, phase, lambda p=phase: self._make(name).fit(self.graph, self._matrix(name, p)))
+        self._share_fit_sources([name])
+
+    def _stage_gnn(self) -> None:
+        if not self.config.gnn.enabled:
+            return
+        features: dict[str, Any] = {}
+        if self._make("gnn").init == "text":
+            if self.item_text is None:
+                raise ValueError("gnn.init is 'text' but the text stage produced no embeddings")
+            features = {"item_features": self.item_text, "entity_features": self.entity_text}
+        else:
+            self.work.note("gnn_init", "random")
+        fit = self.phases["fit"]
+        self._fit_or_load(
+            "gnn",
+            fit,
+            lambda: self._make("gnn").fit(
+                self.graph, self._matrix("gnn", fit), valid_items=self.valid, show_progress=self.show_progress,
+                checkpoint_dir=self.work.gnn_checkpoints("fit"), **features,
+            ),  # fmt: skip
+        )
+        best = max(int(fit.sources["gnn"].best_epoch_), 1)
+        self.work.note("gnn_best_epoch", best)
+        if self.config.ranker.refit:
+            final = self.phases["final"]
+
+            def refit() -> Learner:
+                learner = self._make("gnn")
+                learner.epochs = best
+                return learner.fit(
+                    self.graph, self._matrix("gnn", final), show_progress=self.show_progress,
+                    checkpoint_dir=self.work.gnn_checkpoints("final"), **features,
+                )  # fmt: skip
+
+            self._fit_or_load("gnn", final, refit)
+        self._share_fit_sources(["gnn"])
+
+    def _add_popularity(self) -> None:
+        if self.config.ranker.popularity_source:
+            for phase in self.phases.values():
+                phase.sources["pop"] = MostPop().fit(phase.history, item_ids=self.graph.item_ids)
+
+    def _prepare(self, ranker: HybridRanker, phase: Phase) -> None:
+        ranker.prepare(
+            self.graph, phase.history, item_text_embeddings=self.item_text,
+            history_times=phase.history_times, source_scorers=phase.scorers(),
+        )  # fmt: skip
+
+    def _fit_users(self) -> np.ndarray:
+        return np.flatnonzero(np.diff(self.valid.indptr) > 0).astype(np.int64)
+
+    def _stage_ranker(self) -> None:
+        if not self.config.ranker.enabled:
+            return
+        self._add_popularity()
+        fit = self.phases["fit"]
+        if not fit.sources:
+            raise ValueError("the ranker stage needs at least one source stage (text, als, neighbors, gnn)")
+        if (self.work.ranker_dir / "config.json").is_file():
+            ranker = HybridRanker.load(self.work.ranker_dir, device=self.config.device)
+        else:
+            ranker = self._make_ranker()
+            self._prepare(ranker, fit)
+            start = time.perf_counter()
+            ranker.fit(fit.scorers(), self._fit_users(), self.valid, show_progress=self.show_progress)
+            ranker.save(self.work.ranker_dir)
+            self.log(
+                f"  ranker fitted in {time.perf_counter() - start:.1f} s "
+                f"(inner-valid NDCG@{ranker.valid_k} {ranker.diagnostics_['best_valid_ndcg']:.4f})"
+            )
+        self._prepare(ranker, self.phases["final"])
+        self.ranker = ranker
+
+    def _stage_evaluate(self) -> None:
+        if self.work.done("evaluate"):
+            if self.ranker is not None:
+                self.hybrid_test = self._evaluate(self.ranker.score, self.phases["final"].history, self._test())
+            return
+        cfg = self.config.eval
+        if "pop" not in self.phases["fit"].sources:
+            self._add_popularity()
+        fit, final, test = self.phases["fit"], self.phases["final"], self._test()
+        threshold = sparse_threshold(final.history, test, cfg.sparse_max_train)
+        metrics: dict[str, Any] = {"sparse_threshold": threshold, "valid": {}, "test": {}}
+        if self.valid.nnz:
+            for name, source in fit.sources.items():
+                result = self._evaluate(scorer_of(source), fit.history, self.valid, max_train=threshold)
+                metrics["valid"][name] = result.to_dict()
+        rows: list[dict[str, Any]] = []
+        if self.ranker is not None and self.config.ranker.ablation:
+            self.log("  ablation: each source, the hybrid, the hybrid without each feature group")
+            rows = ablation(
+                self.ranker, self.graph, fit_inputs=fit.inputs(), fit_users=self._fit_users(), labels=self.valid,
+                eval_inputs=final.inputs(), test=test, item_text_embeddings=self.item_text, k=cfg.k,
+                sparse_max_train=threshold, show_progress=self.show_progress,
+            )  # fmt: skip
+        for name, source in final.sources.items():
+            metrics["test"][name] = self._evaluate(scorer_of(source), final.history, test, max_train=threshold).to_dict()
+        if self.ranker is not None:
+            self._prepare(self.ranker, final)
+            self.hybrid_test = self._evaluate(self.ranker.score, final.history, test, max_train=threshold)
+            metrics["test"]["hybrid"] = self.hybrid_test.to_dict()
+            metrics["valid"]["hybrid_inner_ndcg"] = self.ranker.diagnostics_["best_valid_ndcg"]
+        self.work.save_json("evaluation.json", {"metrics": metrics, "ablation": rows})
+
+    def _test(self) -> sp.csr_matrix:
+        return self.graph.matrix("test")
+
+    def _evaluate(self, source, history: sp.csr_matrix, labels: sp.csr_matrix, *, max_train: Optional[int] = None):
+        cfg = self.config.eval
+        if max_train is None:
+            max_train = sparse_threshold(history, labels, cfg.sparse_max_train)
+        return evaluate(
+            source, train=history, test=labels, item_ids=self.graph.item_ids, k=cfg.k,
+            batch_size=cfg.batch_size, sparse_max_train=max_train, show_progress=self.show_progress,
+        )  # fmt: skip
+
+
+def summary_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per model of ``metrics["test"]``: the figures the report and README quote."""
+    rows = []
+    for name, result in metrics.get("test", {}).items():
+        m, sparse = result, result.get("sparse", {})
+        rows.append(
+            {
+                "name": name,
+                "recall": m.get("recall"),
+                "ndcg": m.get("ndcg"),
+                "tail_recall": m.get("tail_recall"),
+                "coverage": m.get("coverage"),
+                "aplt": m.get("aplt"),
+                "sparse_ndcg": sparse.get("ndcg"),
+            }
+        )
+    return rows

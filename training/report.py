@@ -1,0 +1,120 @@
+"""The training report: test metrics of every source and the hybrid, the ablation, timings.
+
+Plain markdown, printed by ``python -m graphrec.train`` and stored in the model
+artifact as ``report/report.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+__all__ = ["format_report", "metrics_table"]
+
+_COLUMNS = (
+    ("recall", "Recall"), ("ndcg", "NDCG"), ("tail_recall", "TailRecall"), ("coverage", "Coverage"),
+    ("aplt", "APLT"), ("sparse_ndcg", "sparse NDCG"),
+)  # fmt: skip
+
+_NAMES = {
+    "text": "text similarity", "als": "ALS", "itemknn": "item-KNN", "ease": "EASE", "gnn": "GNN",
+    "pop": "MostPop", "hybrid": "**hybrid**",
+}  # fmt: skip
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.4f}"
+
+
+def _flat(result: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``EvalResult.to_dict()`` or an ablation row, as one flat row."""
+    row = dict(result)
+    if isinstance(result.get("sparse"), Mapping):
+        row["sparse_ndcg"] = result["sparse"].get("ndcg")
+    return row
+
+
+def metrics_table(rows: Sequence[tuple[str, Mapping[str, Any]]], k: int) -> str:
+    """Markdown table: one row per ``(name, result)``."""
+    head = "| model | " + " | ".join(f"{label}@{k}" for _, label in _COLUMNS) + " |"
+    lines = [head, "|---|" + "---:|" * len(_COLUMNS)]
+    for name, result in rows:
+        row = _flat(result)
+        cells = " | ".join(_cell(row.get(key)) for key, _ in _COLUMNS)
+        lines.append(f"| {_NAMES.get(name, name)} | {cells} |")
+    return "\n".join(lines)
+
+
+def format_report(
+    *,
+    title: str,
+    metrics: Mapping[str, Any],
+    ablation: Sequence[Mapping[str, Any]],
+    timings: Mapping[str, float],
+    notes: Mapping[str, Any],
+    counts: Mapping[str, int],
+    k: int,
+) -> str:
+    """The whole report as markdown.
+
+    Args:
+        title: first heading (e.g. the graph's name).
+        metrics: ``PipelineResult.metrics``.
+        ablation: ``PipelineResult.ablation`` rows.
+        timings: wall seconds per stage.
+        notes: the pipeline's notes (skipped sources, best GNN epoch...).
+        counts: the graph's counts.
+        k: the cut-off.
+    """
+    threshold = metrics.get("sparse_threshold")
+    lines = [f"# {title}", ""]
+    lines.append(
+        f"Graph: {counts.get('users', 0):,} users, {counts.get('items', 0):,} items, "
+        f"{counts.get('train', 0):,} train + {counts.get('valid', 0):,} valid + {counts.get('test', 0):,} test pairs, "
+        f"{counts.get('entities', 0):,} entities."
+    )
+    lines.append("")
+    test = metrics.get("test", {})
+    if test:
+        lines += [f"## Test (K = {k}, train + valid masked, PROTOCOL.md)", ""]
+        order = [n for n in test if n != "hybrid"] + (["hybrid"] if "hybrid" in test else [])
+        lines.append(metrics_table([(name, test[name]) for name in order], k))
+        lines.append("")
+        if threshold is not None:
+            lines.append(f"Sparse users: at most {threshold} train items.")
+        if "hybrid" in test:
+            best = max((n for n in test if n not in ("hybrid", "pop")), key=lambda n: test[n]["ndcg"], default=None)
+            if best is not None:
+                gain = test["hybrid"]["ndcg"] / max(test[best]["ndcg"], 1e-12) - 1
+                lines.append(
+                    f"Hybrid vs best single source ({_NAMES.get(best, best)}): NDCG@{k} {100 * gain:+.1f}% relative."
+                )
+        lines.append("")
+    if ablation:
+        lines += [f"## Ablation (test, K = {k})", ""]
+        lines.append(metrics_table([(row["name"], row) for row in ablation], k))
+        lines.append("")
+    valid = metrics.get("valid", {})
+    if valid:
+        lines += ["## Validation (sources fitted on train)", ""]
+        rows = [(name, result) for name, result in valid.items() if isinstance(result, Mapping)]
+        lines.append(metrics_table(rows, k))
+        if "hybrid_inner_ndcg" in valid:
+            lines.append("")
+            lines.append(
+                f"Hybrid ranker, NDCG@{k} on its inner validation users: {valid['hybrid_inner_ndcg']:.4f}."
+            )
+        lines.append("")
+    if timings:
+        lines += ["## Wall seconds per stage", ""]
+        lines.append("| " + " | ".join(timings) + " |")
+        lines.append("|" + "---:|" * len(timings))
+        lines.append("| " + " | ".join(f"{seconds:.1f}" for seconds in timings.values()) + " |")
+        lines.append("")
+    if notes:
+        lines += ["## Notes", ""]
+        lines += [f"- {key}: {value}" for key, value in notes.items()]
+        lines.append("")
+    return "\n".join(lines)
