@@ -17,7 +17,13 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphrec.datasets import SyntheticConfig, SyntheticData, generate, write, write_interactions_parquet
+from graphrec.datasets import (
+    SyntheticConfig,
+    SyntheticData,
+    generate,
+    write,
+    write_interactions_parquet,
+)
 from graphrec.datasets.vocab import GENERIC_WORDS, TOPICS
 
 SMALL = SyntheticConfig(num_users=300, num_items=200, num_interactions=6000, num_creators=40, num_series=15)

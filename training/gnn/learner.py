@@ -366,6 +366,39 @@ class GraphLearner(Learner):
         vectors = to_torch_csr(weights, self._factor_device()) @ self.item_factors_
         return vectors @ self.item_factors_.T
 
+    def embed_new_items(self, features: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """Final-layer vectors of items the graph has never seen, from their text features.
+
+        A new item has no edges, so propagation adds nothing to its layer-0 vector: that
+        is the learned text projection of its features, standardised with the statistics
+        of ``reference`` (the item features the model was fitted with), and no ID residual.
+        LightGCN averages layers uniformly, so an isolated node keeps ``1 / (L + 1)`` of
+        it; for GAT this is the same first-order estimate.
+
+        Args:
+            features: ``[n, d_text]`` text embeddings of the new items.
+            reference: ``[num_items, d_text]`` the ``item_features`` given to ``fit``.
+
+        Returns:
+            float32 ``[n, embedding_dim]``, comparable with :meth:`item_embeddings`.
+
+        Raises:
+            ValueError: the model was fitted with ``init="random"`` (no text projection).
+        """
+        self._check_fitted()
+        weight = self.parameters_.get("embedding.item_projection.weight")
+        if weight is None:
+            raise ValueError(f"{self.name} was fitted with init='random'; it has no text projection for new items")
+        reference = np.asarray(reference, dtype=np.float32)
+        centred = reference - reference.mean(axis=0, keepdims=True)
+        rms = max(float(np.sqrt((centred**2).sum(axis=1).mean())), 1e-12)
+        standardised = (np.asarray(features, dtype=np.float32) - reference.mean(axis=0, keepdims=True)) / rms
+        projected = torch.from_numpy(standardised) @ weight.float().T
+        bias = self.parameters_.get("embedding.item_projection.bias")
+        if bias is not None:
+            projected = projected + bias.float()
+        return (projected / (self.num_layers + 1)).numpy().astype(np.float32)
+
     def item_embeddings(self) -> Optional[np.ndarray]:
         """Final propagated item vectors ``[num_items, embedding_dim]``."""
         self._check_fitted()

@@ -1,0 +1,134 @@
+"""``python -m graphrec.recommend``: top-K lists for every user (or a list of users) to a file.
+
+Usage::
+
+    python -m graphrec.recommend --model DIR --out FILE(.parquet|.csv|.jsonl) [--users FILE|all]
+        [--k 20] [--batch-size 256] [--device auto|cpu|cuda] [--keep-seen] [--exclude FILE]
+        [--diversity 0.0] [--unknown error|cold] [--quiet]
+
+Columns ``user,item,rank,score`` with external ids. Output is streamed batch by batch
+(memory bounded whatever the number of users) into a temporary file that replaces
+``--out`` only when every batch is written: a failed run never leaves a partial file.
+Exit status: 0 on success, 2 on bad input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from graphrec.recommender import Recommender, UnknownIdError
+from graphrec.topk_writer import RecommendationWriter, format_from_path
+from kg import ArtifactError
+from training.base import resolve_device
+
+__all__ = ["build_parser", "main", "read_ids"]
+
+
+class BadInput(Exception):
+    """Input the user can fix; reported as one line with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m graphrec.recommend",
+        description="Write the top-K items of every user (or of --users) from a model artifact.",
+    )
+    parser.add_argument("--model", required=True, type=Path, help="model artifact (python -m graphrec.train)")
+    parser.add_argument("--out", required=True, type=Path, help="output file: .parquet, .csv or .jsonl (optionally .gz)")
+    parser.add_argument(
+        "--users", default="all",
+        help="'all' (default: every user of the model) or a file with one user id per line (a header 'user' is skipped)",
+    )  # fmt: skip
+    parser.add_argument("--k", type=int, default=20, help="items per user (default 20)")
+    parser.add_argument("--batch-size", type=int, default=256, help="users scored per batch (default 256)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to score")
+    parser.add_argument("--keep-seen", action="store_true", help="do not filter the users' known items")
+    parser.add_argument("--exclude", type=Path, help="file of item ids (one per line) never to recommend")
+    parser.add_argument("--diversity", type=float, default=0.0, help="MMR lambda in [0, 1] (default 0: off)")
+    parser.add_argument(
+        "--unknown", choices=("error", "cold"), default="error",
+        help="user ids the model never saw: fail (default) or recommend from popularity",
+    )  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def read_ids(path: Path, *, header: str) -> list[str]:
+    """One id per line (blank lines skipped, a first line equal to ``header`` skipped)."""
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read the id file ({exc})") from None
+    ids = [line for line in lines if line]
+    if ids and ids[0] == header:
+        ids = ids[1:]
+    if not ids:
+        raise BadInput(f"{path}: no ids in the file (expected one {header} id per line)")
+    return ids
+
+
+def run(args: argparse.Namespace) -> tuple[int, int]:
+    """Write the recommendations; returns ``(users, rows)`` written."""
+    if args.k < 1:
+        raise BadInput(f"--k must be >= 1, got {args.k}")
+    if args.batch_size < 1:
+        raise BadInput(f"--batch-size must be >= 1, got {args.batch_size}")
+    format_from_path(args.out)  # fail on an unknown suffix before loading anything
+    recommender = Recommender.load(args.model, device=str(resolve_device(args.device)))
+    if args.k > recommender.num_items:
+        raise BadInput(f"--k {args.k} is larger than the catalogue ({recommender.num_items} items)")
+    exclude = read_ids(args.exclude, header="item") if args.exclude is not None else None
+    options = dict(filter_seen=not args.keep_seen, exclude=exclude, diversity=args.diversity)
+    cold: list[str] = []
+    if args.users == "all":
+        users = np.arange(len(recommender.user_ids), dtype=np.int64)
+    else:
+        ids = read_ids(Path(args.users), header="user")
+        known = pd.Index(recommender.user_ids).get_indexer(ids)
+        cold = [i for i, k in zip(ids, known) if k < 0]
+        if cold and args.unknown == "error":
+            raise BadInput(
+                f"{args.users}: {len(cold)} user id(s) the model does not know, e.g. {cold[:3]}; "
+                "pass --unknown cold to recommend to them from popularity"
+            )
+        users = known[known >= 0].astype(np.int64)
+    with RecommendationWriter(args.out) as writer:
+        for batch, items, scores in recommender.iter_topk(
+            users, args.k, batch_size=args.batch_size, show_progress=not args.quiet, **options
+        ):
+            writer.write_topk(batch, items, scores, user_ids=recommender.user_ids, item_ids=recommender.item_ids)
+        for user in cold:
+            frame = recommender.recommend_new_user([], k=args.k, exclude=exclude, diversity=args.diversity)
+            writer.write_batch(
+                np.array([user], dtype=object), frame["item"].to_numpy()[None, :], frame["score"].to_numpy()[None, :]
+            )
+        return writer.users_written, writer.rows_written
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m graphrec.recommend``; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    started = time.perf_counter()
+    try:
+        users, rows = run(args)
+    except (BadInput, ArtifactError, UnknownIdError, OSError, ValueError) as exc:
+        print(f"graphrec.recommend: error: {exc}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - started
+    print(f"wrote {rows:,} rows for {users:,} users to {args.out} in {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""Serving a trained model: top-K for known and new users, similar items, explanations.
+
+    rec = Recommender.load("models/ml-100k")
+    rec.recommend(["196", "186"], k=10)                 # DataFrame user, item, rank, score
+    rec.recommend_new_user(["242", "302"], k=10)        # fold-in, no retraining
+    rec.recommend_new_user(attributes={"gender": "F"})  # nothing seen: similar users' favourites
+    rec.add_items([{"item_id": "new-1", "movie_title": "Heat 2"}])
+    rec.similar_items(["new-1"], k=5)
+    rec.explain("196", "242")
+
+Scores come from the hybrid ranker (every source's candidates re-ranked); items
+outside the candidates are not recommendable. Every answer uses external ids.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from eval.ranking import iter_topk
+from graphrec.artifact import TrainedModel, load_model
+from graphrec.coldstart import NewItems, attribute_neighbours
+from graphrec.diversity import intra_list_diversity, mmr_rerank
+from training.base import Learner
+
+__all__ = ["Recommender", "UnknownIdError"]
+
+_DIVERSITY_POOL = 100  # candidates per user that MMR re-ranks down to k
+
+
+class UnknownIdError(KeyError):
+    """A user or item id the model does not know (message names the ids)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; this one is a sentence
+        return str(self.args[0])
+
+
+class Recommender:
+    """Top-K recommendations from a loaded model artifact.
+
+    Args:
+        model: a :class:`~graphrec.artifact.TrainedModel` (see :meth:`load`).
+    """
+
+    def __init__(self, model: TrainedModel) -> None:
+        self.model = model
+        self._scorer = model.scorer()
+        self._user_index = pd.Index(model.graph.user_ids.astype(str))
+        self._item_ids = model.graph.item_ids.astype(str)
+        self._item_index = pd.Index(self._item_ids)
+        self.new_items = NewItems.empty()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: Optional[str] = None) -> "Recommender":
+        """Load a model artifact (``python -m graphrec.train``), verifying every checksum."""
+        return cls(load_model(path, device=device))
+
+    # -- ids -----------------------------------------------------------------------------
+    @property
+    def user_ids(self) -> np.ndarray:
+        return self._user_index.to_numpy()
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        """Known items, then items added with :meth:`add_items`."""
+        return np.concatenate([self._item_ids, self.new_items.ids])
+
+    @property
+    def num_items(self) -> int:
+        return len(self._item_ids) + len(self.new_items.ids)
+
+    def user_index(self, user_ids: Iterable[Any]) -> np.ndarray:
+        """Internal indices of known users; ``UnknownIdError`` naming the unknown ones."""
+        ids = np.asarray([str(u) for u in user_ids], dtype=object)
+        index = self._user_index.get_indexer(ids)
+        if (index < 0).any():
+            missing = ids[index < 0]
+            raise UnknownIdError(
+                f"{len(missing)} unknown user id(s): {', '.join(map(str, missing[:5]))}"
+                f"{' ...' if len(missing) > 5 else ''}; use recommend_new_user() (or --unknown cold) for new users"
+            )
+        return index.astype(np.int64)
+
+    def item_index(self, item_ids: Iterable[Any]) -> np.ndarray:
+        """Internal indices of known or added items; ``UnknownIdError`` naming the unknown ones."""
+        ids = np.asarray([str(i) for i in item_ids], dtype=object)
+        index = pd.Index(self.item_ids).get_indexer(ids)
+        if (index < 0).any():
+            missing = ids[index < 0]
+            raise UnknownIdError(f"{len(missing)} unknown item id(s): {', '.join(map(str, missing[:5]))}")
+        return index.astype(np.int64)
+
+    # -- scoring -------------------------------------------------------------------------
+    def score_users(self, users: np.ndarray) -> torch.Tensor:
+        """Hybrid scores ``[B, num_items]`` (``-inf`` = not a candidate) of known users by index."""
+        scores = torch.as_tensor(self._scorer(np.asarray(users, dtype=np.int64)))
+        return self._with_new_items(scores, users=np.asarray(users, dtype=np.int64))
+
+    def _with_new_items(self, scores: torch.Tensor, *, users=None, history=None) -> torch.Tensor:
+        if not len(self.new_items.ids):
+            return scores
+        content = self.new_items.content_scores(self.model, users=users, history=history)
+        return torch.cat([scores, self.new_items.insert(scores.cpu(), content).to(scores.device)], dim=1)
+
+    def _mask(self, k: int, exclude, candidates) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if k > self.num_items:
+            raise ValueError(f"k={k} is larger than the catalogue ({self.num_items} items)")
+        banned = None if exclude is None else self.item_index(exclude)
+        allowed = None if candidates is None else self.item_index(candidates)
+        if allowed is not None and not len(allowed):
+            raise ValueError("candidates is empty; pass None to rank the whole catalogue")
+        return banned, allowed
+
+    def _apply(self, scores: torch.Tensor, banned, allowed) -> torch.Tensor:
+        scores = scores.clone()
+        if allowed is not None:
+            keep = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
+            keep[torch.as_tensor(allowed, device=scores.device)] = True
+            scores[:, ~keep] = -torch.inf
+        if banned is not None and len(banned):
+            scores[:, torch.as_tensor(banned, device=scores.device)] = -torch.inf
+        return scores
+
+    def _seen(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        extra = self.num_items - rows.shape[1]
+        return sp.hstack([rows, sp.csr_matrix((rows.shape[0], extra))]).tocsr() if extra else rows
+
+    def iter_topk(
+        self,
+        users: np.ndarray,
+        k: int = 20,
+        *,
+        filter_seen: bool = True,
+        exclude: Optional[Sequence[Any]] = None,
+        candidates: Optional[Sequence[Any]] = None,
+        diversity: float = 0.0,
+        batch_size: int = 256,
+        show_progress: bool = False,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Stream ``(users [B], items [B, k], scores [B, k])`` (internal indices, ``-1`` pads) for known users."""
+        banned, allowed = self._mask(k, exclude, candidates)
+        if not 0.0 <= float(diversity) <= 1.0:
+            raise ValueError(f"diversity must be in [0, 1], got {diversity!r}")
+        seen = self._seen(self.model.history) if filter_seen else None
+        pool = max(k, _DIVERSITY_POOL) if diversity > 0 else k
+        scorer = lambda batch: self._apply(self.score_users(batch), banned, allowed)  # noqa: E731
+        for batch, items, scores in iter_topk(
+            scorer, users, min(pool, self.num_items), exclude=seen, batch_size=batch_size, show_progress=show_progress
+        ):
+            if diversity > 0:
+                items, scores = mmr_rerank(items, scores, self.item_vectors(), k, diversity)
+            yield batch, items[:, :k], scores[:, :k]
+
+    def _frame(self, user_ids: Sequence[str], items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+        valid = items >= 0
+        counts = valid.sum(axis=1)
+        ranks = np.concatenate([np.arange(1, c + 1) for c in counts]) if len(counts) else np.zeros(0, int)
+        return pd.DataFrame(
+            {
+                "user": np.repeat(np.asarray(user_ids, dtype=object), counts),
+                "item": self.item_ids[items[valid]] if valid.any() else np.array([], dtype=object),
+                "rank": ranks.astype(np.int32),
+                "score": scores[valid].astype(np.float32),
+            }
+        )
+
+    # -- public API ----------------------------------------------------------------------
+    def recommend(
+        self,
+        user_ids: Sequence[Any],
+        k: int = 20,
+        *,
+        filter_seen: bool = True,
+        exclude: Optional[Sequence[Any]] = None,
+        candidates: Optional[Sequence[Any]] = None,
+        diversity: float = 0.0,
+        unknown: str = "error",
+    ) -> pd.DataFrame:
+        """Top-``k`` items of each user: a DataFrame ``user, item, rank, score`` (external ids).
+
+        Args:
+            user_ids: external user ids.
+            k: list length, ``1 <= k <= catalogue size``.
+            filter_seen: leave out the user's known (train + valid) items.
+            exclude: item ids never to recommend.
+            candidates: rank only these item ids.
+            diversity: MMR lambda in ``[0, 1]`` (0: by score only); lists are re-ranked from
+                each user's top 100 using the model's item embeddings.
+            unknown: ``"error"`` (raise :class:`UnknownIdError`) or ``"cold"`` (users
+                the model never saw get :meth:`recommend_new_user` with no items).
+
+        Raises:
+            UnknownIdError, ValueError: unknown ids, empty ``user_ids``, bad ``k``.
+        """
+        ids = [str(u) for u in user_ids]
+        if not ids:
+            raise ValueError("user_ids is empty")
+        if unknown not in ("error", "cold"):
+            raise ValueError(f"unknown must be 'error' or 'cold', got {unknown!r}")
+        known = self._user_index.get_indexer(np.asarray(ids, dtype=object))
+        if unknown == "error":
+            self.user_index(ids)
+        frames = []
+        options = dict(exclude=exclude, candidates=candidates, diversity=diversity)
+        index = known[known >= 0].astype(np.int64)
+        if len(index):
+            parts = list(self.iter_topk(index, k, filter_seen=filter_seen, **options))
+            items = np.concatenate([p[1] for p in parts])
+            scores = np.concatenate([p[2] for p in parts])
+            frames.append(self._frame(self._user_index.to_numpy()[index], items, scores))
+        for position in np.flatnonzero(known < 0):
+            frames.append(self.recommend_new_user([], k=k, **options).assign(user=ids[position]))
+        order = {user: i for i, user in enumerate(ids)}
+        out = pd.concat(frames, ignore_index=True)
+        return out.sort_values(["user", "rank"], key=lambda c: c.map(order) if c.name == "user" else c).reset_index(
+            drop=True
+        )
+
+    def recommend_new_user(
+        self,
+        items: Sequence[Any] = (),
+        *,
+        attributes: Optional[Mapping[str, Any]] = None,
+        k: int = 20,
+        exclude: Optional[Sequence[Any]] = None,
+        candidates: Optional[Sequence[Any]] = None,
+        diversity: float = 0.0,
+    ) -> pd.DataFrame:
+        """Top-``k`` for a user the model has never seen, without retraining.
+
+        With items: every source folds the user in from them (ALS's least-squares
+        solve, the GNN's and text's item-mean profiles, item-item neighbours) and the
+        hybrid ranker fuses them as for a known user. With no items: the favourites of
+        known users sharing ``attributes`` (user-table columns, e.g. ``{"gender": "F"}``),
+        else overall popularity. The ``user`` column is empty (``""``).
+
+        Raises:
+            UnknownIdError: an item id the model does not know.
+        """
+        banned, allowed = self._mask(k, exclude, candidates)
+        index = self.item_index(items) if len(items) else np.zeros(0, np.int64)
+        known = index[index < len(self._item_ids)]
+        row = sp.csr_matrix(
+            (np.ones(len(known), np.float32), (np.zeros(len(known), np.int64), known)),
+            shape=(1, len(self._item_ids)),
+        )
+        if len(known):
+            scores = self.score_new_users(row)
+        else:
+            neighbours = attribute_neighbours(self.model.graph, attributes or {})
+            history = self.model.history if neighbours is None else self.model.history[neighbours]
+            scores = torch.as_tensor(np.asarray(history.sum(axis=0), dtype=np.float32))
+            scores = torch.log1p(scores)  # popularity among similar users (or everyone)
+        scores = self._with_new_items(torch.as_tensor(scores).float().cpu(), history=row)
+        scores = self._apply(scores, banned, allowed)
+        scores[0, torch.as_tensor(index, dtype=torch.long)] = -torch.inf  # never what they already have
+        pool = min(max(k, _DIVERSITY_POOL) if diversity > 0 else k, self.num_items)
+        top_scores, top_items = torch.topk(scores, pool, dim=1)
+        top_items = torch.where(torch.isfinite(top_scores), top_items, torch.full_like(top_items, -1))
+        top_items, top_scores = top_items.numpy(), top_scores.numpy()
+        if diversity > 0:
+            top_items, top_scores = mmr_rerank(top_items, top_scores, self.item_vectors(), k, diversity)
+        return self._frame([""], top_items[:, :k], top_scores[:, :k])
+
+    def score_new_users(self, rows: sp.csr_matrix) -> torch.Tensor:
+        """Hybrid scores ``[B, known items]`` of users known only by their items (CSR rows).
+
+        Every source folds the rows in (``Learner.score_new_users``) and the hybrid ranker
+        fuses them exactly as for known users; ``-inf`` outside the candidates.
+        """
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        batch = np.zeros(rows.shape[0], np.int64)
+        sources = {
+            name: source.score_new_users(rows) if isinstance(source, Learner) else source(batch)
+            for name, source in self.model.sources.items()
+        }
+        if self.model.ranker is not None:
+            return torch.as_tensor(self.model.ranker.score_rows(sources, rows)).float().cpu()
+        return torch.as_tensor(next(s for n, s in sources.items() if n != "pop")).float().cpu()
+
+    def item_vectors(self) -> np.ndarray:
+        """Item embeddings used for similarity and diversity: the GNN's, else ALS's, else text."""
+        for name in ("gnn", "als", "text"):
+            source = self.model.sources.get(name)
+            if isinstance(source, Learner) and source.item_embeddings() is not None:
+                vectors = np.asarray(source.item_embeddings(), dtype=np.float32)
+                return np.concatenate([vectors, self.new_items.vectors(name, self.model, len(vectors[0]))])
+        raise ValueError("the model holds no source with item embeddings")
+
+    def similar_items(self, item_ids: Sequence[Any], k: int = 10) -> pd.DataFrame:
+        """The ``k`` most cosine-similar items of each item: DataFrame ``item, similar, rank, score``."""
+        index = self.item_index(item_ids)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < self.num_items:
+            raise ValueError(f"k must be an integer in [1, {self.num_items - 1}], got {k!r}")
+        vectors = torch.as_tensor(self.item_vectors())
+        vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        sims = vectors[torch.as_tensor(index)] @ vectors.T
+        sims[torch.arange(len(index)), torch.as_tensor(index)] = -torch.inf
+        scores, top = torch.topk(sims, k, dim=1)
+        return pd.DataFrame(
+            {
+                "item": np.repeat(self.item_ids[index], k),
+                "similar": self.item_ids[top.reshape(-1).numpy()],
+                "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(index)),
+                "score": scores.reshape(-1).numpy().astype(np.float32),
+            }
+        )
+
+    def explain(self, user_id: Any, item_id: Any) -> dict[str, float]:
+        """Each source's and feature group's contribution to the hybrid's score of ``item_id`` for ``user_id``.
+
+        Keys: ``score``, ``bias``, ``candidate`` (1.0 when some source proposed the item),
+        ``source:<name>`` and ``group:<name>`` (see ``HybridRanker.explain``).
+        """
+        if self.model.ranker is None:
+            raise ValueError("the model has no hybrid ranker to explain")
+        user = int(self.user_index([user_id])[0])
+        item = int(self.item_index([item_id])[0])
+        if item >= len(self._item_ids):
+            raise ValueError(f"item {item_id!r} was added after training; the ranker has no features for it")
+        return self.model.ranker.explain_user(user, item)
+
+    def add_items(self, items: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Make new items recommendable and searchable without retraining.
+
+        Each mapping needs ``item_id`` and the item-table columns it has (text and
+        attributes). The text encoder embeds them; the GNN's learned text projection
+        gives them graph vectors. For a user, a new item takes the rank its content
+        score (GNN, else text) would give it among the known items.
+
+        Returns:
+            The internal indices given to the new items.
+
+        Raises:
+            ValueError: a missing or duplicate ``item_id``, or a model without text.
+        """
+        return self.new_items.add(self.model, items, known=self._item_index)
+
+    def intra_list_diversity(self, recommendations: pd.DataFrame) -> float:
+        """Mean pairwise cosine distance within each user's list (item embeddings of :meth:`item_vectors`)."""
+        lists = [self.item_index(group["item"]) for _, group in recommendations.groupby("user", sort=False)]
+        if not lists:
+            return float("nan")
+        width = max(len(x) for x in lists)
+        padded = np.full((len(lists), width), -1, dtype=np.int64)
+        for row, items in enumerate(lists):
+            padded[row, : len(items)] = items
+        return float(intra_list_diversity(padded, self.item_vectors()))
