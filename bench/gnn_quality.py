@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default=None, help="data set name (heading and output file suffix)")
     parser.add_argument("--no-text", action="store_true", help="random initialisation only (graphs without text)")
     parser.add_argument("--no-gat", action="store_true", help="skip the GAT (slow on CPU with a large KG)")
+    parser.add_argument("--no-lightgcn", action="store_true", help="skip the LightGCN runs (e.g. to add the GAT row)")
+    parser.add_argument("--max-epochs", type=int, default=None, help="cap every learner's epochs (stated in the output)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="text vector cache of training.text")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
@@ -66,8 +68,10 @@ def main(argv=None) -> int:
     graph = load_graph(args.graph)
     train, test = graph.matrix("train", "valid"), graph.matrix("test")
     common = {"seed": args.seed, "device": args.device}
-    runs = [("LightGCN, random init", LightGCN, {**common, "init": "random"})]
-    if not args.no_text:
+    if args.max_epochs is not None:
+        common["epochs"] = args.max_epochs
+    runs = [] if args.no_lightgcn else [("LightGCN, random init", LightGCN, {**common, "init": "random"})]
+    if not args.no_text and not args.no_lightgcn:
         runs.append(("LightGCN, text init (default)", LightGCN, common))
     if not args.no_gat:
         gat_config = {**common, "init": "random"} if args.no_text else common

@@ -26,11 +26,25 @@ from eval.ranking import iter_topk
 from graphrec.artifact import TrainedModel, load_model
 from graphrec.coldstart import NewItems, attribute_neighbours
 from graphrec.diversity import intra_list_diversity, mmr_rerank
+from graphrec.dot_scorer import DotScorer
+from graphrec.topk_workers import iter_topk_parallel
 from training.base import Learner
 
 __all__ = ["Recommender", "UnknownIdError"]
 
 _DIVERSITY_POOL = 100  # candidates per user that MMR re-ranks down to k
+
+
+def _parallel_topk(dot: "DotScorer", users, k, seen, batch_size, show_progress):
+    """Whole batches on one thread per core, one torch thread each (faster than threading one matmul)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield from iter_topk_parallel(
+            dot.fork, users, k, exclude=seen, batch_size=batch_size, workers=threads, show_progress=show_progress
+        )
+    finally:
+        torch.set_num_threads(threads)
 
 
 class UnknownIdError(KeyError):
@@ -150,13 +164,27 @@ class Recommender:
             raise ValueError(f"diversity must be in [0, 1], got {diversity!r}")
         seen = self._seen(self.model.history) if filter_seen else None
         pool = max(k, _DIVERSITY_POOL) if diversity > 0 else k
-        scorer = lambda batch: self._apply(self.score_users(batch), banned, allowed)  # noqa: E731
-        for batch, items, scores in iter_topk(
-            scorer, users, min(pool, self.num_items), exclude=seen, batch_size=batch_size, show_progress=show_progress
-        ):
+        dot = self._dot_model() if banned is None and allowed is None and not len(self.new_items.ids) else None
+        if dot is not None:  # a single factor model: the multi-threaded dot-product path (bench/serving_throughput.py)
+            stream = _parallel_topk(dot, users, min(pool, self.num_items), seen, batch_size, show_progress)
+        else:
+            scorer = lambda batch: self._apply(self.score_users(batch), banned, allowed)  # noqa: E731
+            stream = iter_topk(
+                scorer, users, min(pool, self.num_items), exclude=seen, batch_size=batch_size,
+                show_progress=show_progress,
+            )  # fmt: skip
+        for batch, items, scores in stream:
             if diversity > 0:
                 items, scores = mmr_rerank(items, scores, self.item_vectors(), k, diversity)
             yield batch, items[:, :k], scores[:, :k]
+
+    def _dot_model(self) -> Optional[DotScorer]:
+        """Without a ranker, a model of one ALS or GNN source scores by ``user . item``."""
+        learners = [n for n in self.model.sources if n != "pop"]
+        if self.model.ranker is not None or len(learners) != 1 or learners[0] not in ("als", "gnn"):
+            return None
+        source = self.model.sources[learners[0]]
+        return DotScorer(source.user_embeddings(), source.item_embeddings())
 
     def _frame(self, user_ids: Sequence[str], items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         valid = items >= 0
