@@ -26,15 +26,12 @@ from eval.ranking import Scorer, TopK
 from eval.recfile import read_recommendations
 from eval.report import write_report
 from eval.result import write_atomic
+from graphrec.cli import BadInput
 from kg import ArtifactError, Graph, load_graph
 
 __all__ = ["build_parser", "main"]
 
 _SPLITS = {"test": (("train", "valid"), "test"), "valid": (("train",), "valid")}
-
-
-class BadInput(Exception):
-    """Input the user can fix; reported as one line with exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

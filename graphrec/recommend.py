@@ -23,16 +23,13 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from graphrec.cli import BadInput
 from graphrec.recommender import Recommender, UnknownIdError
 from graphrec.topk_writer import RecommendationWriter, format_from_path
 from kg import ArtifactError
 from training.base import resolve_device
 
 __all__ = ["build_parser", "main", "read_ids"]
-
-
-class BadInput(Exception):
-    """Input the user can fix; reported as one line with exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
+from graphrec.cli import BadInput
 from kg import ArtifactError, load_graph
 from training.base import resolve_device
 from training.config import STAGES, TrainConfig, describe
@@ -40,10 +41,6 @@ DEMO_OVERRIDES = (
     "ranker.ensemble=3",
 )
 """Settings of the no-argument demo run, so that it finishes in a few minutes on 2 CPU cores."""
-
-
-class BadInput(Exception):
-    """Input the user can fix; reported as one line with exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
