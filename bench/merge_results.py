@@ -1,0 +1,49 @@
+"""Assemble BENCHMARKS.md from the sections the bench scripts write to bench/results/.
+
+Each bench script writes its own ``bench/results/<name>.md`` (a table plus the
+command that produced it); this script concatenates them in a fixed order so the
+file is always regenerated from measured output, never edited by hand.
+
+    python bench/merge_results.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+ORDER = [
+    "build_throughput",
+    "eval_baselines",
+    "eval_scale",
+    "text_finetune",
+    "tune_cf",
+    "gnn_speed",
+    "gnn_quality",
+    "learners",
+    "hybrid",
+    "serving",
+    "gpu",
+]
+
+HEADER = """# Benchmarks
+
+Every table below was produced by the command printed with it; the scripts live in
+`bench/` and write their section to `bench/results/`, from which this file is
+assembled by `python bench/merge_results.py`. CPU figures come from a shared 2-core
+machine: absolute times are noisy, so compare the ratios measured side by side in
+one run. Quality figures follow `PROTOCOL.md` (full ranking, train items masked, K = 20).
+"""
+
+
+def main() -> None:
+    sections = {p.stem: p for p in RESULTS.glob("*.md")}
+    ordered = [sections.pop(name) for name in ORDER if name in sections] + sorted(sections.values())
+    parts = [HEADER] + [p.read_text(encoding="utf-8").strip() + "\n" for p in ordered]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(parts), encoding="utf-8")
+    print(f"BENCHMARKS.md: {len(ordered)} sections ({', '.join(p.stem for p in ordered)})")
+
+
+if __name__ == "__main__":
+    main()
