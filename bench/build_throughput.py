@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child:
-        import kg  # noqa: F401  (imports first, so "RSS after imports" is the baseline of both builds)
         import pandas  # noqa: F401
+
+        import kg  # noqa: F401  (imports first, so "RSS after imports" is the baseline of both builds)
 
         before = psutil.Process().memory_info().rss
         result = (child_graphrec if args.child == "graphrec" else child_pandas)(args.log, args.artifact)

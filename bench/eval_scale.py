@@ -14,8 +14,8 @@ Prints a markdown table and writes it to bench/results/eval_scale.md.
 from __future__ import annotations
 
 import argparse
-import shlex
 import resource
+import shlex
 import sys
 import threading
 import time

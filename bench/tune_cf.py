@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-
 from eval import MostPop, evaluate, sparse_threshold
 from kg.artifact import atomic_file, library_versions, to_jsonable
 from kg.graph import Graph, load_graph
