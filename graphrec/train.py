@@ -38,7 +38,8 @@ __all__ = ["DEMO_OVERRIDES", "build_parser", "main"]
 DEMO_OVERRIDES = (
     "text.fine_tune_steps=60",
     "gnn.epochs=60",
-    "ranker.ensemble=3",
+    "ranker.ensemble=1",
+    "ranker.epochs=30",
 )
 """Settings of the no-argument demo run, so that it finishes in a few minutes on 2 CPU cores."""
 

@@ -78,6 +78,10 @@ class WorkDir:
             self.state = state
         else:
             if self.path.exists():
+                if any(self.path.iterdir()) and not state_path.is_file():
+                    raise ResumeError(
+                        f"{self.path} exists and is not a graphrec work directory; choose another --work-dir"
+                    )
                 shutil.rmtree(self.path)
             self.state = {"graph": graph_fingerprint, "config": self.config, "done": [], "timings": {}, "notes": {}}
         self.path.mkdir(parents=True, exist_ok=True)

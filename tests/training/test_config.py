@@ -74,3 +74,22 @@ def test_shipped_example_configs_load():
         config = TrainConfig.from_file(root / name)
         assert config.seed == 2026
     assert not TrainConfig.from_file(root / "lastfm.yaml").text.enabled
+
+
+def test_work_dir_never_clears_a_foreign_directory(tmp_path):
+    from training.workdir import ResumeError, WorkDir
+
+    (tmp_path / "mine.txt").write_text("precious")
+    with pytest.raises(ResumeError, match="not a graphrec work directory"):
+        WorkDir(tmp_path, config={"a": 1}, graph_fingerprint="g", resume=False)
+    assert (tmp_path / "mine.txt").read_text() == "precious"
+    work = WorkDir(tmp_path / "w", config={"a": 1, "b": {"c": 2}}, graph_fingerprint="g", resume=False)
+    work.mark_done("als", 1.0)
+    again = WorkDir(tmp_path / "w", config={"a": 1, "b": {"c": 2}}, graph_fingerprint="g", resume=True)
+    assert again.done("als") and not again.done("gnn")
+    with pytest.raises(ResumeError, match=r"differs in b\.c"):
+        WorkDir(tmp_path / "w", config={"a": 1, "b": {"c": 3}}, graph_fingerprint="g", resume=True)
+    with pytest.raises(ResumeError, match="another graph"):
+        WorkDir(tmp_path / "w", config={"a": 1, "b": {"c": 2}}, graph_fingerprint="h", resume=True)
+    fresh = WorkDir(tmp_path / "w", config={"a": 1, "b": {"c": 2}}, graph_fingerprint="g", resume=False)
+    assert not fresh.done("als")
