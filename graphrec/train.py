@@ -36,10 +36,11 @@ from training.workdir import ResumeError
 __all__ = ["DEMO_OVERRIDES", "build_parser", "main"]
 
 DEMO_OVERRIDES = (
-    "text.fine_tune_steps=60",
-    "gnn.epochs=60",
+    "text.fine_tune_steps=30",
+    "gnn.epochs=40",
     "ranker.ensemble=1",
-    "ranker.epochs=30",
+    "ranker.epochs=15",
+    "ranker.patience=5",
 )
 """Settings of the no-argument demo run, so that it finishes in a few minutes on 2 CPU cores."""
 
