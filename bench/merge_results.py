@@ -20,10 +20,14 @@ ORDER = [
     "text_finetune",
     "tune_cf",
     "gnn_speed",
-    "gnn_quality",
+    "gnn_quality_ml-100k",
+    "gnn_quality_ml-100k_gat",
+    "gnn_quality_lastfm",
     "learners",
     "hybrid",
+    "coldstart",
     "serving",
+    "serving_checks",
     "gpu",
 ]
 
