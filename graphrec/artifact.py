@@ -34,8 +34,9 @@ from eval import MostPop, write_report
 from kg.artifact import ArtifactError, atomic_dir, read_manifest, write_manifest
 from kg.graph import Graph, load_graph
 from training.base import Learner
-from training.pipeline import PipelineResult, load_source, scorer_of
+from training.pipeline import PipelineResult
 from training.ranker import HybridRanker
+from training.sources import load_source, scorer_of
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "HISTORY_SPLITS", "LIBRARIES", "TrainedModel", "load_model", "write_model"]
 

@@ -10,7 +10,7 @@ the hybrid score of the item at that rank, just below it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -64,7 +64,6 @@ class NewItems:
     ids: np.ndarray
     text: np.ndarray
     graph: Optional[np.ndarray] = None
-    _cache: dict = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> "NewItems":

@@ -23,8 +23,8 @@ Sources: ``text`` (text similarity to the user's history), ``als``, ``itemknn``,
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,51 +38,14 @@ from training.config import STAGES, TrainConfig
 from training.ease import EASE
 from training.gnn import GAT, LightGCN
 from training.knn import ItemKNN
-from training.ranker import HybridRanker, RankerInputs, ablation
+from training.ranker import HybridRanker, ablation
+from training.sources import Phase, load_source, scorer_of
 from training.text import TextLearner, entity_texts
 from training.workdir import WorkDir
 
-__all__ = ["PHASES", "SOURCE_CLASSES", "Phase", "Pipeline", "PipelineResult", "load_source", "scorer_of", "summary_rows"]
-
-PHASES = ("fit", "final")
-SOURCE_CLASSES: dict[str, type[Learner]] = {
-    "text": TextLearner, "als": ALS, "itemknn": ItemKNN, "ease": EASE, "lightgcn": LightGCN, "gat": GAT,
-}  # fmt: skip
-"""Learner class by the ``name`` a saved learner records."""
+__all__ = ["Pipeline", "PipelineResult"]
 
 Log = Callable[[str], None]
-
-
-def load_source(path, *, device: Optional[str] = None) -> Learner:
-    """Load a saved source learner whatever its kind (read from its ``config.json``)."""
-    from training.base import load_state  # the kind is recorded next to the state
-
-    kind, _, _ = load_state(path)
-    if kind not in SOURCE_CLASSES:
-        raise ValueError(f"{path} holds a {kind!r}, not one of the sources {sorted(SOURCE_CLASSES)}")
-    return SOURCE_CLASSES[kind].load(path, device=device)
-
-
-@dataclass
-class Phase:
-    """What the sources of one phase learned from, and the fitted sources."""
-
-    name: str
-    history: sp.csr_matrix
-    history_times: Optional[sp.csr_matrix]
-    sources: dict[str, Any] = field(default_factory=dict)
-
-    def scorers(self) -> dict[str, Callable[[np.ndarray], Any]]:
-        """name -> row scorer ``scorer(users) -> [B, num_items]`` of every source."""
-        return {name: scorer_of(source) for name, source in self.sources.items()}
-
-    def inputs(self) -> RankerInputs:
-        return RankerInputs(self.history, self.scorers(), self.history_times)
-
-
-def scorer_of(source: Any) -> Callable[[np.ndarray], Any]:
-    """A learner's ``score`` method, or the source itself when it is callable (``MostPop``)."""
-    return source.score if isinstance(source, Learner) else source
 
 
 @dataclass
@@ -435,21 +398,3 @@ class Pipeline:
             batch_size=cfg.batch_size, sparse_max_train=max_train, show_progress=self.show_progress,
         )  # fmt: skip
 
-
-def summary_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per model of ``metrics["test"]``: the figures the report and README quote."""
-    rows = []
-    for name, result in metrics.get("test", {}).items():
-        m, sparse = result, result.get("sparse", {})
-        rows.append(
-            {
-                "name": name,
-                "recall": m.get("recall"),
-                "ndcg": m.get("ndcg"),
-                "tail_recall": m.get("tail_recall"),
-                "coverage": m.get("coverage"),
-                "aplt": m.get("aplt"),
-                "sparse_ndcg": sparse.get("ndcg"),
-            }
-        )
-    return rows

@@ -1,0 +1,59 @@
+"""The sources the hybrid ranker fuses: loading any saved learner, phases, row scorers.
+
+A *source* is a fitted learner (its ``score`` is the row scorer) or a callable
+baseline such as ``eval.MostPop``. A :class:`Phase` groups the sources fitted on
+one history (train, or train + valid) with that history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import scipy.sparse as sp
+
+from training.als import ALS
+from training.base import Learner, load_state
+from training.ease import EASE
+from training.gnn import GAT, LightGCN
+from training.knn import ItemKNN
+from training.ranker import RankerInputs
+from training.text import TextLearner
+
+__all__ = ["SOURCE_CLASSES", "Phase", "load_source", "scorer_of"]
+
+SOURCE_CLASSES: dict[str, type[Learner]] = {
+    "text": TextLearner, "als": ALS, "itemknn": ItemKNN, "ease": EASE, "lightgcn": LightGCN, "gat": GAT,
+}  # fmt: skip
+"""Learner class by the ``name`` a saved learner records."""
+
+
+def load_source(path, *, device: Optional[str] = None) -> Learner:
+    """Load a saved source learner whatever its kind (read from its ``config.json``)."""
+    kind, _, _ = load_state(path)
+    if kind not in SOURCE_CLASSES:
+        raise ValueError(f"{path} holds a {kind!r}, not one of the sources {sorted(SOURCE_CLASSES)}")
+    return SOURCE_CLASSES[kind].load(path, device=device)
+
+
+@dataclass
+class Phase:
+    """What the sources of one phase learned from, and the fitted sources."""
+
+    name: str
+    history: sp.csr_matrix
+    history_times: Optional[sp.csr_matrix]
+    sources: dict[str, Any] = field(default_factory=dict)
+
+    def scorers(self) -> dict[str, Callable[[np.ndarray], Any]]:
+        """name -> row scorer ``scorer(users) -> [B, num_items]`` of every source."""
+        return {name: scorer_of(source) for name, source in self.sources.items()}
+
+    def inputs(self) -> RankerInputs:
+        return RankerInputs(self.history, self.scorers(), self.history_times)
+
+
+def scorer_of(source: Any) -> Callable[[np.ndarray], Any]:
+    """A learner's ``score`` method, or the source itself when it is callable (``MostPop``)."""
+    return source.score if isinstance(source, Learner) else source
