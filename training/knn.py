@@ -101,11 +101,7 @@ class ItemKNN(ItemItemLearner):
             TypeError: ``user_items`` is not a scipy sparse matrix.
             ValueError: its shape does not match ``graph``, or it is empty.
         """
-        from implicit.nearest_neighbours import (
-            BM25Recommender,
-            CosineRecommender,
-            TFIDFRecommender,
-        )
+        from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, TFIDFRecommender
         from implicit.utils import ParameterWarning
 
         matrix = fit_matrix(user_items, graph)

@@ -21,28 +21,10 @@ from torch import nn
 
 from eval import evaluate
 from kg.graph import Graph
-from training.base import (
-    Callback,
-    Learner,
-    as_user_index,
-    as_user_items,
-    resolve_device,
-)
-from training.gnn.adjacency import (
-    GraphEdges,
-    GraphView,
-    build_edges,
-    normalized_adjacency,
-    to_torch_csr,
-)
+from training.base import Callback, Learner, as_user_index, as_user_items, resolve_device
+from training.gnn.adjacency import GraphEdges, GraphView, build_edges, normalized_adjacency, to_torch_csr
 from training.gnn.bpr import NegativeSampler, bpr_loss, positive_pairs
-from training.gnn.checks import (
-    choice,
-    digest,
-    feature_array,
-    positive_float,
-    positive_int,
-)
+from training.gnn.checks import choice, digest, feature_array, positive_float, positive_int
 from training.gnn.init import INITS, USER_INITS, NodeEmbedding
 from training.gnn.sampled import NeighborSampler
 from training.gnn.trainer import TrainConfig, train

@@ -33,21 +33,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from training.base import (
-    Callback,
-    as_user_index,
-    as_user_items,
-    load_state,
-    resolve_device,
-    save_state,
-)
+from training.base import Callback, as_user_index, as_user_items, load_state, resolve_device, save_state
 from training.ranker.features import ALL_GROUPS, DEFAULT_GROUPS, feature_names
-from training.ranker.fitting import (
-    CandidateLists,
-    collect_lists,
-    fit_scorer,
-    inner_validator,
-)
+from training.ranker.fitting import CandidateLists, collect_lists, fit_scorer, inner_validator
 from training.ranker.model import LOSSES, MODELS, Ensemble, make_scorer
 from training.ranker.scoring import RankerScoring, Scorer
 
