@@ -41,6 +41,7 @@ DEMO_OVERRIDES = (
     "ranker.ensemble=1",
     "ranker.epochs=15",
     "ranker.patience=5",
+    "ranker.candidates_per_source=50",
 )
 """Settings of the no-argument demo run, so that it finishes in a few minutes on 2 CPU cores."""
 
