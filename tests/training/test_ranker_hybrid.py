@@ -304,3 +304,17 @@ def test_cuda_scores_match_cpu_and_fit_runs_on_cuda(setup, hybrid, tmp_path):
     test = graph.matrix("test")
     ours = evaluate(fitted_on_gpu.score, train=full.history, test=test, item_ids=graph.item_ids, k=10)
     assert ours.metrics["ndcg"] > 0.45
+
+
+def test_reusing_the_full_rankers_lists_fits_the_same_reduced_ranker(setup):
+    """Ablation refits reuse the full hybrid's featurised lists: same columns, same scorer."""
+    graph, vectors, fit, _, users = setup
+    full_ranker, _ = fitted(setup, ensemble=1, epochs=5)
+    groups = [g for g in full_ranker.feature_groups if g != "popularity"]
+    fresh, reused = full_ranker.with_groups(groups), full_ranker.with_groups(groups)
+    for model, reuse in ((fresh, None), (reused, full_ranker)):
+        model.prepare(graph, fit.history, item_text_embeddings=vectors, history_times=fit.history_times)
+        model.fit(fit.source_scorers, users, graph.matrix("valid"), reuse=reuse)
+    torch.testing.assert_close(reused.fit_lists_[0].features, fresh.fit_lists_[0].features)
+    probe = users[:20]
+    torch.testing.assert_close(reused.score(probe), fresh.score(probe))

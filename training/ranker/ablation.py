@@ -121,7 +121,7 @@ def ablation(
             reduced = ranker.with_groups([g for g in ranker.feature_groups if g != group])
             prepare(reduced, fit_inputs)
             fit_scorers = {name: fit_inputs.source_scorers[name] for name in ranker.source_names_}
-            reduced.fit(fit_scorers, fit_users, labels, show_progress=show_progress)
+            reduced.fit(fit_scorers, fit_users, labels, show_progress=show_progress, reuse=ranker)
             prepare(reduced, eval_inputs)
             rows.append(_row(f"hybrid - {group}", "ablation", run(reduced.score)))
     return rows

@@ -25,6 +25,8 @@ before ``fit`` and again after ``load``.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import time
 from typing import Any, ClassVar, Mapping, Optional, Sequence
@@ -168,6 +170,7 @@ class HybridRanker(RankerScoring):
         *,
         show_progress: bool = False,
         callback: Optional[Callback] = None,
+        reuse: Optional["HybridRanker"] = None,
     ) -> "HybridRanker":
         """Learn the scorer from held-out interactions.
 
@@ -189,6 +192,10 @@ class HybridRanker(RankerScoring):
             show_progress: tqdm progress bars.
             callback: ``callback(epoch, elapsed_seconds, loss)`` after each epoch (epochs
                 counted across ensemble members, seconds since ``fit`` began).
+            reuse: a ranker fitted in this session on the same sources, users and labels
+                (e.g. the full hybrid when fitting its ablations): its featurised candidate
+                lists are reused, keeping this ranker's feature columns, instead of
+                scoring and featurising every user again. Ignored when it has none.
 
         Returns:
             ``self``.
@@ -209,14 +216,24 @@ class HybridRanker(RankerScoring):
         self.source_names_ = list(source_scorers)
         self.source_scorers_ = dict(source_scorers)
         self.feature_names_ = feature_names(self.source_names_, self.feature_groups)
-        lists, diagnostics = collect_lists(
-            self._featurise_users,
-            users,
-            labels,
-            num_features=len(self.feature_names_),
-            batch_users=self.batch_users,
-            show_progress=show_progress,
-        )
+        cached = getattr(reuse, "fit_lists_", None)
+        if cached is not None and reuse.source_names_ == self.source_names_ and set(self.feature_names_) <= set(
+            reuse.feature_names_
+        ):
+            full, diagnostics = cached
+            columns = [reuse.feature_names_.index(name) for name in self.feature_names_]
+            lists = dataclasses.replace(full, features=full.features[:, columns])
+            diagnostics = copy.deepcopy(diagnostics)
+        else:
+            lists, diagnostics = collect_lists(
+                self._featurise_users,
+                users,
+                labels,
+                num_features=len(self.feature_names_),
+                batch_users=self.batch_users,
+                show_progress=show_progress,
+            )
+        self.fit_lists_ = (lists, copy.deepcopy(diagnostics))  # not saved: reused by ablation refits only
         if not len(lists.users):
             raise ValueError("no fitting user has a held-out item among the candidates; raise candidates_per_source")
         self.feature_mean_ = lists.features.mean(dim=0)
