@@ -84,6 +84,25 @@ def pad_lists(
     )
 
 
+@contextlib.contextmanager
+def one_thread_on_cpu(device: torch.device) -> Iterator[None]:
+    """Run the block with one torch thread on the CPU, restoring the setting after.
+
+    The scorer's matrices are tiny (a few thousand rows by tens of features): intra-op
+    threads only add synchronisation, and on a busy machine OpenMP's barriers made a
+    ranker fit 13x slower with 2 threads than with 1 (measured on the demo graph).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def fit_scorer(
     scorer: nn.Module,
     lists: CandidateLists,
@@ -125,88 +144,46 @@ def fit_scorer(
         ModelFitError: the loss became NaN or infinite.
     """
     with one_thread_on_cpu(device):
-        return _fit_scorer(
-            scorer, lists, validate=validate, loss=loss, epochs=epochs, lr=lr, weight_decay=weight_decay,
-            batch_users=batch_users, patience=patience, seed=seed, device=device, show_progress=show_progress,
-            callback=callback,
-        )  # fmt: skip
-
-
-@contextlib.contextmanager
-def one_thread_on_cpu(device: torch.device) -> Iterator[None]:
-    """Run the block with one torch thread on the CPU, restoring the setting after.
-
-    The scorer's matrices are tiny (a few thousand rows by tens of features): intra-op
-    threads only add synchronisation, and on a busy machine OpenMP's barriers made a
-    ranker fit 13x slower with 2 threads than with 1 (measured on the demo graph).
-    """
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit_scorer(
-    scorer: nn.Module,
-    lists: CandidateLists,
-    *,
-    validate: Optional[Callable[[nn.Module], float]],
-    loss: str,
-    epochs: int,
-    lr: float,
-    weight_decay: float,
-    batch_users: int,
-    patience: int,
-    seed: int,
-    device: torch.device,
-    show_progress: bool,
-    callback: Optional[Callback],
-) -> list[dict[str, float]]:
-    generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(scorer.parameters(), lr=lr, weight_decay=weight_decay)
-    history: list[dict[str, float]] = []
-    best_value, best_state, stale = -np.inf, copy.deepcopy(scorer.state_dict()), 0
-    started = time.perf_counter()
-    for epoch in tqdm(range(epochs), desc="ranker", unit="epoch", disable=not show_progress):
-        scorer.train()
-        order = torch.randperm(len(lists.users), generator=generator).numpy()
-        total, steps = 0.0, 0
-        for start in range(0, len(order), batch_users):
-            features, labels, mask = pad_lists(lists, order[start : start + batch_users], device)
-            scores = scorer(features)
-            if loss == "listwise":
-                value = listwise_loss(scores, labels, mask)
+        generator = torch.Generator().manual_seed(seed)
+        optimiser = torch.optim.Adam(scorer.parameters(), lr=lr, weight_decay=weight_decay)
+        history: list[dict[str, float]] = []
+        best_value, best_state, stale = -np.inf, copy.deepcopy(scorer.state_dict()), 0
+        started = time.perf_counter()
+        for epoch in tqdm(range(epochs), desc="ranker", unit="epoch", disable=not show_progress):
+            scorer.train()
+            order = torch.randperm(len(lists.users), generator=generator).numpy()
+            total, steps = 0.0, 0
+            for start in range(0, len(order), batch_users):
+                features, labels, mask = pad_lists(lists, order[start : start + batch_users], device)
+                scores = scorer(features)
+                if loss == "listwise":
+                    value = listwise_loss(scores, labels, mask)
+                else:
+                    value = bpr_loss(scores, labels, mask, generator)
+                if not torch.isfinite(value):
+                    raise ModelFitError(f"the ranker's {loss} loss became {value.item()} at epoch {epoch}; lower lr={lr}")
+                optimiser.zero_grad()
+                value.backward()
+                optimiser.step()
+                total, steps = total + float(value.detach()), steps + 1
+            scorer.eval()
+            mean_loss = total / max(steps, 1)
+            ndcg = validate(scorer) if validate is not None else float("nan")
+            history.append({"epoch": epoch, "loss": mean_loss, "valid_ndcg": ndcg})
+            if callback is not None:
+                callback(epoch, time.perf_counter() - started, mean_loss)
+            if validate is None:
+                continue
+            if ndcg > best_value:
+                best_value, best_state, stale = ndcg, copy.deepcopy(scorer.state_dict()), 0
             else:
-                value = bpr_loss(scores, labels, mask, generator)
-            if not torch.isfinite(value):
-                raise ModelFitError(f"the ranker's {loss} loss became {value.item()} at epoch {epoch}; lower lr={lr}")
-            optimiser.zero_grad()
-            value.backward()
-            optimiser.step()
-            total, steps = total + float(value.detach()), steps + 1
+                stale += 1
+                if stale >= patience:
+                    break
+        if validate is not None:
+            scorer.load_state_dict(best_state)
         scorer.eval()
-        mean_loss = total / max(steps, 1)
-        ndcg = validate(scorer) if validate is not None else float("nan")
-        history.append({"epoch": epoch, "loss": mean_loss, "valid_ndcg": ndcg})
-        if callback is not None:
-            callback(epoch, time.perf_counter() - started, mean_loss)
-        if validate is None:
-            continue
-        if ndcg > best_value:
-            best_value, best_state, stale = ndcg, copy.deepcopy(scorer.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    if validate is not None:
-        scorer.load_state_dict(best_state)
-    scorer.eval()
-    return history
+        return history
 
 
 def collect_lists(
