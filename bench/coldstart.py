@@ -39,6 +39,7 @@ from graphrec.recommender import Recommender  # noqa: E402
 from kg.artifact import atomic_file  # noqa: E402
 from kg.build import build_graph  # noqa: E402
 from kg.config import BuildConfig  # noqa: E402
+from kg.graph import load_graph  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.pipeline import Pipeline  # noqa: E402
 from training.report import format_report  # noqa: E402
@@ -76,9 +77,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     inter, held = held_out_log(args.data, args.work / "data", args.fraction, args.seed)
-    graph = build_graph(BuildConfig(interactions=str(inter), format="recbole"))
     graph_dir = args.work / "graph"
-    graph.save(graph_dir, overwrite=True)
+    if not (graph_dir / "manifest.json").is_file():  # kept, so a rerun resumes the same training run
+        build_graph(BuildConfig(interactions=str(inter), format="recbole")).save(graph_dir, overwrite=True)
+    graph = load_graph(graph_dir)
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     config = config.with_overrides([*args.overrides, "device=cpu"])
     started = time.perf_counter()
