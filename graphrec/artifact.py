@@ -32,6 +32,8 @@ import scipy.sparse as sp
 
 from eval import MostPop, write_report
 from kg.artifact import ArtifactError, atomic_dir, read_manifest, write_manifest
+from kg.graph import FORMAT as GRAPH_FORMAT
+from kg.graph import FORMAT_VERSION as GRAPH_VERSION
 from kg.graph import Graph, load_graph
 from training.base import Learner
 from training.pipeline import PipelineResult
@@ -89,7 +91,7 @@ def write_model(
         (tmp / "report" / "report.md").write_text(report, encoding="utf-8")
         if result.hybrid_test is not None:
             write_report(result.hybrid_test, tmp / "report", title="graphrec hybrid on test")
-        graph_manifest = read_manifest(tmp / "graph", format="graphrec.graph", max_version=99, verify=False)
+        graph_manifest = read_manifest(tmp / "graph", format=GRAPH_FORMAT, max_version=GRAPH_VERSION, verify=False)
         manifest = write_manifest(
             tmp,
             format=FORMAT,

@@ -370,18 +370,23 @@ class Pipeline:
                 result = self._evaluate(scorer_of(source), fit.history, self.valid, max_train=threshold)
                 metrics["valid"][name] = result.to_dict()
         rows: list[dict[str, Any]] = []
+        results: dict[str, Any] = {}  # the ablation evaluates every source and the hybrid on test already
         if self.ranker is not None and self.config.ranker.ablation:
             self.log("  ablation: each source, the hybrid, the hybrid without each feature group")
             rows = ablation(
                 self.ranker, self.graph, fit_inputs=fit.inputs(), fit_users=self._fit_users(), labels=self.valid,
                 eval_inputs=final.inputs(), test=test, item_text_embeddings=self.item_text, k=cfg.k,
-                sparse_max_train=threshold, show_progress=self.show_progress,
+                sparse_max_train=threshold, show_progress=self.show_progress, results=results,
             )  # fmt: skip
         for name, source in final.sources.items():
-            metrics["test"][name] = self._evaluate(scorer_of(source), final.history, test, max_train=threshold).to_dict()
+            if name not in results:
+                results[name] = self._evaluate(scorer_of(source), final.history, test, max_train=threshold)
+            metrics["test"][name] = results[name].to_dict()
         if self.ranker is not None:
-            self._prepare(self.ranker, final)
-            self.hybrid_test = self._evaluate(self.ranker.score, final.history, test, max_train=threshold)
+            if "hybrid" not in results:
+                self._prepare(self.ranker, final)
+                results["hybrid"] = self._evaluate(self.ranker.score, final.history, test, max_train=threshold)
+            self.hybrid_test = results["hybrid"]
             metrics["test"]["hybrid"] = self.hybrid_test.to_dict()
             metrics["valid"]["hybrid_inner_ndcg"] = self.ranker.diagnostics_["best_valid_ndcg"]
         self.work.save_json("evaluation.json", {"metrics": metrics, "ablation": rows})

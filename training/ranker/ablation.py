@@ -61,6 +61,7 @@ def ablation(
     users: Optional[np.ndarray] = None,
     sparse_max_train: int = 5,
     show_progress: bool = False,
+    results: Optional[dict[str, EvalResult]] = None,
 ) -> list[dict[str, Any]]:
     """Evaluate each source alone, the fitted hybrid, and the hybrid refitted without each group.
 
@@ -83,6 +84,8 @@ def ablation(
         sparse_max_train: users with at most this many ``eval_inputs.history`` items
             form the sparse-user row (PROTOCOL.md: 5, or the lowest quintile, stated).
         show_progress: progress bars.
+        results: when given, filled with the full :class:`~eval.EvalResult` of each source
+            and of ``"hybrid"``, so a caller that reports them need not evaluate again.
 
     Returns:
         Rows ``{"name", "kind" ("source" | "hybrid" | "ablation"), the EvalResult
@@ -110,9 +113,13 @@ def ablation(
             history_times=inputs.history_times, source_scorers=inputs.source_scorers,
         )  # fmt: skip
 
-    rows = [_row(name, "source", run(eval_inputs.source_scorers[name])) for name in ranker.source_names_]
+    evaluated = results if results is not None else {}
+    for name in ranker.source_names_:
+        evaluated[name] = run(eval_inputs.source_scorers[name])
     prepare(ranker, eval_inputs)
-    rows.append(_row("hybrid", "hybrid", run(ranker.score)))
+    evaluated["hybrid"] = run(ranker.score)
+    rows = [_row(name, "source", evaluated[name]) for name in ranker.source_names_]
+    rows.append(_row("hybrid", "hybrid", evaluated["hybrid"]))
     constant = set(ranker.diagnostics_.get("constant_features", []))
     if len(ranker.feature_groups) > 1:
         for group in ranker.feature_groups:
