@@ -141,10 +141,6 @@ class TrainedModel:
     item_text: Optional[np.ndarray]
     entity_text: Optional[np.ndarray]
 
-    @property
-    def k(self) -> int:
-        return int(self.manifest["config"]["eval"]["k"])
-
     def scorer(self) -> Callable[[np.ndarray], Any]:
         """The model's row scorer: the hybrid ranker, or the single source when there is no ranker."""
         if self.ranker is not None:
