@@ -28,6 +28,7 @@ from graphrec.datasets.synthetic import (
     generate,
     write,
     write_interactions_parquet,
+    write_streamed,
 )
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "generate",
     "write",
     "write_interactions_parquet",
+    "write_streamed",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "generate",
     "write",
     "write_interactions_parquet",
+    "write_streamed",
 ]
 
 INTERACTION_FORMATS = ("parquet", "csv")
@@ -254,10 +255,51 @@ def write(
             pq.write_table(table.replace_schema_metadata(None), tmp / files.interactions.name)
         else:
             data.interactions.to_csv(tmp / files.interactions.name, index=False)
-        data.items.to_csv(tmp / files.items.name, index=False)
-        data.users.to_csv(tmp / files.users.name, index=False)
-        data.kg.to_csv(tmp / files.kg.name, sep="\t", index=False)
-        data.social.to_csv(tmp / files.social.name, index=False)
+        _write_side_tables(data, tmp, files)
+    return files
+
+
+def _write_side_tables(data: SyntheticData, directory: Path, files: DemoFiles) -> None:
+    data.items.to_csv(directory / files.items.name, index=False)
+    data.users.to_csv(directory / files.users.name, index=False)
+    data.kg.to_csv(directory / files.kg.name, sep="\t", index=False)
+    data.social.to_csv(directory / files.social.name, index=False)
+
+
+def write_streamed(
+    config: SyntheticConfig, directory: str | os.PathLike, *, overwrite: bool = False, show_progress: bool = False
+) -> DemoFiles:
+    """Like ``write(generate(config), directory)`` (Parquet log), with the log streamed in row groups.
+
+    Memory is bounded by the side tables and one chunk of the log, not by
+    ``config.num_interactions``, so logs of tens of millions of events fit; the
+    files are identical to :func:`write`'s. Atomic: all files or none.
+
+    Args:
+        config: sizes, structure and seed.
+        directory: the directory to create.
+        overwrite: replace an existing non-empty ``directory``.
+        show_progress: show a tqdm bar of rows written.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        TypeError: ``config`` is not a :class:`SyntheticConfig`.
+        FileExistsError: ``directory`` is not empty and ``overwrite`` is false.
+    """
+    data = generate(config, interactions=False)
+    directory = Path(directory)
+    files = DemoFiles(
+        interactions=directory / "interactions.parquet",
+        items=directory / "items.csv",
+        users=directory / "users.csv",
+        kg=directory / "kg.tsv",
+        social=directory / "social.csv",
+    )
+    with atomic_dir(directory, overwrite=overwrite) as tmp:
+        _write_side_tables(data, tmp, files)
+        write_interactions_parquet(config, tmp / files.interactions.name, show_progress=show_progress)
     return files
 
 
