@@ -67,6 +67,13 @@ class IdEncoder:
     def finished(self) -> bool:
         return self._rank is not None
 
+    @property
+    def has_ids(self) -> bool:
+        """Whether any id is registered."""
+        if self._vocab is not None:
+            return len(self._vocab) > 0
+        return any(chunk is not None and len(chunk.dictionary) for chunk in self._chunks)
+
     def add(self, ids: pa.Array, keep: np.ndarray | None = None) -> int:
         """Register a batch of ids; returns a handle for :meth:`codes`.
 
@@ -78,7 +85,12 @@ class IdEncoder:
             raise RuntimeError(f"{self.kind} ids are already finished; use lookup()")
         if not pa.types.is_dictionary(ids.type):
             ids = pc.dictionary_encode(ids)
-        indices = ids.indices.to_numpy(zero_copy_only=False)
+        null = ids.indices.is_null().to_numpy(zero_copy_only=False)
+        if null.any():
+            # A null id has no code: its row must have been refused (left out of ``keep``).
+            if keep is None or (keep & null).any():
+                raise ValueError(f"a null {self.kind} id in a kept row; refuse rows without an id before add()")
+        indices = pc.fill_null(ids.indices, 0).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
         if keep is not None and not keep.all():
             indices = indices[keep]
         dictionary = ids.dictionary
@@ -137,6 +149,23 @@ class IdEncoder:
         if not self.finished:
             raise RuntimeError(f"call finish() before reading the {self.kind} ids")
         return self._vocab
+
+    def known(self, ids: pa.Array) -> np.ndarray:
+        """Mask of ``ids`` already registered (before or after :meth:`finish`).
+
+        Before :meth:`finish` each batch's dictionary is searched in turn (one
+        hash set per batch): meant for a side table's ids, not a whole log.
+        """
+        if pa.types.is_dictionary(ids.type):
+            ids = ids.dictionary_decode()
+        ids = ids.cast(pa.string())
+        if self.finished:
+            return pc.fill_null(pc.is_in(ids, value_set=self._vocab), False).to_numpy(zero_copy_only=False)
+        found = np.zeros(len(ids), dtype=bool)
+        for chunk in self._chunks:
+            if chunk is not None and not found.all():
+                found |= pc.fill_null(pc.is_in(ids, value_set=chunk.dictionary), False).to_numpy(zero_copy_only=False)
+        return found
 
     def lookup(self, ids: pa.Array) -> np.ndarray:
         """Final indices of ``ids`` (int64, -1 where the id is unknown); after :meth:`finish`."""

@@ -1,7 +1,9 @@
 """Item and user tables: reading, id checks, and one row per node.
 
 A side table's first column is the node id unless configured or named
-``item_id``/``item``/``id`` (``user_id``/``user``/``id``). Ids must be present
+``item_id``/``item``/``id`` (``user_id``/``user``/``id``). A detected id column
+must hold the log's ids (half of them for the first-column fallback, at least one
+for a named column), so a title column is never taken for ids. Ids must be present
 and unique; a repeated id is refused ("duplicate item id", line of the repeat;
 lenient mode keeps the first row). Every id in a side table is a node: the item
 catalogue is every item in the item table or in any split, and the user set
@@ -54,16 +56,47 @@ class SideTable:
         return [c for c in self.chunk.table.column_names if c != f"{self.kind}_id"]
 
 
-def _id_column(columns: list[str], kind: str, explicit: str | None, path) -> tuple[str, bool]:
+def _id_names(kind: str) -> tuple[str, ...]:
+    return (f"{kind}_id", kind, f"{kind}id", "id")
+
+
+def _id_column(columns: list[str], kind: str, explicit: str | None, path) -> tuple[str, str]:
+    """The id column and how it was chosen: ``"given"``, ``"named"`` or ``"first column"``."""
     if explicit is not None:
         if explicit not in columns:
             raise InputError(f"the {kind} id column {explicit!r} is not in the file; its columns are {columns}", path=path, column=explicit)
-        return explicit, False
+        return explicit, "given"
     lowered = {c.lower(): c for c in columns}
-    for name in (f"{kind}_id", kind, f"{kind}id", "id"):
+    for name in _id_names(kind):
         if name in lowered:
-            return lowered[name], True
-    return columns[0], True
+            return lowered[name], "named"
+    return columns[0], "first column"
+
+
+def _check_detected_ids(ids: pa.Array, *, kind: str, column: str, how: str, encoder: IdEncoder, path) -> str:
+    """Refuse a detected id column whose values are not the log's ids (a title taken for an id).
+
+    A column found by position must hold the log's ids for at least half of its
+    rows; one found by name must share at least one id with the log. A column
+    given explicitly is trusted (a catalogue may hold many items nobody used).
+
+    Returns:
+        ``"N of M"``: how many of the table's ids the log (read before) has.
+    """
+    in_log = int(encoder.known(ids).sum())
+    total = len(ids)
+    if total and encoder.has_ids and (in_log == 0 or (how == "first column" and in_log < 0.5 * total)):
+        why = (
+            f"no column is named {'/'.join(_id_names(kind))}, so the first column {column!r} was taken"
+            if how == "first column" else f"column {column!r} was taken by its name"
+        )
+        raise InputError(
+            f"{why}, but only {in_log} of its {total} values are {kind} ids of the interaction log; "
+            f"expected the {kind} ids: name the id column {kind}_id or pass --{kind}-id-column",
+            path=path,
+            column=column,
+        )
+    return f"{in_log} of {total}"
 
 
 def read_side_table(
@@ -88,10 +121,11 @@ def read_side_table(
         batch_rows: rows per read batch.
 
     Raises:
-        InputError: missing/empty file, no rows, missing ids, duplicate ids (strict).
+        InputError: missing/empty file, no rows, missing ids, duplicate ids (strict);
+            a detected id column that does not hold the log's ids (read the log first).
     """
     source = open_table(path, rejections=rejections, encoding=encoding, batch_rows=batch_rows)
-    id_name, detected = _id_column(source.columns, kind, id_column_name, source.path)
+    id_name, how = _id_column(source.columns, kind, id_column_name, source.path)
     chunk = source.read_all()
     if chunk.num_rows == 0:
         raise InputError(f"no rows: expected one row per {kind}", path=source.path)
@@ -114,10 +148,14 @@ def read_side_table(
     # The id column first, as the Graph side tables expect.
     order = [f"{kind}_id"] + [c for c in table.column_names if c != f"{kind}_id"]
     kept = Chunk(table.select(order), chunk.lines).filter(keep)
-    handle = encoder.add(kept.table.column(0).combine_chunks())
+    kept_ids = kept.table.column(0).combine_chunks()
     notes = dict(source.notes)
-    if detected:
+    if how != "given":
         notes["id column"] = id_name
+        notes["ids also in the log"] = _check_detected_ids(
+            kept_ids, kind=kind, column=id_name, how=how, encoder=encoder, path=source.path
+        )
+    handle = encoder.add(kept_ids)
     types = {(f"{kind}_id" if k == id_name else k): v for k, v in source.types.items()}
     return SideTable(os.fspath(source.path), kind, id_name, kept, types, handle, notes)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kg.errors import Rejections
+from kg.errors import InputError, Rejections
 from kg.readers.base import Chunk
 
 __all__ = ["id_column", "number_column", "text_column"]
@@ -24,6 +24,8 @@ __all__ = ["id_column", "number_column", "text_column"]
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _ISO_DATE = r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?\s*$"
 _UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+# The largest int64 nanosecond count: no clock in any unit gives a larger timestamp.
+MAX_TIMESTAMP = float(np.iinfo(np.int64).max)
 
 
 def _single(chunk: Chunk, column: str) -> pa.Array:
@@ -32,17 +34,28 @@ def _single(chunk: Chunk, column: str) -> pa.Array:
 
 
 def text_column(array: pa.Array) -> pa.Array:
-    """Any Arrow array as strings (dictionary arrays keep their encoding, values cast)."""
+    """Any flat Arrow array as strings (dictionary arrays keep their encoding, values cast).
+
+    Bytes that are not UTF-8 (a Parquet binary column) are decoded with U+FFFD
+    replacement characters rather than failing.
+    """
     if pa.types.is_dictionary(array.type):
         dictionary = array.dictionary
         if not pa.types.is_string(dictionary.type):
-            dictionary = pc.cast(dictionary, pa.string())
+            dictionary = _as_string(dictionary)
         return pa.DictionaryArray.from_arrays(array.indices, dictionary)
-    if pa.types.is_large_string(array.type) or pa.types.is_string_view(array.type):
-        return pc.cast(array, pa.string())
     if not pa.types.is_string(array.type):
-        return pc.cast(array, pa.string())
+        return _as_string(array)
     return array
+
+
+def _as_string(array: pa.Array) -> pa.Array:
+    try:
+        return pc.cast(array, pa.string())
+    except pa.ArrowInvalid:
+        if not (pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)):
+            raise
+        return pa.array([None if v is None else v.decode("utf-8", "replace") for v in array.to_pylist()], pa.string())
 
 
 def id_column(
@@ -61,20 +74,35 @@ def id_column(
         ``(ids, keep)``: ids of every row (refused rows included, with whatever
         value they had) and the mask of rows that have one.
 
+    Rows whose cell was a list or an object (``chunk.nested``) are refused as
+    "nested {role}"; NaN and infinite floats count as missing (not as the id ``"nan"``).
+
     Raises:
-        InputError: strict mode, a row without an id (null or blank).
+        InputError: strict mode, a row without an id (null, blank, NaN) or with a
+            list/object for an id; any mode, a column whose type cannot hold ids.
     """
-    array = text_column(_single(chunk, column))
+    raw = _single(chunk, column)
+    value_type = raw.type.value_type if pa.types.is_dictionary(raw.type) else raw.type
+    if pa.types.is_nested(value_type):
+        # Only reachable with a nested Arrow column the reader did not flatten.
+        raise InputError(f"expected a column of {role}s (text or integers); found Arrow type {raw.type}", path=path, column=column)
+    nonfinite = None
+    if pa.types.is_floating(value_type):
+        values = raw.dictionary_decode() if pa.types.is_dictionary(raw.type) else raw
+        nonfinite = ~np.isfinite(pc.fill_null(pc.cast(values, pa.float64()), 0.0).to_numpy(zero_copy_only=False))
+    array = text_column(raw)
     if not pa.types.is_dictionary(array.type):
         array = pc.dictionary_encode(array)
     dictionary = pc.utf8_trim_whitespace(array.dictionary)
     array = pa.DictionaryArray.from_arrays(array.indices, dictionary)
-    blank_values = pc.equal(pc.utf8_length(dictionary), 0).to_numpy(zero_copy_only=False)
+    blank_values = pc.fill_null(pc.equal(pc.utf8_length(dictionary), 0), True).to_numpy(zero_copy_only=False)
     indices = array.indices
     missing = indices.is_null().to_numpy(zero_copy_only=False)
     if blank_values.any():
         filled = pc.fill_null(indices, 0).to_numpy(zero_copy_only=False)
         missing |= blank_values[filled]
+    if nonfinite is not None:
+        missing |= nonfinite
     if missing.any():
         rejections.reject(
             path=path,
@@ -84,6 +112,18 @@ def id_column(
             values=[""] * min(3, int(missing.sum())),
             column=column,
         )
+    nested = chunk.nested.get(column)
+    if nested is not None and (nested & ~missing).any():
+        bad = nested & ~missing
+        rejections.reject(
+            path=path,
+            reason=f"nested {role}",
+            expected=f"one {role} per row (text or a number), not a list or an object",
+            lines=chunk.lines[bad],
+            values=array.dictionary_decode().filter(pa.array(bad)).slice(0, 3).to_pylist(),
+            column=column,
+        )
+        missing = missing | bad
     return array, ~missing
 
 
@@ -102,7 +142,8 @@ def number_column(
 
     Strings must spell a decimal number (``1``, ``-2.5``, ``3e9``); with ``dates``
     ISO-8601 dates/times (``2024-05-01``, ``2024-05-01T10:00:00Z``) are also
-    accepted and become unix seconds. Arrow numeric, timestamp and date columns
+    accepted and become unix seconds, and a value beyond :data:`MAX_TIMESTAMP`
+    (a timestamp in no unit) is refused. Arrow numeric, timestamp and date columns
     are converted directly. With ``required=False`` a missing value is not
     refused (it is just not kept), as for optional attributes.
 
@@ -111,13 +152,15 @@ def number_column(
         good rows.
 
     Raises:
-        InputError: strict mode, a missing, non-numeric, non-finite or too-small value.
+        InputError: strict mode, a missing, non-numeric, non-finite, too-small or
+            (``dates``) out-of-range value.
     """
     array = _single(chunk, column)
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     lines = chunk.lines
     expected = "a number (unix seconds) or an ISO-8601 date" if dates else "a number"
+    considered = np.ones(len(array), bool)
     if pa.types.is_timestamp(array.type):
         values = pc.cast(array, pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
         values *= _UNIT_SECONDS[array.type.unit]
@@ -142,8 +185,19 @@ def number_column(
                 values=shown,
                 column=column,
             )
-        return _check_finite(values, ~bad_text, lines, role, column, path, rejections, minimum, expected, required)
-    return _check_finite(values, np.ones(len(values), bool), lines, role, column, path, rejections, minimum, expected, required)
+        considered = ~bad_text
+    values, keep = _check_finite(values, considered, lines, role, column, path, rejections, minimum, expected, required)
+    if dates:
+        far = keep & (np.abs(values) > MAX_TIMESTAMP)
+        if far.any():
+            rejections.reject(
+                path=path, reason=f"{role} out of range",
+                expected=f"unix time within +-{MAX_TIMESTAMP:.3g} (seconds, ms, us or ns since 1970)",
+                lines=lines[far], values=[float(v) for v in values[far][:3]], column=column,
+            )
+            keep &= ~far
+            values[far] = np.nan
+    return values, keep
 
 
 def _check_finite(values, considered, lines, role, column, path, rejections, minimum, expected, required):

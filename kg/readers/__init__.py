@@ -7,6 +7,7 @@ looks at file formats.
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +26,7 @@ __all__ = [
     "LightGCNSource",
     "ParquetSource",
     "TableSource",
+    "check_encoding",
     "detect_format",
     "open_delimited",
     "open_jsonl",
@@ -50,6 +52,21 @@ _BY_SUFFIX = {
 }
 
 
+def check_encoding(encoding: str) -> None:
+    """Refuse an encoding name Python does not know as a text encoding.
+
+    Raises:
+        InputError: unknown name, or a codec that does not decode bytes to text (``rot13``, ``hex``).
+    """
+    try:
+        codecs.lookup(encoding)
+        b"ab".decode(encoding, errors="replace")  # LookupError for bytes-to-bytes / text-to-text codecs
+    except (LookupError, TypeError) as exc:
+        raise InputError(
+            f"unknown text encoding {encoding!r} ({exc}); expected a Python codec name such as utf-8, latin-1 or cp1252 (--encoding)"
+        ) from None
+
+
 def detect_format(path: str | Path, *, encoding: str = "utf-8") -> str:
     """The format of a file from its suffix, or from its first lines for ``.txt`` and the like.
 
@@ -63,6 +80,7 @@ def detect_format(path: str | Path, *, encoding: str = "utf-8") -> str:
         return found
     if not path.is_file():
         raise InputError("no such file", path=path)
+    check_encoding(encoding)
     with open(path, "rb") as handle:
         head = handle.read(1 << 16)
     if head[:4] == b"PAR1":
@@ -102,9 +120,10 @@ def open_table(
         The source; ``notes["format"]`` holds the format used.
 
     Raises:
-        InputError: missing, empty or unreadable file; options that do not fit the format.
+        InputError: missing, empty or unreadable file; an unknown encoding; options that do not fit the format.
     """
     path = Path(path)
+    check_encoding(encoding)
     if not path.is_file():
         raise InputError("no such file", path=path)
     resolved = detect_format(path, encoding=encoding) if format == "auto" else format

@@ -11,16 +11,41 @@ file, so any later check can name the offending row.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from kg.errors import InputError
 
-__all__ = ["Chunk", "TableSource"]
+__all__ = ["LIST_SEPARATOR", "Chunk", "TableSource", "value_text"]
+
+LIST_SEPARATOR = "|"
+
+
+def value_text(value: Any) -> str | None:
+    """A parsed cell (JSON value, Parquet Python value) as the text every reader yields.
+
+    ``None``, NaN and infinities are missing; booleans are ``true``/``false``;
+    lists are ``|``-joined; objects (and anything else) are compact JSON.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return LIST_SEPARATOR.join("" if v is None else str(value_text(v)) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    return json.dumps(value, default=str)
 
 
 @dataclass
@@ -30,13 +55,17 @@ class Chunk:
     Attributes:
         table: the requested columns.
         lines: line (text) or row (Parquet) number of every row, int64.
+        nested: ``{column: mask}`` of the rows whose cell held a list or an
+            object (a JSON array/object, a Parquet list/struct/map), now
+            flattened to text; an id check refuses those rows.
 
     Shapes:
-        ``lines``: ``[table.num_rows]``
+        ``lines`` and every ``nested`` mask: ``[table.num_rows]``
     """
 
     table: pa.Table
     lines: np.ndarray
+    nested: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_rows(self) -> int:
@@ -46,7 +75,13 @@ class Chunk:
         """The rows where ``keep`` is true."""
         if keep.all():
             return self
-        return Chunk(self.table.filter(pa.array(keep)), self.lines[keep])
+        nested = {c: mask[keep] for c, mask in self.nested.items()}
+        return Chunk(self.table.filter(pa.array(keep)), self.lines[keep], nested)
+
+    def select(self, columns: Sequence[str]) -> "Chunk":
+        """The columns ``columns`` (in that order)."""
+        nested = {c: mask for c, mask in self.nested.items() if c in columns}
+        return Chunk(self.table.select(list(columns)), self.lines, nested)
 
 
 @dataclass
@@ -94,7 +129,11 @@ class TableSource:
             empty = pa.table({c: pa.array([], pa.string()) for c in wanted})
             return Chunk(empty, np.empty(0, np.int64))
         table = pa.concat_tables([c.table for c in chunks], promote_options="permissive")
-        return Chunk(table, np.concatenate([c.lines for c in chunks]))
+        nested = {
+            column: np.concatenate([c.nested.get(column, np.zeros(c.num_rows, bool)) for c in chunks])
+            for column in {name for c in chunks for name in c.nested}
+        }
+        return Chunk(table, np.concatenate([c.lines for c in chunks]), nested)
 
     def _batches(self, columns: list[str]) -> Iterator[Chunk]:
         raise NotImplementedError

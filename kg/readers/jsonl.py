@@ -17,26 +17,15 @@ import numpy as np
 import pyarrow as pa
 
 from kg.errors import InputError, Rejections
-from kg.readers.base import Chunk, TableSource
+from kg.readers.base import LIST_SEPARATOR, Chunk, TableSource, value_text
 
 __all__ = ["JsonlSource", "open_jsonl", "LIST_SEPARATOR"]
 
-LIST_SEPARATOR = "|"
 _PEEK_OBJECTS = 1000
 
 
-def _as_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return LIST_SEPARATOR.join("" if v is None else str(_as_text(v)) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
-    return json.dumps(value)
+def _is_nested(value: Any) -> bool:
+    return isinstance(value, (list, dict))
 
 
 class JsonlSource(TableSource):
@@ -71,9 +60,11 @@ class JsonlSource(TableSource):
                     continue
                 try:
                     obj = json.loads(text)
-                except json.JSONDecodeError as exc:
+                except (ValueError, RecursionError) as exc:
+                    # JSONDecodeError, an integer past Python's digit limit, absurd nesting.
+                    why = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__ + ": " + str(exc)[:80]
                     self.rejections.reject(
-                        path=self.path, reason="invalid JSON", expected=f"a JSON object ({exc.msg})",
+                        path=self.path, reason="invalid JSON", expected=f"a JSON object ({why})",
                         lines=[number], values=[text.strip()],
                     )
                     continue
@@ -87,27 +78,40 @@ class JsonlSource(TableSource):
 
     def _batches(self, columns: list[str]) -> Iterator[Chunk]:
         values: dict[str, list] = {c: [] for c in columns}
+        nested: dict[str, list] = {c: [] for c in columns}
         lines: list[int] = []
         unseen: set[str] = set()
         known = set(self.columns)
         for number, obj in self._parsed():
-            for column in columns:
-                values[column].append(_as_text(obj.get(column)))
+            try:
+                row = [obj.get(column) for column in columns]
+                texts = [value_text(value) for value in row]
+            except (ValueError, RecursionError) as exc:  # an integer past the digit limit, absurd nesting
+                self.rejections.reject(
+                    path=self.path, reason="invalid JSON", expected=f"JSON values that fit in text ({type(exc).__name__})",
+                    lines=[number],
+                )
+                continue
+            for column, value, text in zip(columns, row, texts):
+                values[column].append(text)
+                nested[column].append(_is_nested(value))
             unseen.update(k for k in obj if k not in known)
             lines.append(number)
             if len(lines) >= self.batch_rows:
-                yield self._chunk(values, lines)
+                yield self._chunk(values, nested, lines)
                 values = {c: [] for c in columns}
+                nested = {c: [] for c in columns}
                 lines = []
         if lines:
-            yield self._chunk(values, lines)
+            yield self._chunk(values, nested, lines)
         if unseen:
             self.notes["keys ignored (first seen after line 1,000)"] = sorted(unseen)
 
     @staticmethod
-    def _chunk(values: dict[str, list], lines: list[int]) -> Chunk:
+    def _chunk(values: dict[str, list], nested: dict[str, list], lines: list[int]) -> Chunk:
         table = pa.table({c: pa.array(v, type=pa.string()) for c, v in values.items()})
-        return Chunk(table, np.asarray(lines, dtype=np.int64))
+        masks = {c: np.asarray(m, dtype=bool) for c, m in nested.items() if any(m)}
+        return Chunk(table, np.asarray(lines, dtype=np.int64), masks)
 
 
 def open_jsonl(path: str | Path, *, rejections: Rejections, encoding: str = "utf-8", batch_rows: int = 1_000_000) -> JsonlSource:

@@ -1,12 +1,15 @@
 """The LightGCN / KGAT text format: ``user item item ...`` per line.
 
 Each line lists one user and the items they interacted with, separated by
-white space; the test set is a second file in the same format. A line that
-names a user and no item is counted in ``notes`` (it declares no interaction).
+white space; the test set is a second file in the same format. Ids are
+non-negative integers: a line whose user is not one is refused whole ("non-integer
+user id"), an item token that is not one is refused alone ("non-integer item id").
+A line that names a user and no item is counted in ``notes`` (it declares no interaction).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -17,6 +20,9 @@ from kg.errors import InputError, Rejections
 from kg.readers.base import Chunk, TableSource
 
 __all__ = ["LightGCNSource", "open_lightgcn", "looks_like_lightgcn"]
+
+# A line of non-negative integers only: the fast path (no per-token check).
+_INTEGERS = re.compile(rb"^[0-9 \t\r\n\f\v]*$")
 
 
 class LightGCNSource(TableSource):
@@ -46,6 +52,10 @@ class LightGCNSource(TableSource):
                     continue
                 if not fields:
                     continue
+                if not _INTEGERS.match(raw):
+                    fields = self._integer_fields(fields, number)
+                    if fields is None:
+                        continue
                 if len(fields) == 1:
                     without_items += 1
                     continue
@@ -59,6 +69,25 @@ class LightGCNSource(TableSource):
             yield self._chunk(users, items, lines, columns)
         if without_items:
             self.notes["lines with a user and no items"] = without_items
+
+    def _integer_fields(self, fields: list[str], number: int) -> list[str] | None:
+        """The line's integer tokens; refuses the line (bad user) or each bad item token.
+
+        Returns ``None`` when the user token is not an integer (the whole line is refused).
+        """
+        if not fields[0].isdecimal() or not fields[0].isascii():
+            self.rejections.reject(
+                path=self.path, reason="non-integer user id", expected="a non-negative integer user id first on the line",
+                lines=[number], values=[fields[0]], count=len(fields) - 1 or 1,
+            )
+            return None
+        bad = [f for f in fields[1:] if not (f.isdecimal() and f.isascii())]
+        if bad:
+            self.rejections.reject(
+                path=self.path, reason="non-integer item id", expected="non-negative integer item ids after the user id",
+                lines=[number] * len(bad), values=bad,
+            )
+        return [fields[0]] + [f for f in fields[1:] if f.isdecimal() and f.isascii()]
 
     @staticmethod
     def _chunk(users: list[str], items: list[str], lines: list[int], columns: list[str]) -> Chunk:
