@@ -147,6 +147,48 @@ class Graph:
             setattr(self, name, frame.reset_index(drop=True))
         self.check()
 
+    @classmethod
+    def from_csr(cls, user_items: sp.spmatrix) -> "Graph":
+        """A bare graph (no side tables, no KG) from a user x item matrix, all in ``train``.
+
+        The light path for implicit-style use (``learner.fit(user_items)``): user ``u``
+        and item ``i`` get the external ids ``str(u)`` / ``str(i)``; each stored entry is
+        one interaction whose weight is its value (explicit zeros are kept as weight 0).
+
+        Args:
+            user_items: scipy sparse ``[num_users, num_items]`` of non-negative weights.
+
+        Returns:
+            A :class:`Graph` whose ``matrix("train", weighted=True)`` equals ``user_items``.
+
+        Raises:
+            TypeError: ``user_items`` is not a scipy sparse matrix.
+            ValueError: negative or non-finite values.
+        """
+        if not sp.issparse(user_items):
+            raise TypeError(f"user_items must be a scipy sparse matrix (users x items), got {type(user_items).__name__}")
+        coo = sp.coo_matrix(user_items)
+        coo.sum_duplicates()
+        values = coo.data.astype(np.float32)
+        if values.size and (not np.isfinite(values).all() or (values < 0).any()):
+            raise ValueError("user_items must hold finite, non-negative values")
+        order = np.lexsort((coo.col, coo.row))
+        n = len(order)
+        interactions = pd.DataFrame(
+            {
+                "user": coo.row[order],
+                "item": coo.col[order],
+                "weight": values[order],
+                "count": np.ones(n, np.int32),
+                "timestamp": np.full(n, np.nan),
+                "split": np.full(n, SPLIT_CODES["train"], np.int8),
+            }
+        )
+        num_users, num_items = coo.shape
+        users = pd.DataFrame({"user_id": pd.array([str(u) for u in range(num_users)], dtype="string")})
+        items = pd.DataFrame({"item_id": pd.array([str(i) for i in range(num_items)], dtype="string")})
+        return cls(interactions=interactions, items=items, users=users, meta={"source": "csr"})
+
     # -- sizes and ids -------------------------------------------------------------------
     @property
     def num_users(self) -> int:

@@ -16,6 +16,11 @@ Conventions:
 * ``score`` returns raw scores over the whole catalogue; it does not mask seen
   items (the evaluator and the serving layer do, once).
 * Long operations take ``show_progress`` and ``callback(iteration, elapsed, loss)``.
+* The implicit-style light path (:mod:`training.implicit_api`) comes with the base:
+  ``fit(user_items)`` / ``fit(None, user_items)`` fit on a bare graph made from the
+  matrix (every subclass's ``fit`` is wrapped once, in ``__init_subclass__``), and
+  ``recommend(userid, user_items, N)`` / ``similar_items(itemid, N)`` return
+  implicit's ``(ids, scores)`` arrays.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import scipy.sparse as sp
 import torch
 
 from kg.graph import Graph
+from training.implicit_api import ImplicitStyle, implicit_fit
 
 __all__ = [
     "Callback",
@@ -132,21 +138,31 @@ def as_user_index(users: Any, *, num_users: int, name: str = "users") -> np.ndar
     return index
 
 
-class Learner(abc.ABC):
+class Learner(ImplicitStyle, abc.ABC):
     """Base class of every learner.
 
     Subclasses set :attr:`name` (a short stable identifier used in artifacts and
     reports) and implement :meth:`fit`, :meth:`score` and the state hooks
-    :meth:`_state` / :meth:`_set_state`. ``save``/``load`` are implemented here.
+    :meth:`_state` / :meth:`_set_state`. ``save``/``load`` and the implicit-style
+    ``recommend`` / ``similar_items`` are implemented here.
     """
 
     name: ClassVar[str] = "learner"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is not None and not getattr(fit, "__isabstractmethod__", False) and not getattr(
+            fit, "__implicit_fit__", False
+        ):
+            # fit(user_items) and fit(None, user_items) build a bare graph from the matrix.
+            cls.fit = implicit_fit(fit)
 
     # -- to implement ---------------------------------------------------------------------
     @abc.abstractmethod
     def fit(
         self,
-        graph: Graph,
+        graph: Optional[Graph],
         user_items: sp.csr_matrix,
         *,
         valid_items: Optional[sp.csr_matrix] = None,
@@ -157,7 +173,8 @@ class Learner(abc.ABC):
 
         Args:
             graph: side information (text, attributes, KG, social); its
-                ``num_users``/``num_items`` fix the matrix shape.
+                ``num_users``/``num_items`` fix the matrix shape. ``None`` (or
+                ``fit(user_items)`` alone) uses :meth:`kg.graph.Graph.from_csr`.
             user_items: the interactions to learn from, shape ``[num_users, num_items]``.
             valid_items: held-out interactions for early stopping, same shape;
                 learners without early stopping ignore it.

@@ -114,6 +114,13 @@ class ItemItemLearner(Learner):
         index = as_user_index(users, num_users=self.user_items_.shape[0])
         return sparse_times(self.user_items_[index], self._similarity_operand())
 
+    def _item_similarity(self, itemids: np.ndarray) -> torch.Tensor:
+        """Rows ``S[itemids]``: how much each item adds to every other item's score (``similar_items``)."""
+        operand = self._similarity_operand()
+        if isinstance(operand, torch.Tensor):
+            return operand[torch.from_numpy(itemids).to(operand.device)].float()
+        return torch.from_numpy(np.ascontiguousarray(operand[itemids].toarray(), dtype=np.float32))
+
     def score_new_users(self, user_items: sp.csr_matrix) -> torch.Tensor:
         """``user_items @ S`` for users described only by their items.
 

@@ -20,6 +20,7 @@ def small_als(seed: int = 0, **overrides) -> ALS:
 
 
 class TestALSContract(LearnerContract):
+    bare_fit_equals_graph_fit = True
     min_gain_over_mostpop = 0.05
 
     def make_learner(self, seed: int) -> ALS:

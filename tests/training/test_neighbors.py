@@ -15,6 +15,7 @@ from training.knn import ItemKNN
 
 
 class TestItemKNNCosineContract(LearnerContract):
+    bare_fit_equals_graph_fit = True
     min_gain_over_mostpop = 0.05
 
     def make_learner(self, seed: int) -> ItemKNN:
@@ -22,6 +23,7 @@ class TestItemKNNCosineContract(LearnerContract):
 
 
 class TestItemKNNBM25Contract(LearnerContract):
+    bare_fit_equals_graph_fit = True
     min_gain_over_mostpop = 0.05
 
     def make_learner(self, seed: int) -> ItemKNN:
@@ -29,6 +31,7 @@ class TestItemKNNBM25Contract(LearnerContract):
 
 
 class TestEASEContract(LearnerContract):
+    bare_fit_equals_graph_fit = True
     min_gain_over_mostpop = 0.05
 
     def make_learner(self, seed: int) -> EASE:
