@@ -2,8 +2,86 @@
 
 from __future__ import annotations
 
-__all__ = ["BadInput"]
+import os
+import sys
+from pathlib import Path
+from typing import Mapping, Optional
+
+__all__ = ["BadInput", "check_disjoint", "os_error_message", "output_path", "print_notes"]
 
 
 class BadInput(Exception):
     """Input the user can fix; the entry point prints it as one line and exits with status 2."""
+
+
+def output_path(flag: str, value: str | os.PathLike) -> Path:
+    """``value`` as an output path, refusing ``.``, ``..``, ``/`` and paths inside an artifact.
+
+    Raises:
+        BadInput: the path has no name of its own to write under, or lies inside a
+            graphrec artifact (whose manifest would no longer cover its files); the
+            message names ``flag``.
+    """
+    from kg.atomic import check_output_name
+
+    try:
+        path = check_output_name(value)
+    except ValueError as exc:
+        raise BadInput(f"{flag} {exc}") from None
+    for parent in Path(os.path.abspath(path)).parents:
+        if _artifact_format(parent):
+            raise BadInput(
+                f"{flag} {value} lies inside the {_artifact_format(parent)} artifact {parent}; "
+                "writing there would corrupt it: choose a path outside it"
+            )
+    return path
+
+
+def _artifact_format(directory: Path) -> Optional[str]:
+    """The ``format`` of a graphrec artifact's manifest in ``directory``, else ``None``."""
+    import json
+
+    try:
+        with open(directory / "manifest.json", encoding="utf-8") as handle:
+            found = json.load(handle).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) and found.startswith("graphrec.") else None
+
+
+def check_disjoint(out_flag: str, out: Path, inputs: Mapping[str, Optional[str | os.PathLike]]) -> None:
+    """Refuse an output that is, contains, or lies inside one of the inputs.
+
+    Writing ``--out`` replaces it as a whole, so an input inside it would be deleted,
+    and an output inside an input artifact would corrupt that artifact.
+
+    Args:
+        out_flag: the output's flag, for the message (``"--out"``).
+        out: the output path.
+        inputs: flag -> input path (``None`` entries are skipped).
+
+    Raises:
+        BadInput: naming both flags.
+    """
+    target = Path(os.path.abspath(out)).resolve()
+    for flag, value in inputs.items():
+        if value is None:
+            continue
+        source = Path(os.path.abspath(value)).resolve()
+        if source == target or target in source.parents:
+            raise BadInput(f"{out_flag} {out} holds the input {flag} {value}; writing there would delete it")
+        if source in target.parents:
+            raise BadInput(f"{out_flag} {out} lies inside the input {flag} {value}; choose a path outside it")
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an OS failure the user can fix (permissions, disk full, a file in the way)."""
+    where = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or str(exc)
+    return f"{where}: {reason}" if where else reason
+
+
+def print_notes(prog: str, notes: list[str]) -> None:
+    """Tell the user what recovery after an interrupted run did (to stderr)."""
+    for note in notes:
+        print(f"{prog}: note: {note}", file=sys.stderr)

@@ -4,31 +4,32 @@ Every artifact graphrec writes (graph, model, export) is a directory holding
 ``manifest.json`` plus plain columnar/tensor files. This module is the one place
 that knows how such a directory is written and checked:
 
-* :func:`atomic_dir` yields a temporary sibling directory and renames it into
-  place only when the ``with`` block finishes without an exception, so a crash
-  never leaves a half-written artifact at the destination.
+* :func:`atomic_dir` (from :mod:`kg.atomic`) yields a temporary sibling directory
+  and swaps it into place only when the ``with`` block finishes without an
+  exception, so a crash never leaves a half-written or missing artifact.
 * :func:`write_manifest` records format name and version, sha256 and size of
   every file, library versions and whatever metadata the caller adds.
-* :func:`read_manifest` checks the format, the version and every checksum and
-  raises :class:`ArtifactError` naming the file and what is wrong.
+* :func:`read_manifest` checks the format, the version, the file list (as a
+  whitelist: relative entries only, every file present listed) and every
+  checksum, and raises :class:`ArtifactError` naming the file and what is wrong.
 
 Nothing here unpickles anything.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
-import shutil
-import tempfile
+import re
 from importlib import metadata
-from pathlib import Path
-from typing import Any, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable
 
 import numpy as np
+
+from kg.atomic import atomic_dir, atomic_file, recover
 
 MANIFEST = "manifest.json"
 
@@ -37,6 +38,7 @@ __all__ = [
     "ArtifactError",
     "atomic_dir",
     "atomic_file",
+    "check_entry",
     "library_versions",
     "read_manifest",
     "sha256_file",
@@ -86,63 +88,6 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-@contextlib.contextmanager
-def atomic_dir(destination: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Write a directory atomically.
-
-    Yields a fresh temporary directory next to ``destination``; when the block
-    exits cleanly the temporary directory replaces ``destination`` by rename.
-    On any exception the temporary directory is removed and ``destination`` is
-    left exactly as it was.
-
-    Args:
-        destination: the final directory path.
-        overwrite: replace an existing ``destination``. When false an existing
-            non-empty destination raises :class:`FileExistsError` before any work.
-
-    Raises:
-        FileExistsError: ``destination`` exists, is non-empty and ``overwrite`` is false.
-    """
-    destination = Path(destination)
-    if destination.exists() and not destination.is_dir():
-        raise FileExistsError(f"{destination} exists and is not a directory")
-    if destination.exists() and any(destination.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{destination} already exists and is not empty; choose another path or pass overwrite"
-        )
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-", dir=destination.parent))
-    try:
-        yield tmp
-        if destination.exists():
-            # Two renames keep the window without a valid artifact as short as possible.
-            old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
-            os.replace(destination, old)
-            os.replace(tmp, destination)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, destination)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_file(destination: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``destination``; rename it into place on success."""
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{destination.name}.tmp-", dir=destination.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, destination)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_manifest(
     directory: str | os.PathLike,
     *,
@@ -184,31 +129,81 @@ def write_manifest(
     return manifest
 
 
+def check_entry(name: Any, where: str) -> str:
+    """Validate one relative file name of a manifest (a ``files`` key, a source name, ...).
+
+    Args:
+        name: the entry as found in the manifest.
+        where: what it is, for the message (e.g. ``"manifest.json: files entry"``).
+
+    Returns:
+        ``name``, a normalised relative POSIX path.
+
+    Raises:
+        ArtifactError: ``name`` is not a string, is empty, absolute, holds ``..`` or ``.``
+            parts, backslashes or control characters. The message quotes the entry only.
+    """
+    if not isinstance(name, str) or not name or len(name) > 512:
+        raise ArtifactError(f"{where} {name!r} is not a file name")
+    pure = PurePosixPath(name)
+    parts = name.split("/")
+    if pure.is_absolute() or "\\" in name or _CONTROL.search(name) or any(p in ("", ".", "..") for p in parts):
+        raise ArtifactError(f"{where} {name!r} is not a relative path inside the artifact; the manifest was tampered with")
+    return name
+
+
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def _present_files(directory: Path) -> tuple[set[str], list[str]]:
+    """Relative names of every file under ``directory`` and of every symbolic link in it."""
+    files, links = set(), []
+    for root, dirs, names in os.walk(directory):
+        for name in dirs + names:
+            path = Path(root, name)
+            rel = path.relative_to(directory).as_posix()
+            if path.is_symlink():
+                links.append(rel)
+            elif name in names:
+                files.add(rel)
+    return files, sorted(links)
+
+
 def read_manifest(
     directory: str | os.PathLike,
     *,
     format: str,
     max_version: int,
     verify: bool = True,
+    required: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Read and check an artifact's manifest.
+    """Read and check an artifact's manifest, as a whitelist.
+
+    The manifest's ``files`` must be a non-empty mapping of relative paths inside
+    the artifact (no absolute paths, no ``..``), must list every file present (an
+    extra file is an error naming it), must include ``required``, and the artifact
+    may hold no symbolic links. Callers then read files only through entries
+    checked here.
 
     Args:
         directory: the artifact directory.
         format: the expected ``format`` value.
         max_version: the newest ``format_version`` this code can read.
-        verify: recompute the sha256 of every listed file.
+        verify: recompute the sha256 of every listed file (the structure is always checked).
+        required: entries the format needs (e.g. its tables).
 
     Raises:
         ArtifactError: naming the directory or file and what is wrong (missing
-            directory or manifest, wrong format, newer version, missing file,
-            size or checksum mismatch).
+            directory or manifest, wrong format, newer version, a bad, missing,
+            unlisted or required entry, size or checksum mismatch).
     """
     directory = Path(directory)
     if not directory.is_dir():
+        recover(directory)  # a writer killed mid-replace leaves the previous version aside
+    if not directory.is_dir():
         raise ArtifactError(f"{directory}: no such artifact directory")
     manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
+    if not manifest_path.is_file() or manifest_path.is_symlink():
         raise ArtifactError(
             f"{directory}: no {MANIFEST}; this is not a {format} artifact or it was not written completely"
         )
@@ -217,6 +212,8 @@ def read_manifest(
             manifest = json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{manifest_path}: not a JSON object")
     found = manifest.get("format")
     if found != format:
         raise ArtifactError(f"{manifest_path}: format is {found!r}, expected {format!r}")
@@ -226,11 +223,31 @@ def read_manifest(
             f"{manifest_path}: format_version {version!r} is newer than this graphrec reads "
             f"(<= {max_version}); upgrade graphrec"
         )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ArtifactError(f"{manifest_path}: the file list is missing or empty; the artifact cannot be checked")
+    for rel, info in files.items():
+        check_entry(rel, f"{manifest_path}: files entry")
+        if rel == MANIFEST or not isinstance(info, dict):
+            raise ArtifactError(f"{manifest_path}: files entry {rel!r} is malformed")
+    present, links = _present_files(directory)
+    if links:
+        raise ArtifactError(f"{directory}: holds symbolic links ({', '.join(links[:5])}); an artifact holds plain files only")
+    missing = [rel for rel in files if rel not in present]
+    if missing:
+        raise ArtifactError(f"{directory}: file {missing[0]} listed in {MANIFEST} is missing")
+    extra = sorted(present - set(files) - {MANIFEST})
+    if extra:
+        raise ArtifactError(
+            f"{directory}: holds {len(extra)} file(s) its {MANIFEST} does not list ({', '.join(extra[:5])}); "
+            "an artifact may hold only what its manifest lists"
+        )
+    absent = [rel for rel in required if rel not in files]
+    if absent:
+        raise ArtifactError(f"{directory}: the manifest lists no {', '.join(absent)}; the artifact is incomplete")
     if verify:
-        for rel, info in manifest.get("files", {}).items():
+        for rel, info in files.items():
             path = directory / rel
-            if not path.is_file():
-                raise ArtifactError(f"{directory}: file {rel} listed in {MANIFEST} is missing")
             size = path.stat().st_size
             if size != info.get("bytes"):
                 raise ArtifactError(

@@ -462,7 +462,7 @@ class Graph:
         The manifest holds ``format``, ``format_version``, ``counts`` and
         everything in :attr:`meta` (build config, rejected-row report, column roles).
         """
-        with atomic_dir(path, overwrite=overwrite) as tmp:
+        with atomic_dir(path, overwrite=overwrite, replaces=FORMAT) as tmp:
             for name, filename in _TABLE_FILES.items():
                 frame = getattr(self, name)
                 table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -494,11 +494,11 @@ def load_graph(path: str | os.PathLike, *, verify: bool = True) -> Graph:
             format or version, or fails its checksum; the message names the file.
     """
     path = Path(path)
-    manifest = read_manifest(path, format=FORMAT, max_version=FORMAT_VERSION, verify=verify)
+    manifest = read_manifest(
+        path, format=FORMAT, max_version=FORMAT_VERSION, verify=verify, required=_TABLE_FILES.values()
+    )
     tables = {}
     for name, filename in _TABLE_FILES.items():
-        if filename not in manifest.get("files", {}):
-            raise ArtifactError(f"{path}: the manifest lists no {filename}; the artifact is incomplete")
         try:
             tables[name] = pq.read_table(path / filename).to_pandas()
         except (OSError, pa.ArrowException) as exc:

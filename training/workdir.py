@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from kg.artifact import atomic_file, to_jsonable
+from kg.atomic import discard
 
 __all__ = ["ResumeError", "WorkDir"]
 
@@ -82,7 +82,7 @@ class WorkDir:
                     raise ResumeError(
                         f"{self.path} exists and is not a graphrec work directory; choose another --work-dir"
                     )
-                shutil.rmtree(self.path)
+                discard(self.path)
             self.state = {"graph": graph_fingerprint, "config": self.config, "done": [], "timings": {}, "notes": {}}
         self.path.mkdir(parents=True, exist_ok=True)
         self.save()

@@ -87,6 +87,8 @@ class TextEncoder:
             held in float32.
         cache_dir: directory for the on-disk vector cache; ``None`` keeps the cache in
             memory only.
+        safetensors_only: read weights only from ``*.safetensors`` files (never a
+            pickle-based ``pytorch_model.bin``); used for encoders read back from artifacts.
 
     Raises:
         ValueError: ``max_length``/``batch_size`` out of range, or the model cannot be
@@ -101,6 +103,7 @@ class TextEncoder:
         batch_size: int = 64,
         device: str = "cpu",
         cache_dir: str | os.PathLike | None = None,
+        safetensors_only: bool = False,
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
@@ -110,7 +113,7 @@ class TextEncoder:
         source = str(default_model_path() if model is None else model)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModel.from_pretrained(source)
+            self.model = AutoModel.from_pretrained(source, use_safetensors=True if safetensors_only else None)
         except (OSError, ValueError) as exc:
             raise ValueError(
                 f"model={source!r} could not be loaded with AutoModel/AutoTokenizer "

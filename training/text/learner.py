@@ -290,6 +290,7 @@ class TextLearner(Learner):
                 batch_size=self.batch_size,
                 device=self.device,
                 cache_dir=self.cache_dir,
+                safetensors_only=self._encoder_source is not None,
             )
         return self.encoder_
 
