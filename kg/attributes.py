@@ -9,7 +9,8 @@ list is given gets no detected columns. Detection, per column:
 * RecBole ``float`` -> numeric; ``token`` -> categorical; ``token_seq`` -> text
   when it reads like text (below), else multi split on spaces; a JSON array -> multi.
 * numbers only -> numeric, or categorical with at most ``numeric_buckets``
-  distinct values (flags, small codes).
+  distinct values (flags, small codes); numbers but for one stray value (or 1%,
+  from 10 rows on) -> numeric, the stray cells refused as non-numeric.
 * text: mean length >= ``text_min_length``, or mostly distinct values that
   mostly contain a space (titles; a space-separated genre list repeats whole
   values: ml-100k's ``class`` has 13% distinct values, its titles 99%).
@@ -42,6 +43,9 @@ ATTRIBUTE_ROLES = ("text", "categorical", "multi", "numeric")
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _SEPARATORS = ("|", ";")
 _MIN_ROWS_FOR_IDENTIFIER = 20
+# A column of numbers with at most max(1, 1%) other values (from 10 rows on) is numeric.
+_MIN_ROWS_FOR_STRAYS = 10
+_STRAY_SHARE = 0.01
 
 
 @dataclass
@@ -136,11 +140,17 @@ def _detect(cells: pa.Array, declared: str | None, separator: str | None, bucket
         if texty:
             return "text", f"RecBole token_seq reading like text (mean length {mean_length:.0f}, {distinct}/{n} distinct)", ""
         return "multi", "RecBole token_seq (space-separated values)", " "
-    numeric = pc.all(pc.match_substring_regex(present, _NUMBER)).as_py()
-    if numeric and declared is None:
+    is_number = pc.match_substring_regex(present, _NUMBER)
+    not_numbers = n - pc.sum(is_number).as_py()
+    if not_numbers == 0 and declared is None:
         if distinct <= buckets:
             return "categorical", f"numbers with only {distinct} distinct values", ""
         return "numeric", "numbers only", ""
+    if declared is None and n >= _MIN_ROWS_FOR_STRAYS and not_numbers <= max(1, _STRAY_SHARE * n):
+        # A numeric column with a stray bad cell stays numeric; the cell is refused
+        # (strict) or counted (lenient) instead of turning the column into identifiers.
+        if len(pc.unique(present.filter(is_number))) > buckets:
+            return "numeric", f"numbers except {not_numbers} of {n} values (refused as non-numeric)", ""
     if texty and declared is None:
         return "text", f"free text (mean length {mean_length:.0f}, {distinct}/{n} distinct)", ""
     if declared is None:

@@ -31,16 +31,16 @@ import pyarrow as pa
 from kg.attributes import AttributeEdges, ColumnRoles, attribute_edges, detect_roles
 from kg.config import BuildConfig
 from kg.edges import Events, dedup_events
-from kg.errors import Rejections
-from kg.filters import filter_nodes
-from kg.graph import Graph
+from kg.errors import InputError, Rejections
+from kg.filters import filter_nodes, refuse_emptied
+from kg.graph import SPLIT_CODES, Graph
 from kg.ids import IdEncoder
 from kg.interactions import read_events
 from kg.knowledge import read_kg_edges, read_link, read_social, social_frame
 from kg.readers import open_table, recbole_siblings
 from kg.sidetables import SideTable, node_rows, read_side_table
 from kg.split import assign_splits, merge_given
-from kg.summary import summarize
+from kg.summary import degenerate_warnings, summarize
 from kg.tables import knowledge_tables, side_frame, string_column
 
 __all__ = ["build_graph", "resolve_inputs"]
@@ -84,7 +84,9 @@ def build_graph(config: BuildConfig, *, show_progress: bool = False) -> Graph:
         ``rejected_examples``, ``filters``, ``detected``, ``summary``, ...).
 
     Raises:
-        InputError: bad input (strict mode): names file, line and column.
+        InputError: bad input (strict mode): names file, line and column; an empty
+            graph (every row refused, or a filter that removes every interaction) or
+            a split without training pairs.
         ValueError: an unusable configuration (e.g. a temporal split without timestamps).
     """
     started = time.perf_counter()
@@ -156,12 +158,20 @@ def build_graph(config: BuildConfig, *, show_progress: bool = False) -> Graph:
     else:
         pairs, given_test = pair_parts["interactions"], None
     del pair_parts
+    if len(pairs) == 0:
+        refused = "; ".join(f"{path}: {reasons}" for path, reasons in rejections.report().items())
+        raise InputError(
+            f"no interaction left to build a graph from: every row was refused ({refused or 'none kept'}); "
+            "expected at least one valid (user, item) row",
+            path=config.interactions,
+        )
 
     # 4. filters, then split.
     keep_user, keep_item, filter_report = filter_nodes(
         pairs, num_users=num_users, num_items=num_items, min_user_count=config.min_user_count,
         min_item_count=config.min_item_count, k_core=config.k_core,
     )
+    refuse_emptied(filter_report, num_pairs=len(pairs))
     user_map, item_map = _compact(keep_user), _compact(keep_item)
     if not (keep_user.all() and keep_item.all()):
         alive = keep_user[pairs.user] & keep_item[pairs.item]
@@ -175,6 +185,13 @@ def build_graph(config: BuildConfig, *, show_progress: bool = False) -> Graph:
         valid_fraction=config.valid_fraction, given_test=given_test,
     )
     pa.default_memory_pool().release_unused()  # the sorts' index buffers
+    if not (split == SPLIT_CODES["train"]).any():
+        why = (
+            f"every pair of {config.interactions} is also in the test file {config.test} (a pair in both is kept in "
+            "test only); expected a test file of held-out pairs, not a copy of the training log"
+            if method == "given" and overlap else f"the {method} split put every pair in validation or test"
+        )
+        raise InputError(f"no training pairs: {why}", path=config.test if method == "given" else config.interactions)
 
     # 5. side tables, entities, relations, triples, social.
     user_ids = users.ids.filter(pa.array(keep_user))
@@ -209,10 +226,12 @@ def build_graph(config: BuildConfig, *, show_progress: bool = False) -> Graph:
             notes[table.path][f"{kind}s without a row here"] = int((rows < 0).sum())
         frames[kind] = side_frame(table, roles[kind], rows, ids)
 
-    link = read_link(config.link, items=items, **read) if config.link is not None else None
     kg, kg_report = None, {}
     if config.kg is not None:
-        kg, kg_report = read_kg_edges(config.kg, items=items, link=link, item_map=item_map, **read)
+        kg, kg_report = read_kg_edges(config.kg, items=items, link_path=config.link, item_map=item_map, **read)
+    elif config.link is not None:
+        read_link(config.link, items=items, **read)  # checked, though nothing uses it without a KG
+        notes.setdefault(os.fspath(config.link), {})["unused"] = "no KG file to link to"
     entities, relations, triples = knowledge_tables(attr_edges, kg)
     social, social_report = None, {}
     if social_pairs is not None:
@@ -234,6 +253,7 @@ def build_graph(config: BuildConfig, *, show_progress: bool = False) -> Graph:
         relations=relations, triples=triples, social=social, meta=meta,
     )
     graph.meta["summary"] = summarize(graph)
+    graph.meta["warnings"] = degenerate_warnings(graph)
     graph.meta["build_seconds"] = round(time.perf_counter() - started, 3)
     return graph
 

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from kg.edges import Pairs
+from kg.errors import InputError
 
-__all__ = ["filter_nodes"]
+__all__ = ["filter_nodes", "refuse_emptied"]
 
 
 def _degrees(pairs: Pairs, keep: np.ndarray, num_users: int, num_items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,3 +97,28 @@ def filter_nodes(
             live = live & new_user[pairs.user] & new_item[pairs.item]
         record("k_core", new_user, new_item, {"k": k_core, "rounds": rounds})
     return keep_user, keep_item, report
+
+
+_SETTINGS = {"min_count": "--min-user-count / --min-item-count", "k_core": "--k-core"}
+
+
+def refuse_emptied(report: dict[str, Any], *, num_pairs: int) -> None:
+    """Refuse filters that leave no interaction, naming the one that removed the last pairs.
+
+    Args:
+        report: what :func:`filter_nodes` returned.
+        num_pairs: pairs before the filters.
+
+    Raises:
+        InputError: the filters removed every pair.
+    """
+    left = num_pairs
+    for name, step in report.items():
+        if left and step["pairs_removed"] >= left:
+            settings = ", ".join(f"{k}={v}" for k, v in step.items() if k in ("k", "min_user_count", "min_item_count"))
+            raise InputError(
+                f"the {name} filter ({settings}) removed every interaction ({left:,} pairs, "
+                f"{step['users_removed']:,} users, {step['items_removed']:,} items): an empty graph is not written; "
+                f"expected settings that keep some interactions: lower {_SETTINGS.get(name, name)}"
+            )
+        left -= step["pairs_removed"]

@@ -5,8 +5,10 @@ columns, else the first three) link items and entities. With a link table
 (``item_id, entity_id``; RecBole ``.link``) an entity linked to an item *is*
 that item node and every other endpoint is an entity node; without one, an
 endpoint equal to a catalogue item id is that item. A link row naming an item
-that is not in the catalogue references nothing and is refused ("unknown item
-id"), as is an entity linked to two items. Social edges are two user-id
+that is not in the catalogue, or an entity that is not in the KG, references
+nothing and is refused ("unknown item id", "unknown entity id"), as is an entity
+linked to two items; so is a triple that no chain of triples connects to an item
+("triple not connected to any item"). Social edges are two user-id
 columns (``user_id, friend_id`` or the first two).
 """
 
@@ -19,6 +21,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from kg.arrays import repeated_rows, unique_sorted
 from kg.errors import InputError, Rejections
@@ -103,16 +107,30 @@ def read_social(
 
 
 def read_link(
-    path: str | os.PathLike, *, items: IdEncoder, rejections: Rejections, encoding: str = "utf-8", batch_rows: int = 1_000_000
+    path: str | os.PathLike,
+    *,
+    items: IdEncoder,
+    rejections: Rejections,
+    kg_ids: pa.Array | None = None,
+    encoding: str = "utf-8",
+    batch_rows: int = 1_000_000,
 ) -> tuple[pa.Array, np.ndarray]:
     """Validated item -> entity links (``items`` must be finished).
+
+    Args:
+        path: the link file.
+        items: the finished item encoder.
+        rejections: strict/lenient handling of bad rows.
+        kg_ids: every head and tail of the KG; a link to an entity not among
+            them references nothing ("unknown entity id"). ``None``: not checked.
+        encoding, batch_rows: reading options.
 
     Returns:
         ``(entity_ids, item_index)`` of the kept links.
 
     Raises:
-        InputError: (strict) a link to an item outside the catalogue, or an
-            entity linked to two items.
+        InputError: (strict) a link to an item outside the catalogue or to an
+            entity outside the KG, or an entity linked to two items.
     """
     values, chunk = _read_ids(path, _LINK_COLUMNS, "item-entity links (item_id, entity_id)", rejections, encoding, batch_rows)
     item_index = items.lookup(values["item"])
@@ -127,6 +145,17 @@ def read_link(
         )
     keep = ~unknown
     entity = values["entity"]
+    if kg_ids is not None:
+        outside = keep & ~pc.fill_null(pc.is_in(entity, value_set=kg_ids), False).to_numpy(zero_copy_only=False)
+        if outside.any():
+            rejections.reject(
+                path=path,
+                reason="unknown entity id",
+                expected="an entity id that occurs as a head or tail in the KG file (the link references nothing)",
+                lines=chunk.lines[outside],
+                values=entity.filter(pa.array(outside)).slice(0, 3).to_pylist(),
+            )
+            keep &= ~outside
     twice = repeated_rows(pc.dictionary_encode(entity).indices.to_numpy(zero_copy_only=False), keep)
     if twice.any():
         rejections.reject(
@@ -184,18 +213,23 @@ def read_kg_edges(
     path: str | os.PathLike,
     *,
     items: IdEncoder,
-    link: tuple[pa.Array, np.ndarray] | None,
+    link_path: str | os.PathLike | None,
     item_map: np.ndarray,
     rejections: Rejections,
     encoding: str = "utf-8",
     batch_rows: int = 1_000_000,
 ) -> tuple[KgEdges, dict]:
-    """Read the KG, type its endpoints and drop triples of items removed by a filter.
+    """Read the KG (and its link file), type endpoints, refuse unreachable triples, apply filters.
+
+    A triple whose connected part of the KG holds no item (no chain of triples
+    leads from it to an item node) references nothing the recommender knows:
+    it is refused ("triple not connected to any item"). Triples of items
+    removed by a filter are dropped and counted.
 
     Args:
         path: the KG file.
         items: the finished item encoder.
-        link: ``(entity_ids, item_index)`` from :func:`read_link`, or ``None``.
+        link_path: the item -> entity link file (:func:`read_link`), or ``None``.
         item_map: old item index -> index after filters (-1 for removed items).
         rejections: strict/lenient handling of bad rows.
         encoding, batch_rows: reading options.
@@ -204,9 +238,31 @@ def read_kg_edges(
         ``(edges, report)``; the report counts triples read, removed with
         filtered items, touching an item, and linked items.
     """
-    triples, _ = read_kg(path, rejections=rejections, encoding=encoding, batch_rows=batch_rows)
-    link_entity, link_item = link if link is not None else (None, None)
+    read = dict(rejections=rejections, encoding=encoding, batch_rows=batch_rows)
+    triples, chunk = read_kg(path, **read)
+    link_entity, link_item = None, None
+    if link_path is not None:
+        kg_ids = pc.unique(pa.concat_arrays([triples["head"], triples["tail"]]))
+        link_entity, link_item = read_link(link_path, items=items, kg_ids=kg_ids, **read)
     ends = [type_endpoints(triples[end], items=items, link_entity=link_entity, link_item=link_item) for end in ("head", "tail")]
+    stranded = _without_item(ends, num_items=len(items))
+    if stranded.any():
+        mask = pa.array(stranded)
+        shown = [
+            f"{h} {r} {t}"
+            for h, r, t in zip(*(triples[c].filter(mask).slice(0, 3).to_pylist() for c in ("head", "relation", "tail")))
+        ]
+        rejections.reject(
+            path=path,
+            reason="triple not connected to any item",
+            expected="a triple that links, directly or through other triples, to an item of the log or item table "
+            "(check the ids and the link file)",
+            lines=chunk.lines[stranded],
+            values=shown,
+        )
+        keep = pa.array(~stranded)
+        triples = {name: ids.filter(keep) for name, ids in triples.items()}
+        ends = [Endpoints(e.node_type[~stranded], e.item[~stranded], e.entity.filter(keep)) for e in ends]
     for end in ends:
         end.item = np.where(end.item >= 0, item_map[np.maximum(end.item, 0)], -1)
     # Items removed by a filter take their triples with them.
@@ -228,6 +284,30 @@ def read_kg_edges(
     mask = pa.array(alive)
     kept = [Endpoints(e.node_type[alive], e.item[alive], e.entity.filter(mask)) for e in ends]
     return KgEdges(kept[0], triples["relation"].filter(mask), kept[1]), report
+
+
+def _without_item(ends: list[Endpoints], *, num_items: int) -> np.ndarray:
+    """Mask of the triples whose connected component (items and entities as nodes) holds no item.
+
+    Shapes:
+        ``ends``: head and tail endpoints ``[T]``; returns bool ``[T]``.
+    """
+    n = len(ends[0].item)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    entity_codes = pc.dictionary_encode(pa.concat_arrays([e.entity for e in ends])).indices
+    entity_codes = pc.fill_null(entity_codes, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    node = np.where(
+        np.concatenate([e.node_type for e in ends]) == ITEM,
+        np.concatenate([e.item for e in ends]),
+        num_items + entity_codes,
+    )
+    size = int(node.max()) + 1
+    adjacency = sp.coo_matrix((np.ones(n), (node[:n], node[n:])), shape=(size, size))
+    _, label = connected_components(adjacency, directed=False)
+    has_item = np.zeros(label.max() + 1, dtype=bool)
+    has_item[label[node[node < num_items]]] = True
+    return ~has_item[label[node[:n]]]
 
 
 def social_frame(user: np.ndarray, friend: np.ndarray, *, user_map: np.ndarray) -> tuple[pd.DataFrame, dict]:

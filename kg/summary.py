@@ -19,9 +19,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from kg.graph import Graph
+from kg.graph import SPLIT_CODES, Graph
 
-__all__ = ["NETWORKX_MAX_EDGES", "format_summary", "summarize"]
+__all__ = ["NETWORKX_MAX_EDGES", "degenerate_warnings", "format_summary", "summarize"]
 
 NETWORKX_MAX_EDGES = 200_000
 
@@ -93,6 +93,42 @@ def summarize(graph: Graph) -> dict[str, Any]:
     }
 
 
+def degenerate_warnings(graph: Graph) -> list[str]:
+    """What about a built graph's split makes training or evaluation weak or impossible.
+
+    Empty validation or test splits, and users or items without a single train
+    pair (a model learns nothing about them from the log). An empty graph or
+    one without train pairs is refused by the build before this is asked.
+
+    Returns:
+        One sentence per problem (empty when the split is sound), stored as
+        ``meta["warnings"]`` and printed by :func:`format_summary`.
+    """
+    inter = graph.interactions
+    split = inter["split"].to_numpy()
+    split_meta = graph.meta.get("split", {})
+    out = []
+    if len(inter) and not (split == SPLIT_CODES["test"]).any():
+        hint = (
+            f" (train_fraction {split_meta.get('train_fraction')} keeps every pair of a user with few pairs in train)"
+            if split_meta.get("method") in ("random", "temporal") else ""
+        )
+        out.append(f"the test split is empty: nothing to evaluate on{hint}")
+    if len(inter) and split_meta.get("valid_fraction", 0) > 0 and not (split == SPLIT_CODES["valid"]).any():
+        out.append("the validation split is empty although valid_fraction > 0: the ranker has nothing to fit on")
+    train = split == SPLIT_CODES["train"]
+    for kind, column, total in (("users", "user", graph.num_users), ("items", "item", graph.num_items)):
+        with_train = np.zeros(total, dtype=bool)
+        with_train[inter[column].to_numpy()[train]] = True
+        missing = int(total - with_train.sum())
+        if missing:
+            out.append(
+                f"{missing:,} of {total:,} {kind} have no train pair (all their pairs are in validation or test, "
+                "or they come only from a side table): models learn nothing about them from the log"
+            )
+    return out
+
+
 def _lines_for(mapping: Mapping[str, Any], indent: str = "  ") -> list[str]:
     return [f"{indent}{key}: {value}" for key, value in mapping.items()]
 
@@ -146,6 +182,10 @@ def format_summary(meta: Mapping[str, Any]) -> str:
         if meta.get(name):
             out.append(f"{name}:")
             out.extend(_lines_for(meta[name]))
+    warnings = meta.get("warnings", [])
+    if warnings:
+        out.append("warnings:")
+        out.extend(f"  {w}" for w in warnings)
     rejected = meta.get("rejected", {})
     if rejected:
         examples = meta.get("rejected_examples", {})
