@@ -13,10 +13,10 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
 from eval import metrics
 from eval.longtail import N_DECILES, decile_of, head_size, popularity_order
+from eval.progress import progress_bar
 from eval.ranking import Scorer, TopK, as_user_array, iter_topk, positive_int
 from eval.result import EvalResult
 
@@ -274,7 +274,7 @@ def evaluate(
         raise TypeError(f"source must be a scorer (callable) or a TopK, got {type(source).__name__}")
 
     started = time.perf_counter()
-    with tqdm(total=len(users), unit="user", desc="evaluate", disable=not show_progress) as bar:
+    with progress_bar(total=len(users), unit="user", desc="evaluate", disable=not show_progress) as bar:
         cat, decile_hits, decile_relevant, rec_counts = _collect(
             lists, test, train if is_topk else None, is_tail, decile, batch_size, bar
         )

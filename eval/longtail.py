@@ -20,7 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["N_DECILES", "decile_of", "head_size", "head_tail", "popularity_deciles", "popularity_order"]
+__all__ = [
+    "LONGTAIL_BINS", "N_DECILES", "binned_shares", "decile_of", "head_size", "head_tail", "popularity_deciles",
+    "popularity_order",
+]  # fmt: skip
 
 N_DECILES = 10
 
@@ -116,3 +119,37 @@ def decile_of(order: np.ndarray) -> np.ndarray:
     for d, members in enumerate(np.array_split(order, N_DECILES)):
         decile[members] = d
     return decile
+
+
+LONGTAIL_BINS = 40
+"""Bins of the long-tail curve: a catalogue of thousands of items is drawn as this many points."""
+
+
+def binned_shares(
+    train_counts: np.ndarray, rec_counts: np.ndarray, order: np.ndarray, n_bins: int = LONGTAIL_BINS
+) -> dict[str, list]:
+    """The long-tail curve in ``n_bins`` consecutive popularity bins (equal item counts).
+
+    Args:
+        train_counts: train interactions per item, ``[n_items]``.
+        rec_counts: times each item was recommended, ``[n_items]``.
+        order: :func:`popularity_order` of ``train_counts``.
+        n_bins: number of bins (fewer when there are fewer items).
+
+    Returns:
+        Lists of equal length, one entry per bin, most popular bin first:
+        ``first_rank``/``last_rank`` (1-based popularity ranks the bin covers),
+        ``train_share`` and ``rec_share`` (the bin's share of all train interactions
+        and of all recommendation slots; each list sums to 1 when there is any).
+    """
+    order = np.asarray(order, dtype=np.int64)
+    train = np.asarray(train_counts, dtype=np.float64)[order]
+    recs = np.asarray(rec_counts, dtype=np.float64)[order]
+    bins = [b for b in np.array_split(np.arange(len(order)), max(1, min(int(n_bins), len(order)))) if len(b)]
+    train_total, rec_total = max(train.sum(), 1.0), max(recs.sum(), 1.0)
+    return {
+        "first_rank": [int(b[0]) + 1 for b in bins],
+        "last_rank": [int(b[-1]) + 1 for b in bins],
+        "train_share": [float(train[b].sum() / train_total) for b in bins],
+        "rec_share": [float(recs[b].sum() / rec_total) for b in bins],
+    }

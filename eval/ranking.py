@@ -20,7 +20,8 @@ from typing import Callable, Iterator, Optional, Union
 import numpy as np
 import scipy.sparse as sp
 import torch
-from tqdm.auto import tqdm
+
+from eval.progress import progress_bar
 
 __all__ = ["CANDIDATE_LIMIT", "Scorer", "TopK", "as_user_array", "iter_topk", "positive_int", "topk"]
 
@@ -258,7 +259,7 @@ def iter_topk(
         exclude = sp.csr_matrix(exclude)
         num_items = exclude.shape[1]
     users = as_user_array(users, num_users=None if exclude is None else exclude.shape[0])
-    with tqdm(total=len(users), unit="user", desc="top-k", disable=not show_progress) as bar:
+    with progress_bar(total=len(users), unit="user", desc="top-k", disable=not show_progress) as bar:
         for start in range(0, len(users), batch_size):
             batch = users[start : start + batch_size]
             scores = _as_score_tensor(scorer(batch), len(batch), num_items)

@@ -117,10 +117,17 @@ class EvalResult:
     def n_items(self) -> int:
         return int(len(self.rec_counts))
 
+    def longtail(self) -> dict[str, list]:
+        """The binned long-tail curve (:func:`eval.longtail.binned_shares`): what the report plots."""
+        from eval.longtail import binned_shares
+
+        return binned_shares(self.train_counts, self.rec_counts, self.popularity_order)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict: the metric keys at top level (NaN as ``None``), then
         ``k``, ``n_users``, ``n_items``, ``head_size``, ``n_tail_users``, ``sparse``,
-        ``deciles``, ``lists`` (short/empty/train-item counts) and ``seconds``."""
+        ``deciles``, ``longtail`` (:meth:`longtail`), ``lists`` (short/empty/train-item
+        counts) and ``seconds``."""
         out: dict[str, Any] = {key: self.metrics[key] for key in METRIC_KEYS}
         out.update(
             k=self.k,
@@ -130,6 +137,7 @@ class EvalResult:
             n_tail_users=self.n_tail_users,
             sparse=dict(self.sparse),
             deciles=[dict(d) for d in self.deciles],
+            longtail=self.longtail(),
             lists={
                 "short": self.n_short_lists,
                 "empty": self.n_empty_lists,

@@ -25,20 +25,18 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
-import scipy.sparse as sp
 
-from eval import MostPop, write_report
 from kg.artifact import ArtifactError, atomic_dir, read_manifest, write_manifest
-from kg.graph import FORMAT as GRAPH_FORMAT
-from kg.graph import FORMAT_VERSION as GRAPH_VERSION
-from kg.graph import Graph, load_graph
-from training.base import Learner
-from training.pipeline import PipelineResult
-from training.ranker import HybridRanker
-from training.sources import load_source, scorer_of
+
+if TYPE_CHECKING:  # the learners (torch, torch_geometric, transformers) load when a model is written or read
+    import scipy.sparse as sp
+
+    from kg.graph import Graph
+    from training.pipeline import PipelineResult
+    from training.ranker import HybridRanker
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "HISTORY_SPLITS", "LIBRARIES", "TrainedModel", "load_model", "write_model"]
 
@@ -73,6 +71,11 @@ def write_model(
         FileExistsError: ``out`` exists and ``overwrite`` is false.
     """
     from safetensors.numpy import save_file
+
+    from eval.report import write_report
+    from kg.graph import FORMAT as GRAPH_FORMAT
+    from kg.graph import FORMAT_VERSION as GRAPH_VERSION
+    from training.base import Learner
 
     with atomic_dir(out, overwrite=overwrite) as tmp:
         shutil.copytree(graph_dir, tmp / "graph")
@@ -148,6 +151,8 @@ class TrainedModel:
         learners = [name for name in self.sources if name != "pop"]
         if len(learners) != 1:
             raise ArtifactError(f"{self.path}: no ranker and {len(learners)} sources; cannot choose a scorer")
+        from training.sources import scorer_of
+
         return scorer_of(self.sources[learners[0]])
 
 
@@ -164,6 +169,11 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
             (naming it), or an incomplete artifact.
     """
     from safetensors.numpy import load_file
+
+    from eval.baselines import MostPop
+    from kg.graph import load_graph
+    from training.ranker import HybridRanker
+    from training.sources import load_source, scorer_of
 
     path = Path(path)
     manifest = read_manifest(path, format=FORMAT, max_version=FORMAT_VERSION, verify=verify)

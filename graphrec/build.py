@@ -14,10 +14,9 @@ import sys
 import typing
 from pathlib import Path
 
-from kg import BuildConfig, InputError, build_graph
 from kg.artifact import ArtifactError
-from kg.config import FORMATS, PATH_FIELDS, SPLITS
-from kg.summary import format_summary
+from kg.config import FORMATS, PATH_FIELDS, SPLITS, BuildConfig
+from kg.errors import InputError
 
 __all__ = ["main", "parser"]
 
@@ -91,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         print(f"graphrec.build: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from kg.build import build_graph  # pandas and pyarrow load only when a build runs
+
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         print(f"graphrec.build: error: {out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graphrec.build: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not quiet:
+        from kg.summary import format_summary
+
         print(format_summary(graph.meta))
     print(f"wrote {out}")
     return EXIT_OK

@@ -44,7 +44,6 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from kg.artifact import (
     ArtifactError,
@@ -66,6 +65,8 @@ _INSTALL = {"faiss": "faiss-cpu", "hnswlib": "hnswlib"}
 
 
 def _check_tables(tables: Mapping[str, tuple]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    import torch  # here, not at the top: ``graphrec.export --help`` must not load torch
+
     if not isinstance(tables, Mapping) or not tables:
         raise ValueError("tables must be a non-empty dict {name: (ids, vectors)}")
     checked = {}
@@ -141,6 +142,8 @@ def _import_ann(backend: str):
 
 
 def _exact_topk(queries: np.ndarray, base: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
+    import torch
+
     base_t = torch.from_numpy(base)
     parts = []
     with torch.no_grad():

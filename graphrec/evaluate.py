@@ -16,18 +16,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
-from eval import EvalResult, evaluate, sparse_threshold
-from eval.ranking import Scorer, TopK
-from eval.recfile import read_recommendations
-from eval.report import write_report
-from eval.result import write_atomic
+from eval.result import EvalResult, write_atomic
 from graphrec.cli import BadInput
-from kg import ArtifactError, Graph, load_graph
+from kg.artifact import ArtifactError
+
+if TYPE_CHECKING:  # torch, pandas and matplotlib load when an evaluation runs, not for --help
+    import scipy.sparse as sp
+
+    from eval.ranking import Scorer, TopK
+    from kg.graph import Graph
 
 __all__ = ["build_parser", "main"]
 
@@ -96,6 +97,8 @@ def _model_scorer(path: Path, graph: Graph, split: str) -> tuple[Scorer, list[st
 def _recommendations(
     path: Path, graph: Graph, args: argparse.Namespace, test: sp.csr_matrix
 ) -> tuple[TopK, list[str], dict]:
+    from eval.recfile import read_recommendations
+
     lists, report = read_recommendations(
         path, user_ids=graph.user_ids, item_ids=graph.item_ids, k=args.k, ignore_unknown=args.ignore_unknown
     )
@@ -129,10 +132,14 @@ def run(args: argparse.Namespace) -> tuple[EvalResult, list[str], dict]:
         if args.model is None:
             raise BadInput("--graph is required with --recommendations")
         args.graph = args.model / "graph"
+    from kg.graph import load_graph
+
     graph = load_graph(args.graph)
     if args.k > graph.num_items:
         raise BadInput(f"--k {args.k} is larger than the catalogue ({graph.num_items} items)")
     train, test = _split_matrices(graph, args.split)
+    from eval.evaluator import evaluate, sparse_threshold  # torch loads once the inputs are checked
+
     if args.model is not None:
         source, notes = _model_scorer(args.model, graph, args.split)
         described = {"model": str(args.model)}
@@ -166,6 +173,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             payload = {**result.to_dict(), "split": args.split, "source": described}
             write_atomic(args.json, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode("utf-8"))
         if args.report is not None:
+            from eval.report import write_report
+
             name = args.model or args.recommendations
             write_report(result, args.report, title=f"{Path(name).name} on {args.split}")
     except (BadInput, ArtifactError, OSError, ValueError) as exc:

@@ -29,14 +29,15 @@ import numpy as np
 
 from graphrec.artifact import TrainedModel, load_model
 from graphrec.embeddings_export import ANN_BACKENDS, write_embeddings
-from kg import ArtifactError
-from training.base import Learner
+from kg.artifact import ArtifactError
 
 __all__ = ["build_parser", "embedding_tables", "main"]
 
 
 def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """``({name: (ids, vectors)}, primary source name)`` of a loaded model."""
+    from training.base import Learner  # torch loads only when an export runs
+
     graph = model.graph
     users, items, entities = (graph.user_ids.astype(str), graph.item_ids.astype(str), graph.entity_ids.astype(str))
     tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}

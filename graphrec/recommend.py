@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m graphrec.recommend --model DIR --out FILE(.parquet|.csv|.jsonl) [--users FILE|all]
-        [--k 20] [--batch-size 256] [--device auto|cpu|cuda] [--keep-seen] [--exclude FILE]
+    python -m graphrec.recommend --model DIR --out FILE(.parquet|.csv|.jsonl) [--format auto|parquet|csv|jsonl]
+        [--users FILE|all] [--k 20] [--batch-size 256] [--device auto|cpu|cuda] [--keep-seen] [--exclude FILE]
         [--diversity 0.0] [--unknown error|cold] [--quiet]
 
 Columns ``user,item,rank,score`` with external ids. Output is streamed batch by batch
@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import pandas as pd
 
 from graphrec.cli import BadInput
-from graphrec.recommender import Recommender, UnknownIdError
-from graphrec.topk_writer import RecommendationWriter, format_from_path
-from kg import ArtifactError
-from training.base import resolve_device
+from graphrec.topk_writer import FORMATS, RecommendationWriter, format_from_path
+from kg.artifact import ArtifactError
 
 __all__ = ["build_parser", "main", "read_ids"]
 
@@ -39,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", required=True, type=Path, help="model artifact (python -m graphrec.train)")
     parser.add_argument("--out", required=True, type=Path, help="output file: .parquet, .csv or .jsonl (optionally .gz)")
+    parser.add_argument(
+        "--format", choices=("auto", *FORMATS), default="auto",
+        help="output format (default auto: from the --out suffix; .gz compresses csv and jsonl)",
+    )  # fmt: skip
     parser.add_argument(
         "--users", default="all",
         help="'all' (default: every user of the model) or a file with one user id per line (a header 'user' is skipped)",
@@ -77,7 +78,16 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
         raise BadInput(f"--k must be >= 1, got {args.k}")
     if args.batch_size < 1:
         raise BadInput(f"--batch-size must be >= 1, got {args.batch_size}")
-    format_from_path(args.out)  # fail on an unknown suffix before loading anything
+    if args.format == "auto":
+        try:
+            format_from_path(args.out)  # fail on an unknown suffix before loading anything
+        except ValueError as exc:
+            raise BadInput(f"--out {exc}") from None
+    import pandas as pd
+
+    from graphrec.recommender import Recommender
+    from training.base import resolve_device
+
     recommender = Recommender.load(args.model, device=str(resolve_device(args.device)))
     if args.k > recommender.num_items:
         raise BadInput(f"--k {args.k} is larger than the catalogue ({recommender.num_items} items)")
@@ -96,7 +106,7 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
                 "pass --unknown cold to recommend to them from popularity"
             )
         users = known[known >= 0].astype(np.int64)
-    with RecommendationWriter(args.out) as writer:
+    with RecommendationWriter(args.out, format=None if args.format == "auto" else args.format) as writer:
         for batch, items, scores in recommender.iter_topk(
             users, args.k, batch_size=args.batch_size, show_progress=not args.quiet, **options
         ):
@@ -109,6 +119,12 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
         return writer.users_written, writer.rows_written
 
 
+def _model_errors() -> tuple[type[Exception], ...]:
+    """``UnknownIdError`` once the recommender is loaded (it loads torch; before that, nothing raised one)."""
+    module = sys.modules.get("graphrec.recommender")
+    return (module.UnknownIdError,) if module is not None else ()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m graphrec.recommend``; returns the exit status."""
     parser = build_parser()
@@ -119,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.perf_counter()
     try:
         users, rows = run(args)
-    except (BadInput, ArtifactError, UnknownIdError, OSError, ValueError) as exc:
+    except (BadInput, ArtifactError, OSError, ValueError, *_model_errors()) as exc:
         print(f"graphrec.recommend: error: {exc}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started

@@ -23,8 +23,8 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
+from eval.progress import progress_bar
 from eval.ranking import Scorer, as_user_array, iter_topk, positive_int
 
 __all__ = ["iter_topk_parallel"]
@@ -86,7 +86,7 @@ def iter_topk_parallel(
     pending: deque[Future] = deque()
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graphrec-topk")
     try:
-        with tqdm(total=len(users), unit="user", desc="top-k", disable=not show_progress) as bar:
+        with progress_bar(total=len(users), unit="user", desc="top-k", disable=not show_progress) as bar:
             while True:
                 while len(pending) < 2 * workers:
                     start = next(starts, None)

@@ -80,7 +80,8 @@ def format_from_path(path: str | os.PathLike) -> tuple[str, Optional[str]]:
     shown = "".join(suffixes) or "(no suffix)"
     raise ValueError(
         f"{path}: cannot tell the recommendations format from the suffix {shown}; use .parquet, .csv, "
-        f".csv.gz, .jsonl or .jsonl.gz, or pass format='parquet'|'csv'|'jsonl'"
+        f".csv.gz, .jsonl or .jsonl.gz, or name the format (--format parquet|csv|jsonl on the command line, "
+        f"format='parquet'|'csv'|'jsonl' in Python)"
     )
 
 

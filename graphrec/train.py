@@ -26,10 +26,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from graphrec.cli import BadInput
-from kg import ArtifactError, load_graph
-from training.base import resolve_device
+from kg.artifact import ArtifactError
 from training.config import STAGES, TrainConfig, describe
-from training.pipeline import Pipeline
 from training.report import format_report
 from training.workdir import ResumeError
 
@@ -85,6 +83,8 @@ def _config(args: argparse.Namespace, demo: bool) -> TrainConfig:
     config = config.with_overrides(args.overrides)
     if args.device is not None:
         config = replace(config, device=args.device)
+    from training.base import resolve_device  # torch loads only when a run starts
+
     try:
         device = resolve_device(config.device)
     except (RuntimeError, ValueError) as exc:
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace, log=print) -> Path:
     """Train as the parsed arguments say; returns the model artifact directory."""
     from graphrec.artifact import write_model
 
+    stages = _stages(args.stages)  # checked before the demo is built or torch loads
     demo = args.graph is None
     if demo:
         if args.out is None:
@@ -120,9 +121,11 @@ def run(args: argparse.Namespace, log=print) -> Path:
     elif args.out is None:
         raise BadInput("--out is required with --graph")
     config = _config(args, demo)
-    stages = _stages(args.stages)
     if args.out.exists() and not args.overwrite:
         raise BadInput(f"--out {args.out} exists; pass --overwrite to replace it (or choose another directory)")
+    from kg.graph import load_graph
+    from training.pipeline import Pipeline
+
     graph = load_graph(args.graph)
     work_dir = args.work_dir or args.out.with_name(args.out.name + ".work")
     log(

@@ -23,7 +23,7 @@ Sources: ``text`` (text similarity to the user's history), ``als``, ``itemknn``,
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -63,6 +63,8 @@ class PipelineResult:
         hybrid_test: the hybrid's test :class:`~eval.EvalResult` (for the plots).
         timings: wall seconds per stage.
         notes: what the run decided (skipped sources, fallbacks, best GNN epoch...).
+        training_curves: validation NDCG per evaluated epoch of the GNN (fit phase) and
+            of each ranker member: ``name -> {"epoch", "valid_ndcg", "label"}`` (the report's plot).
     """
 
     config: TrainConfig
@@ -75,6 +77,7 @@ class PipelineResult:
     hybrid_test: Optional[EvalResult]
     timings: dict[str, float]
     notes: dict[str, Any]
+    training_curves: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -197,8 +200,10 @@ class Pipeline:
     def run(self) -> PipelineResult:
         """Run (or resume) every selected stage; returns what the model artifact needs."""
         torch.manual_seed(self.config.seed)
-        for stage in self.stages:
+        for number, stage in enumerate(self.stages, 1):
             resumed = self.work.done(stage)
+            if not resumed:
+                self.log(f"[{stage}] stage {number}/{len(self.stages)} started")
             start = time.perf_counter()
             getattr(self, f"_stage_{stage}")()
             if resumed:
@@ -219,7 +224,29 @@ class Pipeline:
             hybrid_test=getattr(self, "hybrid_test", None),
             timings=dict(self.work.state["timings"]),
             notes=self.work.notes(),
+            training_curves=self._training_curves(),
         )
+
+    def _training_curves(self) -> dict[str, dict[str, Any]]:
+        """Validation NDCG per epoch, from the GNN's ``history_`` and the ranker's diagnostics."""
+        curves: dict[str, dict[str, Any]] = {}
+        gnn = self.phases["fit"].sources.get("gnn")
+        points = [(r["epoch"], r["ndcg"]) for r in getattr(gnn, "history_", None) or [] if "ndcg" in r]
+        if points:
+            curves["gnn"] = {
+                "epoch": [int(e) for e, _ in points], "valid_ndcg": [float(v) for _, v in points],
+                "label": "GNN (valid NDCG@20, fit phase)",
+            }  # fmt: skip
+        members = (getattr(self.ranker, "diagnostics_", None) or {}).get("members", [])
+        for number, member in enumerate(members, 1):
+            values = [float(v) for v in member.get("valid_ndcg_curve", [])]
+            if values and any(np.isfinite(values)):
+                name = "ranker" if len(members) == 1 else f"ranker {number}"
+                curves[name] = {
+                    "epoch": list(range(1, len(values) + 1)), "valid_ndcg": values,
+                    "label": f"{name} (inner-valid NDCG@{self.ranker.valid_k})",
+                }  # fmt: skip
+        return curves
 
     def _fit_or_load(self, name: str, phase: Phase, fit: Callable[[], Learner]) -> None:
         path = self.work.source_dir(phase.name, name)

@@ -1,15 +1,20 @@
 """The training report: test metrics of every source and the hybrid, the ablation, timings.
 
 Plain markdown, printed by ``python -m graphrec.train`` and stored in the model
-artifact as ``report/report.md``.
+artifact as ``report/report.md``, next to the PNG plots it links
+(:data:`eval.report.PLOT_FILES`, written by :func:`eval.report.write_plots`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
 
-__all__ = ["format_report", "metrics_table"]
+from eval.report import PLOT_FILES
+
+__all__ = ["format_report", "metrics_table", "run_name"]
 
 _COLUMNS = (
     ("recall", "Recall"), ("ndcg", "NDCG"), ("tail_recall", "TailRecall"), ("coverage", "Coverage"),
@@ -20,6 +25,20 @@ _NAMES = {
     "text": "text similarity", "als": "ALS", "itemknn": "item-KNN", "ease": "EASE", "gnn": "GNN",
     "pop": "MostPop", "hybrid": "**hybrid**",
 }  # fmt: skip
+
+
+def run_name(graph_dir: str | os.PathLike, *, demo: bool = False) -> str:
+    """What a report calls a run: ``"demo"`` for the demo, else the graph directory's name.
+
+    A directory named just ``graph`` (as in ``<data set>/graph``) is named after its parent.
+    """
+    if demo:
+        return "demo"
+    path = Path(os.path.abspath(graph_dir))
+    name = path.name
+    if name.lower() in {"graph", "graphs", ""} and path.parent.name:
+        name = f"{path.parent.name}/{name}"
+    return name
 
 
 def _cell(value: Any) -> str:
@@ -56,6 +75,7 @@ def format_report(
     notes: Mapping[str, Any],
     counts: Mapping[str, int],
     k: int,
+    curves: Optional[Mapping[str, Mapping[str, Any]]] = None,
 ) -> str:
     """The whole report as markdown.
 
@@ -67,6 +87,8 @@ def format_report(
         notes: the pipeline's notes (skipped sources, best GNN epoch...).
         counts: the graph's counts.
         k: the cut-off.
+        curves: ``PipelineResult.training_curves`` (validation NDCG per epoch of the
+            GNN and the ranker), summarised and linked to ``training_curves.png``.
     """
     threshold = metrics.get("sparse_threshold")
     lines = [f"# {title}", ""]
@@ -92,10 +114,14 @@ def format_report(
                     f"Hybrid vs best single source ({_NAMES.get(best, best)}): NDCG@{k} {100 * gain:+.1f}% relative."
                 )
         lines.append("")
-    if ablation:
-        lines += [f"## Ablation (test, K = {k})", ""]
-        lines.append(metrics_table([(row["name"], row) for row in ablation], k))
-        lines.append("")
+    lines += _ablation(ablation, test, k)
+    if test:
+        lines += ["## Plots", ""]
+        decile_alt = f"Recall@{k} by item popularity decile, every source and the hybrid"
+        tail_alt = "How often each model recommends items along the popularity curve"
+        lines += [f"![{decile_alt}]({PLOT_FILES['recall_by_decile']})", ""]
+        lines += [f"![{tail_alt}]({PLOT_FILES['longtail']})", ""]
+    lines += _curves(curves)
     valid = metrics.get("valid", {})
     if valid:
         lines += ["## Validation (sources fitted on train)", ""]
@@ -118,3 +144,42 @@ def format_report(
         lines += [f"- {key}: {value}" for key, value in notes.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def _ablation(ablation: Sequence[Mapping[str, Any]], test: Mapping[str, Any], k: int) -> list[str]:
+    """The hybrid refitted without each feature group; sources and the full hybrid are in the test table."""
+    rows = [row for row in ablation if row.get("kind", "ablation") == "ablation" and row.get("name") not in test]
+    if not rows:
+        return []
+    lines = [f"## Ablation: the hybrid refitted without each feature group (test, K = {k})", ""]
+    lines.append(metrics_table([(row["name"], row) for row in rows], k))
+    full = test.get("hybrid", {}).get("ndcg")
+    if full:
+        lines.append("")
+        changes = ", ".join(f"{row['name']} {100 * (row['ndcg'] / full - 1):+.1f}%" for row in rows if "ndcg" in row)
+        lines.append(f"NDCG@{k} relative to the full hybrid (test table): {changes}.")
+    lines.append("")
+    return lines
+
+
+def _curves(curves: Optional[Mapping[str, Mapping[str, Any]]]) -> list[str]:
+    """One sentence per validation curve and the link to ``training_curves.png``."""
+    curves = {name: c for name, c in (curves or {}).items() if len(c.get("epoch", ()))}
+    if not curves:
+        return []
+    lines = ["## Training curves", ""]
+    for name, curve in curves.items():
+        values = [v for v in curve["valid_ndcg"] if v is not None and math.isfinite(v)]
+        if not values:
+            continue
+        best = max(range(len(curve["valid_ndcg"])), key=lambda i: _finite(curve["valid_ndcg"][i]))
+        lines.append(
+            f"- {curve.get('label', name)}: best {curve['valid_ndcg'][best]:.4f} at epoch {curve['epoch'][best]} "
+            f"({len(curve['epoch'])} evaluations, last epoch {curve['epoch'][-1]})."
+        )
+    lines += ["", f"![Validation NDCG per epoch]({PLOT_FILES['training_curves']})", ""]
+    return lines
+
+
+def _finite(value: Any) -> float:
+    return value if value is not None and math.isfinite(value) else -math.inf

@@ -38,9 +38,9 @@ def tiny_bert(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def demo_model(tmp_path_factory, tiny_bert):
-    """The no-``--graph`` demo path: generate, build, train, report."""
+    """The no-``--graph`` demo path: generate, build, train, report (progress on: stderr is a pipe)."""
     base = tmp_path_factory.mktemp("demo")
-    done = run_cli("--demo-size", "tiny", "--demo-dir", str(base), "--quiet", *sets(f"text.model={tiny_bert}", *QUICK))
+    done = run_cli("--demo-size", "tiny", "--demo-dir", str(base), *sets(f"text.model={tiny_bert}", *QUICK))
     assert done.returncode == 0, done.stderr[-3000:]
     return base, done
 

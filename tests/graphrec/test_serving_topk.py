@@ -63,8 +63,11 @@ def test_parallel_equals_sequential(workers, batch_size):
     scorer = DotScorer(users, items)
     expected = collect(iter_topk(scorer, order, 5, exclude=seen, batch_size=batch_size))
     got = collect(iter_topk_parallel(scorer.fork, order, 5, exclude=seen, batch_size=batch_size, workers=workers))
-    for a, b in zip(expected, got):
-        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got[0], expected[0])  # users, in order
+    np.testing.assert_array_equal(got[1], expected[1])  # the same lists
+    # The scores may differ in the last float32 bit: with several torch threads, a batch's
+    # matmul splits its work differently by batch shape, so compare them with a tolerance.
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-5, atol=1e-6)
     assert (got[0] == order).all()
 
 

@@ -44,6 +44,35 @@ def test_demo_run_writes_a_model_and_prints_the_report(demo_model):
         assert test[name]["ndcg"] > test["pop"]["ndcg"], name
 
 
+def test_demo_report_is_named_linked_and_plots_every_source(demo_model):
+    base, done = demo_model
+    report_dir = base / "model" / "report"
+    assert done.stdout.rstrip().endswith(f"report: {report_dir / 'report.md'} (plots beside it)")
+    text = (report_dir / "report.md").read_text()
+    assert text.startswith("# graphrec training report: demo\n")
+    for png in ("recall_by_decile.png", "longtail_curve.png", "training_curves.png"):
+        assert f"]({png})" in text and (report_dir / png).is_file(), png
+    ablation = text.split("## Ablation", 1)[1].split("\n## ", 1)[0]
+    assert "| ALS |" not in ablation and "**hybrid**" not in ablation and "| hybrid - " in ablation
+    plots = json.loads((report_dir / "plots.json").read_text())
+    manifest = json.loads((base / "model" / "manifest.json").read_text())
+    models = [*(n for n in manifest["metrics"]["test"] if n != "hybrid"), "hybrid"]
+    assert list(plots["recall_by_decile"]["series"]) == models
+    assert list(plots["longtail"]["series"]) == models
+    assert {"gnn", "ranker"} <= set(plots["training_curves"])
+
+
+def test_progress_off_a_terminal_is_a_few_labelled_lines(demo_model):
+    _, done = demo_model
+    err = done.stderr
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) < 150, lines[:20]
+    assert any(line.startswith("[gnn] done:") for line in lines)
+    assert any(line.startswith("[ranker] done:") for line in lines)
+    assert not any("Loading weights" in line or "Writing model shards" in line for line in lines)
+
+
 def test_evaluate_model_matches_training_metrics(demo_model, capsys):
     from graphrec.evaluate import main as evaluate_main
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch
-from tqdm.auto import tqdm
 
+from eval.progress import progress_bar
 from training.base import Callback, ModelFitError
 from training.gnn.bpr import NegativeSampler
 from training.gnn.checkpoint import TrainProgress, load_checkpoint, save_checkpoint
@@ -98,7 +98,9 @@ def train(
         if restored is not None:
             progress, best_state = restored
     num_pairs = len(users)
-    bar = tqdm(total=config.epochs, initial=progress.epoch, desc="gnn", unit="epoch", disable=not show_progress)
+    bar = progress_bar(
+        total=config.epochs, initial=progress.epoch, desc="gnn", unit="epoch", disable=not show_progress
+    )
     while progress.epoch < config.epochs and not progress.stopped:
         epoch = progress.epoch + 1
         started = time.perf_counter()
@@ -144,8 +146,8 @@ def train(
                 progress=progress,
                 fingerprint=fingerprint or {},
             )
-        bar.update(1)
         bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in ("loss", "ndcg")})
+        bar.update(1)
         if callback is not None:
             callback(epoch, record["seconds"], record["loss"])
     bar.close()

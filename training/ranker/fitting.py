@@ -18,9 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from eval import evaluate
+from eval.progress import progress_bar
 from training.base import Callback, ModelFitError
 from training.ranker.candidates import Candidates, candidate_recall, history_mask
 from training.ranker.model import bpr_loss, listwise_loss
@@ -149,7 +149,7 @@ def fit_scorer(
         history: list[dict[str, float]] = []
         best_value, best_state, stale = -np.inf, copy.deepcopy(scorer.state_dict()), 0
         started = time.perf_counter()
-        for epoch in tqdm(range(epochs), desc="ranker", unit="epoch", disable=not show_progress):
+        for epoch in progress_bar(range(epochs), desc="ranker", unit="epoch", disable=not show_progress):
             scorer.train()
             order = torch.randperm(len(lists.users), generator=generator).numpy()
             total, steps = 0.0, 0
@@ -214,7 +214,8 @@ def collect_lists(
     with_labels = users[np.diff(labels.indptr)[users] > 0]
     found: dict[str, list[int]] = {}
     kept_users, items, features, targets, sizes = [], [], [], [], []
-    for start in tqdm(range(0, len(with_labels), batch_users), desc="ranker features", disable=not show_progress):
+    batches = range(0, len(with_labels), batch_users)
+    for start in progress_bar(batches, desc="ranker features", unit="batch", disable=not show_progress):
         batch = with_labels[start : start + batch_users]
         candidates, rows, batch_items, batch_features = featurise(batch)
         batch_labels = labels[batch]

@@ -23,8 +23,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from eval.progress import progress_bar, quiet_library_bars
 from kg.artifact import atomic_dir, atomic_file
 
 __all__ = ["TextEncoder", "default_model_path", "mean_pool"]
@@ -112,8 +112,9 @@ class TextEncoder:
                 raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
         source = str(default_model_path() if model is None else model)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModel.from_pretrained(source, use_safetensors=True if safetensors_only else None)
+            with quiet_library_bars():  # transformers' own "Loading weights" bar and load report
+                self.tokenizer = AutoTokenizer.from_pretrained(source)
+                self.model = AutoModel.from_pretrained(source, use_safetensors=True if safetensors_only else None)
         except (OSError, ValueError) as exc:
             raise ValueError(
                 f"model={source!r} could not be loaded with AutoModel/AutoTokenizer "
@@ -234,7 +235,7 @@ class TextEncoder:
         try:
             with torch.inference_mode():
                 starts = range(0, len(texts), self.batch_size)
-                for start in tqdm(starts, desc="embed", unit="batch", disable=not show_progress):
+                for start in progress_bar(starts, desc="text embed", unit="batch", disable=not show_progress):
                     rows = order[start : start + self.batch_size]
                     out[rows] = self.encode([texts[i] for i in rows]).cpu().numpy()
         finally:
@@ -287,7 +288,7 @@ class TextEncoder:
         Raises:
             FileExistsError: ``path`` exists, is not empty and ``overwrite`` is false.
         """
-        with atomic_dir(path, overwrite=overwrite) as tmp:
+        with atomic_dir(path, overwrite=overwrite) as tmp, quiet_library_bars():
             # transformers >= 4.35 writes safetensors by default (5.x always does).
             self.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)

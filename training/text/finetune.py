@@ -33,8 +33,8 @@ from typing import Optional
 import numpy as np
 import scipy.sparse as sp
 import torch
-from tqdm.auto import tqdm
 
+from eval.progress import progress_bar
 from kg.graph import Graph
 from training.base import Callback, ModelFitError, as_user_items
 from training.text.encoder import TextEncoder
@@ -266,7 +266,7 @@ def fine_tune(
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(config.seed)
             model.train()
-            bar = tqdm(range(config.steps), desc="fine-tune", unit="step", disable=not show_progress)
+            bar = progress_bar(range(config.steps), desc="text fine-tune", unit="step", disable=not show_progress)
             for step in bar:
                 anchors = rng.choice(anchor_pool, size=batch, replace=False, p=anchor_p)
                 positives = _sample_positives(neighbours, anchors, rng)

@@ -1,0 +1,287 @@
+"""Progress for long stages: one labelled bar with an ETA, or periodic lines in a log.
+
+Every long loop of the project (GNN epochs, text fine-tuning and embedding, ranker
+epochs, evaluation and top-K over users, the ablation) reports through
+:func:`progress_bar`, which takes tqdm's arguments and returns
+
+* on a terminal: a tqdm bar labelled ``[stage]`` with rate and ETA;
+* otherwise (a log file, CI, a pipe): a :class:`LineProgress` that prints one plain
+  line at most every ``interval`` seconds and at every 10 % of the work, e.g.
+  ``[gnn] 40% 12/30 epoch, 1m05s elapsed, eta 1m20s, loss=0.3100``, and a last line
+  when the loop ends. No carriage returns, so a log holds a few dozen lines instead
+  of thousands of frames.
+
+``GRAPHREC_PROGRESS=bar|lines|off`` overrides the choice (read here, once per bar,
+so that every entry point and library call agrees).
+
+:func:`quiet_library_bars` silences the bars that transformers and huggingface_hub
+draw on their own ("Loading weights", "Writing model shards", downloads) while the
+project's encoder loads or saves a model.
+
+This module imports only the standard library and tqdm (``eval/`` imports no
+project code), so ``training`` and ``graphrec`` can both use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from typing import Any, Iterable, Iterator, Optional, TextIO
+
+__all__ = ["LineProgress", "format_seconds", "progress_bar", "progress_mode", "quiet_library_bars"]
+
+MODES = ("bar", "lines", "off")
+LINE_INTERVAL = 10.0
+"""Seconds between two progress lines when not on a terminal (also printed at every 10 %)."""
+
+
+def format_seconds(seconds: float) -> str:
+    """``75 -> '1m15s'``, ``3725 -> '1h02m'``, ``4.2 -> '4s'``; ``'?'`` when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def progress_mode(stream: Optional[TextIO] = None) -> str:
+    """``"bar"`` on a terminal, ``"lines"`` otherwise; ``GRAPHREC_PROGRESS`` overrides.
+
+    Raises:
+        ValueError: ``GRAPHREC_PROGRESS`` is set to something else than bar, lines or off.
+    """
+    forced = os.environ.get("GRAPHREC_PROGRESS", "").strip().lower()
+    if forced:
+        if forced not in MODES:
+            raise ValueError(f"GRAPHREC_PROGRESS={forced!r}; expected one of {', '.join(MODES)}")
+        return forced
+    stream = sys.stderr if stream is None else stream
+    try:
+        return "bar" if stream.isatty() else "lines"
+    except (AttributeError, ValueError):
+        return "lines"
+
+
+class LineProgress:
+    """A tqdm look-alike that prints plain, periodic one-line updates.
+
+    It supports what the project's loops use: iteration, ``update``,
+    ``set_postfix``/``set_postfix_str``, ``set_description``, ``close`` and use as a
+    context manager.
+
+    Args:
+        iterable: what to iterate over (optional).
+        total: the amount of work; taken from ``len(iterable)`` when possible.
+        desc: the label, printed as ``[desc]``.
+        unit: what is counted (``"epoch"``, ``"user"``...).
+        initial: work already done (a resumed run).
+        file: where lines go (default stderr).
+        interval: at most one line per this many seconds between the 10 % marks.
+        clock: time source (for tests).
+    """
+
+    def __init__(
+        self,
+        iterable: Optional[Iterable] = None,
+        *,
+        total: Optional[float] = None,
+        desc: str = "",
+        unit: str = "it",
+        initial: float = 0,
+        file: Optional[TextIO] = None,
+        interval: float = LINE_INTERVAL,
+        clock=time.monotonic,
+    ) -> None:
+        if total is None and iterable is not None:
+            try:
+                total = len(iterable)  # type: ignore[arg-type]
+            except TypeError:
+                total = None
+        self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
+        self.n = initial
+        self.file = sys.stderr if file is None else file
+        self.interval, self.clock = interval, clock
+        self.start = clock()
+        self._initial = initial
+        self._last_time = self.start
+        self._last_tenth = self._tenth()
+        self._postfix = ""
+        self.closed = False
+
+    # -- tqdm's surface -------------------------------------------------------------------
+    def __iter__(self) -> Iterator:
+        try:
+            for item in self.iterable:
+                yield item
+                self.update(1)
+        finally:
+            self.close()
+
+    def __enter__(self) -> "LineProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return int(self.total or 0)
+
+    def update(self, n: float = 1) -> None:
+        self.n += n
+        now = self.clock()
+        tenth = self._tenth()
+        if tenth > self._last_tenth or now - self._last_time >= self.interval:
+            if not (self.total and self.n >= self.total):  # the closing line says 100 %
+                self._emit(now)
+            self._last_tenth, self._last_time = tenth, now
+
+    def set_postfix(self, ordered_dict: Optional[dict] = None, refresh: bool = True, **kwargs: Any) -> None:
+        values = dict(ordered_dict or {}, **kwargs)
+        self._postfix = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self._postfix = str(s)
+
+    def set_description(self, desc: Optional[str] = None, refresh: bool = True) -> None:
+        self.desc = desc or ""
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        elapsed = self.clock() - self.start
+        if self.n > self._initial or self.total == 0:
+            self._write(f"{self._label()}done: {self._count()} in {format_seconds(elapsed)}{self._tail()}")
+
+    # -- lines ----------------------------------------------------------------------------
+    def _tenth(self) -> int:
+        if not self.total:
+            return 0
+        return int(10 * min(self.n / self.total, 1.0))
+
+    def _label(self) -> str:
+        return f"[{self.desc}] " if self.desc else ""
+
+    def _count(self) -> str:
+        done = _short(self.n)
+        if self.total:
+            return f"{done}/{_short(self.total)} {self.unit}"
+        return f"{done} {self.unit}"
+
+    def _tail(self) -> str:
+        return f", {self._postfix}" if self._postfix else ""
+
+    def _emit(self, now: float) -> None:
+        elapsed = now - self.start
+        parts = [self._label().rstrip()] if self.desc else []
+        if self.total:
+            parts.append(f"{100 * min(self.n / self.total, 1.0):.0f}%")
+        line = " ".join(parts + [self._count()]) + f", {format_seconds(elapsed)} elapsed"
+        done = self.n - self._initial
+        if self.total and done > 0:
+            eta = elapsed / done * (self.total - self.n)
+            line += f", eta {format_seconds(eta)}"
+        self._write(line + self._tail())
+
+    def _write(self, line: str) -> None:
+        try:
+            self.file.write(line + "\n")
+            self.file.flush()
+        except (OSError, ValueError):  # a closed or broken stream never stops a run
+            pass
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if not value.is_integer() else str(int(value))
+    return str(value)
+
+
+class _Off(LineProgress):
+    """Counts but prints nothing (``disable=True`` or ``GRAPHREC_PROGRESS=off``)."""
+
+    def _write(self, line: str) -> None:
+        pass
+
+
+def progress_bar(
+    iterable: Optional[Iterable] = None,
+    *,
+    desc: str,
+    total: Optional[float] = None,
+    unit: str = "it",
+    disable: bool = False,
+    initial: float = 0,
+    file: Optional[TextIO] = None,
+    leave: bool = True,
+):
+    """A progress bar for one stage: tqdm on a terminal, :class:`LineProgress` elsewhere.
+
+    Takes the tqdm arguments the project uses, so ``tqdm(...)`` becomes
+    ``progress_bar(...)`` with a label.
+
+    Args:
+        iterable: optional iterable to wrap.
+        desc: the stage's label, e.g. ``"gnn"``; shown as ``[gnn]``.
+        total: the amount of work (``len(iterable)`` when omitted).
+        unit: what is counted.
+        disable: show nothing (``show_progress=False``).
+        initial: work already done (resumed runs).
+        file: the stream (default stderr; its being a terminal picks the mode).
+        leave: keep the finished tqdm bar on screen.
+
+    Returns:
+        A tqdm-compatible object (iterate it or call ``update``; close it or use ``with``).
+    """
+    mode = "off" if disable else progress_mode(file)
+    if mode == "bar":
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            iterable, desc=f"[{desc}]", total=total, unit=unit, initial=initial, file=file, leave=leave,
+            dynamic_ncols=True,
+        )  # fmt: skip
+    cls = _Off if mode == "off" else LineProgress
+    return cls(iterable, total=total, desc=desc, unit=unit, initial=initial, file=file)
+
+
+@contextlib.contextmanager
+def quiet_library_bars():
+    """Silence transformers' and huggingface_hub's own progress bars and info logs for a block.
+
+    Restores their previous state afterwards. A no-op for a library that is not installed.
+    """
+    restore = []
+    try:
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+        if not are_progress_bars_disabled():
+            disable_progress_bars()
+            restore.append(enable_progress_bars)
+    except ImportError:
+        pass
+    try:
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        restore.append(lambda: hf_logging.set_verbosity(verbosity))
+        if hf_logging.is_progress_bar_enabled():
+            hf_logging.disable_progress_bar()
+            restore.append(hf_logging.enable_progress_bar)
+    except ImportError:
+        pass
+    try:
+        yield
+    finally:
+        for undo in reversed(restore):
+            undo()

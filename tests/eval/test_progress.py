@@ -1,0 +1,92 @@
+"""Progress off a terminal: a bounded number of plain lines, no carriage returns (eval/progress.py)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eval.progress import LineProgress, format_seconds, progress_bar, progress_mode, quiet_library_bars
+
+
+class FakeClock:
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+class TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@given(total=st.integers(1, 5000), step=st.floats(0.0, 3.0))
+def test_lines_are_bounded_and_plain(total, step):
+    out = io.StringIO()
+    clock = FakeClock(step)
+    with LineProgress(total=total, desc="gnn", unit="epoch", file=out, interval=10.0, clock=clock) as bar:
+        for _ in range(total):
+            bar.update(1)
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert "\r" not in text
+    # one line per 10 % mark, one per 10 s of (fake) time, one closing line
+    assert len(lines) <= 10 + int(clock.now / 10.0) + 2
+    assert lines[-1].startswith(f"[gnn] done: {total}/{total} epoch")
+    assert all(line.startswith("[gnn] ") for line in lines)
+
+
+def test_line_shows_percent_eta_and_postfix():
+    out = io.StringIO()
+    bar = LineProgress(total=30, desc="gnn", unit="epoch", file=out, interval=1e9, clock=FakeClock(2.0))
+    for epoch in range(12):
+        bar.set_postfix(loss=0.31)
+        bar.update(1)
+    first = out.getvalue().splitlines()[0]
+    assert first.startswith("[gnn] 10% 3/30 epoch, ")
+    assert "eta " in first and "loss=0.31" in first
+    bar.close()
+    bar.close()  # closing twice prints once
+    assert out.getvalue().count("done:") == 1
+
+
+def test_progress_bar_picks_the_mode(monkeypatch):
+    monkeypatch.delenv("GRAPHREC_PROGRESS", raising=False)
+    plain = io.StringIO()
+    assert progress_mode(plain) == "lines"
+    assert progress_mode(TTY()) == "bar"
+    items = list(progress_bar(range(50), desc="ranker", unit="epoch", file=plain))
+    assert items == list(range(50))
+    assert "\r" not in plain.getvalue() and plain.getvalue().splitlines()[-1].startswith("[ranker] done: 50/50")
+    tty = TTY()
+    with progress_bar(total=5, desc="evaluate", file=tty) as bar:
+        bar.update(5)
+    assert "[evaluate]" in tty.getvalue()
+    silent = io.StringIO()
+    for _ in progress_bar(range(5), desc="x", file=silent, disable=True):
+        pass
+    assert silent.getvalue() == ""
+    monkeypatch.setenv("GRAPHREC_PROGRESS", "off")
+    assert progress_mode(TTY()) == "off"
+    monkeypatch.setenv("GRAPHREC_PROGRESS", "loud")
+    with pytest.raises(ValueError, match="GRAPHREC_PROGRESS"):
+        progress_mode(plain)
+
+
+def test_format_seconds():
+    assert [format_seconds(s) for s in (4.2, 75, 3725)] == ["4s", "1m15s", "1h02m"]
+    assert format_seconds(float("nan")) == "?"
+
+
+def test_quiet_library_bars_restores_state():
+    hf_logging = pytest.importorskip("transformers.utils.logging")
+    before = (hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity())
+    with quiet_library_bars():
+        assert not hf_logging.is_progress_bar_enabled()
+        assert hf_logging.get_verbosity() == hf_logging.ERROR
+    assert (hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()) == before
