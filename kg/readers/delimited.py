@@ -20,7 +20,9 @@ empty (blank lines) are skipped and counted in ``notes``.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
+import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -141,32 +143,34 @@ class DelimitedSource(TableSource):
 
         check_utf8 = not self.rejections.lenient
         quote = '"' if self.delimiter in (",", ";", "|") else False
+        undecodable: list[bool] = []
         try:
-            reader = pacsv.open_csv(
-                self.path,
-                read_options=pacsv.ReadOptions(
-                    use_threads=False,  # row numbers of bad rows are only known single-threaded
-                    block_size=self.block_size,
-                    column_names=self.columns,
-                    skip_rows=1 if self.header else 0,
-                    encoding=self.encoding,
-                ),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=self.delimiter,
-                    quote_char=quote,
-                    ignore_empty_lines=False,
-                    invalid_row_handler=on_invalid,
-                ),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in self.columns},
-                    strings_can_be_null=False,
-                    check_utf8=check_utf8,
-                ),
-            )
+            with _undecodable_bad_rows(undecodable):
+                reader = pacsv.open_csv(
+                    self.path,
+                    read_options=pacsv.ReadOptions(
+                        use_threads=False,  # row numbers of bad rows are only known single-threaded
+                        block_size=self.block_size,
+                        column_names=self.columns,
+                        skip_rows=1 if self.header else 0,
+                        encoding=self.encoding,
+                    ),
+                    parse_options=pacsv.ParseOptions(
+                        delimiter=self.delimiter,
+                        quote_char=quote,
+                        ignore_empty_lines=False,
+                        invalid_row_handler=on_invalid,
+                    ),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={c: pa.string() for c in self.columns},
+                        strings_can_be_null=False,
+                        check_utf8=check_utf8,
+                    ),
+                )
         except pa.ArrowInvalid as exc:
             if "Empty CSV file" in str(exc):
                 return
-            raise self._arrow_error(exc) from None
+            raise self._arrow_error(exc, undecodable) from None
         except UnicodeDecodeError:
             raise _find_encoding_error(self.path, self.encoding) from None
         first_line = 2 if self.header else 1
@@ -175,11 +179,12 @@ class DelimitedSource(TableSource):
         blank = 0
         while True:
             try:
-                batch = reader.read_next_batch()
+                with _undecodable_bad_rows(undecodable):
+                    batch = reader.read_next_batch()
             except StopIteration:
                 break
             except pa.ArrowInvalid as exc:
-                raise self._arrow_error(exc) from None
+                raise self._arrow_error(exc, undecodable) from None
             except UnicodeDecodeError:
                 raise _find_encoding_error(self.path, self.encoding) from None
             reported = self._report_invalid(invalid, reported)
@@ -241,15 +246,39 @@ class DelimitedSource(TableSource):
         )
         return table.filter(pa.array(~bad)), lines[~bad]
 
-    def _arrow_error(self, exc: Exception) -> InputError:
+    def _arrow_error(self, exc: Exception, undecodable: list[bool] = ()) -> InputError:
         text = str(exc)
-        if "UTF8" in text or "utf8" in text or "utf-8" in text.lower():
+        if undecodable or "UTF8" in text or "utf8" in text or "utf-8" in text.lower():
             return _find_encoding_error(self.path, self.encoding)
         line = None
         match = re.search(r"[Rr]ow #?(\d+)", text)
         if match:
             line = int(match.group(1))
         return InputError(f"cannot parse as {self.delimiter!r}-delimited text: {text}", path=self.path, line=line)
+
+
+@contextlib.contextmanager
+def _undecodable_bad_rows(found: list[bool]) -> Iterator[None]:
+    """Catch pyarrow's failure to decode a malformed row that is not UTF-8.
+
+    pyarrow decodes a bad row's text as UTF-8 before calling the invalid-row
+    handler; when that fails it prints "Exception ignored ... Traceback" and
+    stops the read. This records the failure (the file then gets the encoding
+    error naming its line) instead of letting the traceback reach the user.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if unraisable.exc_type is UnicodeDecodeError:
+            found.append(True)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def _physical_lines(candidate: np.ndarray, skipped: np.ndarray) -> np.ndarray:
