@@ -202,6 +202,7 @@ def evaluate(
     users=None,
     sparse_max_train: int = 5,
     show_progress: bool = False,
+    progress_label: str = "evaluate",
 ) -> EvalResult:
     """Evaluate ranked lists under PROTOCOL.md (full ranking, train items masked).
 
@@ -224,7 +225,8 @@ def evaluate(
             with no test items are skipped. Default: every user with a test item.
         sparse_max_train: users with at most this many train items form the
             sparse-user row.
-        show_progress: tqdm progress bar.
+        show_progress: a progress bar (:func:`eval.progress.progress_bar`).
+        progress_label: its label, e.g. ``"evaluate als (valid)"``.
 
     Returns:
         :class:`~eval.result.EvalResult`; metrics are means over evaluated users
@@ -274,7 +276,7 @@ def evaluate(
         raise TypeError(f"source must be a scorer (callable) or a TopK, got {type(source).__name__}")
 
     started = time.perf_counter()
-    with progress_bar(total=len(users), unit="user", desc="evaluate", disable=not show_progress) as bar:
+    with progress_bar(total=len(users), unit="user", desc=progress_label, disable=not show_progress) as bar:
         cat, decile_hits, decile_relevant, rec_counts = _collect(
             lists, test, train if is_topk else None, is_tail, decile, batch_size, bar
         )

@@ -6,10 +6,11 @@ epochs, evaluation and top-K over users, the ablation) reports through
 
 * on a terminal: a tqdm bar labelled ``[stage]`` with rate and ETA;
 * otherwise (a log file, CI, a pipe): a :class:`LineProgress` that prints one plain
-  line at most every ``interval`` seconds and at every 10 % of the work, e.g.
-  ``[gnn] 40% 12/30 epoch, 1m05s elapsed, eta 1m20s, loss=0.3100``, and a last line
-  when the loop ends. No carriage returns, so a log holds a few dozen lines instead
-  of thousands of frames.
+  line every ``interval`` seconds and at each 10 % of the work (at most one a
+  second), e.g. ``[gnn] 40% 12/30 epoch, 1m05s elapsed, eta 1m20s, loss=0.3100``,
+  and a last line when the loop ends; a loop over within ``QUIET_BELOW`` seconds
+  prints nothing. No carriage returns, so a log holds a few dozen lines instead of
+  thousands of frames.
 
 ``GRAPHREC_PROGRESS=bar|lines|off`` overrides the choice (read here, once per bar,
 so that every entry point and library call agrees).
@@ -36,6 +37,10 @@ __all__ = ["LineProgress", "format_seconds", "progress_bar", "progress_mode", "q
 MODES = ("bar", "lines", "off")
 LINE_INTERVAL = 10.0
 """Seconds between two progress lines when not on a terminal (also printed at every 10 %)."""
+MIN_GAP = 1.0
+"""Seconds at least between two lines (a fast loop does not print all its 10 % marks)."""
+QUIET_BELOW = 2.0
+"""A loop that ends within this many seconds, having printed nothing, prints no closing line either."""
 
 
 def format_seconds(seconds: float) -> str:
@@ -82,7 +87,9 @@ class LineProgress:
         unit: what is counted (``"epoch"``, ``"user"``...).
         initial: work already done (a resumed run).
         file: where lines go (default stderr).
-        interval: at most one line per this many seconds between the 10 % marks.
+        interval: a line at least this often (seconds), besides the 10 % marks.
+        min_gap: seconds at least between two lines.
+        quiet_below: a loop shorter than this that printed nothing stays silent.
         clock: time source (for tests).
     """
 
@@ -96,6 +103,8 @@ class LineProgress:
         initial: float = 0,
         file: Optional[TextIO] = None,
         interval: float = LINE_INTERVAL,
+        min_gap: float = MIN_GAP,
+        quiet_below: float = QUIET_BELOW,
         clock=time.monotonic,
     ) -> None:
         if total is None and iterable is not None:
@@ -106,7 +115,8 @@ class LineProgress:
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
         self.n = initial
         self.file = sys.stderr if file is None else file
-        self.interval, self.clock = interval, clock
+        self.interval, self.min_gap, self.quiet_below, self.clock = interval, min_gap, quiet_below, clock
+        self.lines = 0
         self.start = clock()
         self._initial = initial
         self._last_time = self.start
@@ -135,8 +145,8 @@ class LineProgress:
     def update(self, n: float = 1) -> None:
         self.n += n
         now = self.clock()
-        tenth = self._tenth()
-        if tenth > self._last_tenth or now - self._last_time >= self.interval:
+        tenth, since = self._tenth(), now - self._last_time
+        if (tenth > self._last_tenth and since >= self.min_gap) or since >= self.interval:
             if not (self.total and self.n >= self.total):  # the closing line says 100 %
                 self._emit(now)
             self._last_tenth, self._last_time = tenth, now
@@ -159,7 +169,7 @@ class LineProgress:
             return
         self.closed = True
         elapsed = self.clock() - self.start
-        if self.n > self._initial or self.total == 0:
+        if self.lines or elapsed >= self.quiet_below:
             self._write(f"{self._label()}done: {self._count()} in {format_seconds(elapsed)}{self._tail()}")
 
     # -- lines ----------------------------------------------------------------------------
@@ -193,6 +203,7 @@ class LineProgress:
         self._write(line + self._tail())
 
     def _write(self, line: str) -> None:
+        self.lines += 1
         try:
             self.file.write(line + "\n")
             self.file.flush()

@@ -384,7 +384,9 @@ class Pipeline:
     def _stage_evaluate(self) -> None:
         if self.work.done("evaluate"):
             if self.ranker is not None:
-                self.hybrid_test = self._evaluate(self.ranker.score, self.phases["final"].history, self._test())
+                self.hybrid_test = self._evaluate(
+                    self.ranker.score, self.phases["final"].history, self._test(), label="evaluate hybrid (test)"
+                )
             return
         cfg = self.config.eval
         if "pop" not in self.phases["fit"].sources:
@@ -394,7 +396,9 @@ class Pipeline:
         metrics: dict[str, Any] = {"sparse_threshold": threshold, "valid": {}, "test": {}}
         if self.valid.nnz:
             for name, source in fit.sources.items():
-                result = self._evaluate(scorer_of(source), fit.history, self.valid, max_train=threshold)
+                result = self._evaluate(
+                    scorer_of(source), fit.history, self.valid, max_train=threshold, label=f"evaluate {name} (valid)"
+                )
                 metrics["valid"][name] = result.to_dict()
         rows: list[dict[str, Any]] = []
         results: dict[str, Any] = {}  # the ablation evaluates every source and the hybrid on test already
@@ -407,12 +411,16 @@ class Pipeline:
             )  # fmt: skip
         for name, source in final.sources.items():
             if name not in results:
-                results[name] = self._evaluate(scorer_of(source), final.history, test, max_train=threshold)
+                results[name] = self._evaluate(
+                    scorer_of(source), final.history, test, max_train=threshold, label=f"evaluate {name} (test)"
+                )
             metrics["test"][name] = results[name].to_dict()
         if self.ranker is not None:
             if "hybrid" not in results:
                 self._prepare(self.ranker, final)
-                results["hybrid"] = self._evaluate(self.ranker.score, final.history, test, max_train=threshold)
+                results["hybrid"] = self._evaluate(
+                    self.ranker.score, final.history, test, max_train=threshold, label="evaluate hybrid (test)"
+                )
             self.hybrid_test = results["hybrid"]
             metrics["test"]["hybrid"] = self.hybrid_test.to_dict()
             metrics["valid"]["hybrid_inner_ndcg"] = self.ranker.diagnostics_["best_valid_ndcg"]
@@ -421,12 +429,16 @@ class Pipeline:
     def _test(self) -> sp.csr_matrix:
         return self.graph.matrix("test")
 
-    def _evaluate(self, source, history: sp.csr_matrix, labels: sp.csr_matrix, *, max_train: Optional[int] = None):
+    def _evaluate(
+        self, source, history: sp.csr_matrix, labels: sp.csr_matrix, *, max_train: Optional[int] = None,
+        label: str = "evaluate",
+    ):  # fmt: skip
         cfg = self.config.eval
         if max_train is None:
             max_train = sparse_threshold(history, labels, cfg.sparse_max_train)
         return evaluate(
             source, train=history, test=labels, item_ids=self.graph.item_ids, k=cfg.k,
             batch_size=cfg.batch_size, sparse_max_train=max_train, show_progress=self.show_progress,
+            progress_label=label,
         )  # fmt: skip
 
