@@ -29,6 +29,7 @@ import fcntl
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -52,15 +53,17 @@ PY = sys.executable
 def build_args(name: str, work: Path, data: Path = DATA) -> list[str]:
     """The ``graphrec.build`` flags of data set ``name`` (its input files; real data under ``data``)."""
     if name == "ml-100k":
-        return ["--format", "recbole", "--interactions", str(DATA / "ml-100k" / "ml-100k.inter"),
+        return ["--format", "recbole", "--interactions", str(data / "ml-100k" / "ml-100k.inter"),
                 "--split", "random", "--seed", "2026"]  # fmt: skip
     if name == "gowalla":
-        return ["--format", "lightgcn", "--interactions", str(DATA / "gowalla" / "train.txt"),
-                "--test", str(DATA / "gowalla" / "test.txt")]  # fmt: skip
+        return ["--format", "lightgcn", "--interactions", str(data / "gowalla" / "train.txt"),
+                "--test", str(data / "gowalla" / "test.txt")]  # fmt: skip
     d = work / "data" / name
     weights = [f for e, w in (("view", 1), ("click", 2), ("purchase", 5)) for f in ("--event-weight", f"{e}={w}")]
+    # Text columns named: detection would turn 'title' into a categorical at 600k items (titles repeat there).
     return ["--interactions", str(d / "interactions.parquet"), "--items", str(d / "items.csv"),
-            "--users", str(d / "users.csv"), "--kg", str(d / "kg.tsv"), "--social", str(d / "social.csv"), *weights]  # fmt: skip
+            "--users", str(d / "users.csv"), "--kg", str(d / "kg.tsv"), "--social", str(d / "social.csv"),
+            "--item-text-columns", "title,description", *weights]  # fmt: skip
 
 
 def _tree_rss(proc: psutil.Process) -> int:
@@ -127,8 +130,9 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
         out = work / "data" / name
         commands["generate"] = [PY, "-m", "graphrec.datasets", "--interactions", str(SYNTHETIC[name]),
                                 "--out", str(out), "--overwrite", "--quiet"]  # fmt: skip
-    commands["build"] = [PY, "-m", "graphrec.build", *build_args(name, work, args.data_dir), "--out", str(graph), "--overwrite"]
-    train = [PY, "-m", "graphrec.train", "--graph", str(graph), "--out", str(model), "--overwrite", "--keep-work"]
+    commands["build"] = [PY, "-m", "graphrec.build", *build_args(name, work, args.data_dir), "--out", str(graph),
+                         "--overwrite"]
+    train = [PY, "-m", "graphrec.train", "--graph", str(graph), "--out", str(model), "--overwrite"]
     commands["train"] = train + [f for s in args.set for f in ("--set", s)]
     commands["recommend"] = [PY, "-m", "graphrec.recommend", "--model", str(model), "--out",
                              str(work / "recs" / f"{name}.parquet"), "--users", "all"]  # fmt: skip
@@ -138,6 +142,9 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
             row["steps"][step] = {"wall_s": None, "peak_rss_mib": None, "rc": 0, "why": None, "cached": True,
                                   "cmd": shlex.join(commands[step])}  # fmt: skip
             continue
+        if step == "train":
+            # A stopped run leaves its work directory (state.json says which stages finished): start clean.
+            shutil.rmtree(model.with_name(model.name + ".work"), ignore_errors=True)
         remaining = deadline - time.perf_counter()
         print(f"[{name}] {step}: {shlex.join(commands[step])}", flush=True)
         result = run_step(commands[step], logs / f"{name}.{step}.log", timeout=remaining, max_rss=max_rss)
@@ -173,7 +180,9 @@ def _git() -> dict:
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
-    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "-uno"))}
+    # Dirty = code under measurement differs from the commit (the bench's own files do not count).
+    dirty = git("status", "--porcelain", "-uno", "--", ".", ":!bench")
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(dirty)}
 
 
 def main(argv: list[str] | None = None) -> int:

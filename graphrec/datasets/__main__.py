@@ -9,10 +9,12 @@ Writes ``interactions.parquet`` (streamed in row groups: memory is bounded by a
 chunk, not by the log), ``items.csv`` (text and attributes), ``users.csv``,
 ``kg.tsv`` and ``social.csv`` (formats in :mod:`graphrec.datasets`). Users and
 items scale with the log unless given: one user per 20 events, one item per 50,
-creators and series with the catalogue. Build a graph from it with::
+creators and series with the catalogue. Titles repeat in catalogues of
+hundreds of thousands of items (they are drawn from per-topic vocabularies), so
+name the text columns when building rather than relying on detection::
 
     python -m graphrec.build --interactions DIR/interactions.parquet --items DIR/items.csv \\
-        --users DIR/users.csv --kg DIR/kg.tsv --social DIR/social.csv \\
+        --users DIR/users.csv --kg DIR/kg.tsv --social DIR/social.csv --item-text-columns title,description \\
         --event-weight view=1 --event-weight click=2 --event-weight purchase=5 --out GRAPH
 
 Exit status: 0 written, 2 bad settings (one line on stderr).
@@ -29,6 +31,11 @@ from graphrec.datasets.synthetic import SyntheticConfig, write_streamed
 
 __all__ = ["config_for", "main"]
 
+BUILD_COMMAND = (
+    "python -m graphrec.build --interactions DIR/interactions.parquet --items DIR/items.csv \\\n"
+    "    --users DIR/users.csv --kg DIR/kg.tsv --social DIR/social.csv --item-text-columns title,description \\\n"
+    "    --event-weight view=1 --event-weight click=2 --event-weight purchase=5 --out GRAPH"
+)
 EVENTS_PER_USER = 20
 EVENTS_PER_ITEM = 50
 
@@ -66,8 +73,10 @@ def config_for(
         num_interactions=interactions,
         num_topics=topics,
         popularity_exponent=popularity_exponent,
-        num_creators=max(300, items // 20),
-        num_series=max(120, items // 50),
+        # Entities scale with the catalogue; a creator or series without items would be a KG triple
+        # that reaches no item (the build refuses those).
+        num_creators=max(1, items // 20),
+        num_series=items // 50,
         seed=seed,
     )
 
@@ -76,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m graphrec.datasets",
         description="Write a seeded synthetic data set (Parquet log, item/user tables, KG, social edges).",
+        epilog="Build a graph from DIR with:\n\n" + BUILD_COMMAND,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--interactions", type=int, required=True, help="raw events in the log")
     parser.add_argument("--out", required=True, help="directory to write")

@@ -52,3 +52,17 @@ def test_cli_bad_settings_exit_2_naming_the_setting(tmp_path, capsys, extra, mes
     err = capsys.readouterr().err
     assert err.startswith("graphrec.datasets: error:") and message in err
     assert not (tmp_path / "d").exists()
+
+
+def test_the_documented_build_command_builds_a_graph_with_text_kg_and_social(tmp_path, capsys):
+    from graphrec.build import main as build_main
+    from graphrec.datasets.__main__ import BUILD_COMMAND
+    from kg import load_graph
+
+    data = tmp_path / "data"
+    assert main(["--interactions", "3000", "--users", "150", "--items", "60", "--out", str(data), "--quiet"]) == 0
+    command = BUILD_COMMAND.replace("\\\n", " ").replace("DIR", str(data)).replace("GRAPH", str(tmp_path / "g"))
+    assert build_main(command.split()[3:] + ["--quiet"]) == 0, capsys.readouterr().err
+    graph = load_graph(tmp_path / "g")
+    counts = graph.counts()
+    assert counts["users"] == 150 and counts["items"] <= 60 and counts["social"] > 0 and counts["triples"] > 0
