@@ -12,7 +12,8 @@ Layout (DESIGN.md; no pickle anywhere)::
                            encoder as safetensors + tokenizer)
     ranker/                the hybrid ranker: config.json + state.safetensors
     embeddings.safetensors item and entity text embeddings
-    report/                report.md, metrics.md/json and the PNG plots of the hybrid
+    report/                report.md (links the plots), metrics.md/json of the hybrid, PNG plots
+                           of every source and the hybrid, plots.json (their numbers)
 
 :func:`write_model` writes it atomically; :func:`load_model` verifies the manifest and
 every checksum, then rebuilds the sources and the ranker prepared on the history the
@@ -54,6 +55,7 @@ def write_model(
     *,
     report: str,
     overwrite: bool = False,
+    title: str = "graphrec",
 ) -> dict[str, Any]:
     """Write the model artifact of a finished pipeline run into ``out`` (atomically).
 
@@ -63,6 +65,7 @@ def write_model(
         out: the artifact directory.
         report: the markdown training report.
         overwrite: replace an existing ``out``.
+        title: names the run in the plots' titles (e.g. the data set).
 
     Returns:
         The manifest.
@@ -93,7 +96,15 @@ def write_model(
         (tmp / "report").mkdir()
         (tmp / "report" / "report.md").write_text(report, encoding="utf-8")
         if result.hybrid_test is not None:
-            write_report(result.hybrid_test, tmp / "report", title="graphrec hybrid on test")
+            sources = {n: r for n, r in result.metrics.get("test", {}).items() if n != "hybrid"}
+            write_report(
+                result.hybrid_test, tmp / "report", title=f"{title} (test)", name="hybrid", compare=sources,
+                curves=result.training_curves,
+            )  # fmt: skip
+        elif result.metrics.get("test"):
+            from eval.report import write_plots
+
+            write_plots(tmp / "report", result.metrics["test"], curves=result.training_curves, title=f"{title} (test)")
         graph_manifest = read_manifest(tmp / "graph", format=GRAPH_FORMAT, max_version=GRAPH_VERSION, verify=False)
         manifest = write_manifest(
             tmp,

@@ -3,7 +3,7 @@
 Usage::
 
     python -m graphrec.evaluate [--graph DIR] (--model DIR | --recommendations FILE)
-        [--k 20] [--split test|valid] [--json OUT] [--report DIR] [--ignore-unknown]
+        [--k 20] [--split test|valid] [--json OUT] [--report DIR] [--ignore-unknown] [--quiet]
 
 ``--split test`` masks train+valid and scores test; ``--split valid`` masks train
 and scores valid. The markdown table goes to stdout; exit status 0 on success,
@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop recommendation rows whose user or item id the graph lacks (counted) instead of failing",
     )
     parser.add_argument("--batch-size", type=int, default=1024, help="users scored per batch (default 1024)")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    parser.add_argument(
+        "--quiet", action="store_true",
+        help="no progress on stderr (default: a bar on a terminal, a line every ~10 s otherwise)",
+    )  # fmt: skip
+    parser.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
     return parser
 
 
@@ -153,7 +157,7 @@ def run(args: argparse.Namespace) -> tuple[EvalResult, list[str], dict]:
         k=args.k,
         batch_size=args.batch_size,
         sparse_max_train=sparse_threshold(train, test),
-        show_progress=args.progress,
+        show_progress=not args.quiet,
     )
     if result.sparse["threshold"] != 5:
         notes.append(f"no user has 5 or fewer train items; sparse users are the lowest quintile (<= {result.sparse['threshold']}).")

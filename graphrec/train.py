@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 from graphrec.cli import BadInput
 from kg.artifact import ArtifactError
 from training.config import STAGES, TrainConfig, describe
-from training.report import format_report
+from training.report import format_report, run_name
 from training.workdir import ResumeError
 
 __all__ = ["DEMO_OVERRIDES", "build_parser", "main"]
@@ -139,15 +139,18 @@ def run(args: argparse.Namespace, log=print) -> Path:
     )  # fmt: skip
     result = pipeline.run()
     report = format_report(
-        title=f"graphrec training report: {Path(args.graph).name}", metrics=result.metrics, ablation=result.ablation,
-        timings=result.timings, notes=result.notes, counts=graph.counts(), k=config.eval.k,
+        title=f"graphrec training report: {run_name(args.graph, demo=demo)}", metrics=result.metrics,
+        ablation=result.ablation, curves=result.training_curves, timings=result.timings, notes=result.notes, counts=graph.counts(), k=config.eval.k,
     )  # fmt: skip
-    write_model(result, args.graph, args.out, report=report, overwrite=args.overwrite)
+    write_model(
+        result, args.graph, args.out, report=report, overwrite=args.overwrite, title=run_name(args.graph, demo=demo)
+    )
     if not args.keep_work:
         shutil.rmtree(work_dir, ignore_errors=True)
     log("")
     log(report)
     log(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
+    log(f"report: {args.out / 'report' / 'report.md'} (plots beside it)")
     return args.out
 
 

@@ -403,12 +403,18 @@ class Pipeline:
         rows: list[dict[str, Any]] = []
         results: dict[str, Any] = {}  # the ablation evaluates every source and the hybrid on test already
         if self.ranker is not None and self.config.ranker.ablation:
-            self.log("  ablation: each source, the hybrid, the hybrid without each feature group")
-            rows = ablation(
+            table = ablation(
                 self.ranker, self.graph, fit_inputs=fit.inputs(), fit_users=self._fit_users(), labels=self.valid,
                 eval_inputs=final.inputs(), test=test, item_text_embeddings=self.item_text, k=cfg.k,
-                sparse_max_train=threshold, show_progress=self.show_progress, results=results,
+                sparse_max_train=threshold, sample_users=self.config.ranker.ablation_users, seed=self.config.seed,
+                show_progress=self.show_progress,
             )  # fmt: skip
+            rows, results = table.rows, dict(table.results)
+            where = ""
+            if table.sample_users:
+                where = f" on a sample of {table.sample_users} users (seed {table.sample_seed})"
+                self.work.note("ablation_sample", {"users": table.sample_users, "seed": table.sample_seed})
+            self.log(f"  ablation: each source, the hybrid, the hybrid without each feature group{where}")
         for name, source in final.sources.items():
             if name not in results:
                 results[name] = self._evaluate(

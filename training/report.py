@@ -154,6 +154,11 @@ def _ablation(ablation: Sequence[Mapping[str, Any]], test: Mapping[str, Any], k:
     lines = [f"## Ablation: the hybrid refitted without each feature group (test, K = {k})", ""]
     lines.append(metrics_table([(row["name"], row) for row in rows], k))
     full = test.get("hybrid", {}).get("ndcg")
+    sample = rows[0].get("sample_users")
+    if sample:  # the refits ran on a sample of users: compare with the full hybrid on the same users
+        note = f"Computed on a seeded sample of {sample} users (`ranker.ablation_users`), against the hybrid on them."
+        lines += ["", note]
+        full = next((row.get("ndcg") for row in ablation if row.get("kind") == "hybrid"), None)
     if full:
         lines.append("")
         changes = ", ".join(f"{row['name']} {100 * (row['ndcg'] / full - 1):+.1f}%" for row in rows if "ndcg" in row)

@@ -240,10 +240,12 @@ def test_ablation_rows(setup):
     graph, vectors, fit, full, users = setup
     ranker, _ = fitted(setup, text=False, feature_groups=("sources", "popularity", "content"))
     assert ranker.diagnostics_["constant_features"] == ["content.max", "content.mean", "content.missing"]
-    rows = ablation(
+    table = ablation(
         ranker, graph, fit_inputs=fit, fit_users=users, labels=graph.matrix("valid"), eval_inputs=full,
         test=graph.matrix("test"), k=10,
     )  # fmt: skip
+    rows = table.rows
+    assert table.sample_users is None and set(table.results) == {"cooc", "title", "pop", "hybrid"}
     # No text: the content group is constant, so it gets no ablation row.
     assert [r["name"] for r in rows] == ["cooc", "title", "pop", "hybrid", "hybrid - sources", "hybrid - popularity"]
     assert [r["kind"] for r in rows] == ["source"] * 3 + ["hybrid", "ablation", "ablation"]
@@ -312,9 +314,12 @@ def test_reusing_the_full_rankers_lists_fits_the_same_reduced_ranker(setup):
     full_ranker, _ = fitted(setup, ensemble=1, epochs=5)
     groups = [g for g in full_ranker.feature_groups if g != "popularity"]
     fresh, reused = full_ranker.with_groups(groups), full_ranker.with_groups(groups)
-    for model, reuse in ((fresh, None), (reused, full_ranker)):
+    for model, lists in ((fresh, None), (reused, full_ranker.fitting_lists_)):
         model.prepare(graph, fit.history, item_text_embeddings=vectors, history_times=fit.history_times)
-        model.fit(fit.source_scorers, users, graph.matrix("valid"), reuse=reuse)
-    torch.testing.assert_close(reused.fit_lists_[0].features, fresh.fit_lists_[0].features)
+        model.fit(fit.source_scorers, users, graph.matrix("valid"), lists=lists)
+    torch.testing.assert_close(reused.fitting_lists_.lists.features, fresh.fitting_lists_.lists.features)
+    assert reused.fitting_lists_.feature_names == tuple(reused.feature_names_)
+    with pytest.raises(ValueError, match="not in the cached lists"):
+        full_ranker.fitting_lists_.select(["no.such.feature"])
     probe = users[:20]
     torch.testing.assert_close(reused.score(probe), fresh.score(probe))

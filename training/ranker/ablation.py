@@ -1,11 +1,19 @@
 """The ablation table of every training report: sources alone, the hybrid, the hybrid minus each group.
 
 One function serves the pipeline's report, the benchmark and the tests. It returns
-data (a list of dict rows); printing and writing are the caller's.
+data (an :class:`AblationTable`); printing and writing are the caller's.
+
+Cost: every source is called once per batch of evaluated users (its lists and the
+hybrid's come from the same rows, :func:`~training.ranker.evaluation.rank_users`);
+the refits without a group reuse the full hybrid's featurised fitting lists, and
+their test lists come from the full hybrid's featurised test candidates (column
+subsets), so no source is called again. On a large log the ablated rows use a
+seeded sample of users (``sample_users``), stated in the table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -13,11 +21,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from eval import EvalResult, evaluate
+from eval.progress import progress_bar
 from kg.graph import Graph
+from training.ranker.context import RankerContext
+from training.ranker.evaluation import HYBRID, rank_featurised, rank_users
 from training.ranker.features import feature_names
 from training.ranker.hybrid import HybridRanker, Scorer
 
-__all__ = ["RankerInputs", "ablation"]
+__all__ = ["AblationTable", "RankerInputs", "ablation"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,32 @@ class RankerInputs:
     history: sp.csr_matrix
     source_scorers: Mapping[str, Scorer]
     history_times: Optional[sp.csr_matrix] = None
+
+    def context(self, graph: Graph, item_text_embeddings: Optional[np.ndarray] = None) -> RankerContext:
+        """The :class:`~training.ranker.context.RankerContext` of this phase."""
+        return RankerContext.build(
+            graph, self.history, item_text_embeddings=item_text_embeddings, history_times=self.history_times,
+            source_scorers=self.source_scorers,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AblationTable:
+    """What :func:`ablation` returns.
+
+    Attributes:
+        rows: the table (see :func:`ablation`).
+        results: the full :class:`~eval.EvalResult` of each source and of ``"hybrid"``
+            over every evaluated user (not the sample), for the caller's report.
+        sample_users: how many users the ablated rows were computed on when sampled
+            (``None``: all); the source and hybrid rows of the table use the same users.
+        sample_seed: the seed of that sample.
+    """
+
+    rows: list[dict[str, Any]]
+    results: dict[str, EvalResult]
+    sample_users: Optional[int] = None
+    sample_seed: Optional[int] = None
 
 
 def _row(name: str, kind: str, result: EvalResult) -> dict[str, Any]:
@@ -60,15 +97,17 @@ def ablation(
     k: int = 20,
     users: Optional[np.ndarray] = None,
     sparse_max_train: int = 5,
+    sample_users: Optional[int] = None,
+    seed: int = 2026,
     show_progress: bool = False,
-    results: Optional[dict[str, EvalResult]] = None,
-) -> list[dict[str, Any]]:
+) -> AblationTable:
     """Evaluate each source alone, the fitted hybrid, and the hybrid refitted without each group.
 
-    Every ablated hybrid is fitted exactly as the full one (prepared on ``fit_inputs``,
-    fitted on ``labels`` for ``fit_users``) and evaluated as it (prepared on
-    ``eval_inputs``, evaluated on ``test`` with ``eval_inputs.history`` masked, the
-    PROTOCOL.md "train"). ``ranker`` is left prepared on ``eval_inputs``.
+    Every ablated hybrid is fitted exactly as the full one (on ``fit_inputs``' context,
+    ``labels`` of ``fit_users``) and evaluated as it (on ``eval_inputs``' context, on
+    ``test`` with ``eval_inputs.history`` masked, the PROTOCOL.md "train"). The
+    ranker itself is not modified (it is evaluated through a copy bound to the
+    evaluation context).
 
     Args:
         ranker: the fitted hybrid.
@@ -83,52 +122,72 @@ def ablation(
         users: restrict the evaluation to these users.
         sparse_max_train: users with at most this many ``eval_inputs.history`` items
             form the sparse-user row (PROTOCOL.md: 5, or the lowest quintile, stated).
+        sample_users: when more users than this are fitted or evaluated, the ablated
+            refits fit and the table's rows evaluate on a seeded sample of this many
+            (``None``: all users). :attr:`AblationTable.results` always covers all.
+        seed: seeds the sample.
         show_progress: progress bars.
-        results: when given, filled with the full :class:`~eval.EvalResult` of each source
-            and of ``"hybrid"``, so a caller that reports them need not evaluate again.
 
     Returns:
-        Rows ``{"name", "kind" ("source" | "hybrid" | "ablation"), the EvalResult
-        metrics (ndcg, recall, tail_recall, ...), "sparse_ndcg", "sparse_recall",
-        "sparse_users", "users"}``: one per source (in the ranker's source order), then
-        ``"hybrid"``, then ``"hybrid - {group}"`` per feature group (none when the
-        ranker uses a single group; a group whose features were all constant in
-        fitting, such as ``content`` without text, is skipped).
+        :class:`AblationTable` whose rows are ``{"name", "kind" ("source" | "hybrid" |
+        "ablation"), the EvalResult metrics (ndcg, recall, tail_recall, ...),
+        "sparse_ndcg", "sparse_recall", "sparse_users", "users"}``: one per source (in the
+        ranker's source order), then ``"hybrid"``, then ``"hybrid - {group}"`` per
+        feature group (none when the ranker uses a single group; a group whose features
+        were all constant in fitting, such as ``content`` without text, is skipped);
+        with a sample, every row also holds ``"sample_users"``.
     """
     if not ranker.is_fitted:
         raise ValueError("ablation needs a fitted ranker; call ranker.fit() first")
     missing = [s for s in ranker.source_names_ if s not in eval_inputs.source_scorers]
     if missing:
         raise ValueError(f"eval_inputs.source_scorers lacks {missing}; the ranker was fitted on {ranker.source_names_}")
+    if sample_users is not None and (isinstance(sample_users, bool) or int(sample_users) < 1):
+        raise ValueError(f"sample_users must be a positive int or None, got {sample_users!r}")
+    eval_context = eval_inputs.context(graph, item_text_embeddings)
+    evaluated = np.flatnonzero(np.diff(test.indptr) > 0).astype(np.int64)
+    if users is not None:
+        evaluated = np.intersect1d(evaluated, np.asarray(users, dtype=np.int64))
+    fit_users = np.asarray(fit_users, dtype=np.int64)
+    everyone = np.union1d(evaluated, fit_users)
+    sample = None
+    if sample_users is not None and len(everyone) > sample_users:
+        sample = np.sort(np.random.default_rng(seed).choice(everyone, size=int(sample_users), replace=False))
+    table_users = evaluated if sample is None else np.intersect1d(evaluated, sample)
 
-    def run(source: Scorer) -> EvalResult:
+    def run(lists, on: np.ndarray) -> EvalResult:
         return evaluate(
-            source, train=eval_inputs.history, test=test, item_ids=graph.item_ids, k=k, users=users,
-            sparse_max_train=sparse_max_train, show_progress=show_progress,
+            lists, train=eval_context.history, test=test, item_ids=graph.item_ids, k=k, users=on,
+            sparse_max_train=sparse_max_train,
         )  # fmt: skip
 
-    def prepare(model: HybridRanker, inputs: RankerInputs) -> None:
-        model.prepare(
-            graph, inputs.history, item_text_embeddings=item_text_embeddings,
-            history_times=inputs.history_times, source_scorers=inputs.source_scorers,
-        )  # fmt: skip
-
-    evaluated = results if results is not None else {}
-    for name in ranker.source_names_:
-        evaluated[name] = run(eval_inputs.source_scorers[name])
-    prepare(ranker, eval_inputs)
-    evaluated["hybrid"] = run(ranker.score)
-    rows = [_row(name, "source", evaluated[name]) for name in ranker.source_names_]
-    rows.append(_row("hybrid", "hybrid", evaluated["hybrid"]))
+    ranked = rank_users(ranker, eval_context, evaluated, k=k, keep=table_users, show_progress=show_progress)
+    names = list(ranker.source_names_) + [HYBRID]
+    results = {name: run(ranked.lists[name], evaluated) for name in names}
+    shown = results if sample is None else {name: run(ranked.lists[name], table_users) for name in names}
+    rows = [_row(name, "source", shown[name]) for name in ranker.source_names_]
+    rows.append(_row(HYBRID, "hybrid", shown[HYBRID]))
     constant = set(ranker.diagnostics_.get("constant_features", []))
-    if len(ranker.feature_groups) > 1:
-        for group in ranker.feature_groups:
-            if set(feature_names(ranker.source_names_, (group,))) <= constant:
-                continue  # no data for this group in fitting: dropping it changes nothing
-            reduced = ranker.with_groups([g for g in ranker.feature_groups if g != group])
-            prepare(reduced, fit_inputs)
-            fit_scorers = {name: fit_inputs.source_scorers[name] for name in ranker.source_names_}
-            reduced.fit(fit_scorers, fit_users, labels, show_progress=show_progress, reuse=ranker)
-            prepare(reduced, eval_inputs)
-            rows.append(_row(f"hybrid - {group}", "ablation", run(reduced.score)))
-    return rows
+    groups = [
+        g for g in ranker.feature_groups if not set(feature_names(ranker.source_names_, (g,))) <= constant
+    ]  # a group with no data in fitting (all constant): dropping it changes nothing
+    if len(ranker.feature_groups) > 1 and groups:
+        fit_context = fit_inputs.context(graph, item_text_embeddings)
+        fit_scorers = {name: fit_inputs.source_scorers[name] for name in ranker.source_names_}
+        cached = getattr(ranker, "fitting_lists_", None)
+        if cached is not None and sample is not None:
+            keep = np.flatnonzero(np.isin(cached.lists.users, sample))
+            cached = dataclasses.replace(cached, lists=cached.lists.subset(keep))
+        refit_users = fit_users if sample is None else np.intersect1d(fit_users, sample)
+        for group in progress_bar(groups, desc="ablation", unit="refit", disable=not show_progress):
+            reduced = ranker.with_groups([g for g in ranker.feature_groups if g != group]).bind(fit_context)
+            reduced.fit(fit_scorers, refit_users, labels, show_progress=show_progress, lists=cached)
+            lists = rank_featurised(reduced, ranked.featurised, eval_context, k=k)
+            rows.append(_row(f"hybrid - {group}", "ablation", run(lists, table_users)))
+    if sample is not None:
+        for row in rows:
+            row["sample_users"] = len(sample)
+    return AblationTable(
+        rows=rows, results=results, sample_users=None if sample is None else len(sample),
+        sample_seed=None if sample is None else seed,
+    )  # fmt: skip

@@ -284,7 +284,13 @@ def _kg_features(
 def _content_features(
     rows: np.ndarray, items: np.ndarray, history: sp.csr_matrix, times: Optional[sp.csr_matrix], stats: ItemStats
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """content.max, content.mean, content.missing and the time of the most similar history item."""
+    """content.max, content.mean, content.missing and the time of the most similar history item.
+
+    Vectorised over the batch: rows are sorted by history size and cut into chunks whose
+    padded ``[b, candidates, history]`` cosine block stays under :data:`_CHUNK_ELEMENTS`;
+    each chunk is one batched matrix product, so the cost is the work itself
+    (``sum over rows of candidates x history x d``), not a Python step per user.
+    """
     size = len(items)
     best, mean = torch.zeros(size), torch.zeros(size)
     missing = torch.ones(size)
@@ -292,26 +298,70 @@ def _content_features(
     if stats.text is None or not size:
         return best, mean, missing, best_time
     bounds = np.searchsorted(rows, np.arange(history.shape[0] + 1))
+    pair_counts = np.diff(bounds)
+    hist_counts = np.diff(history.indptr)
+    active = np.flatnonzero((pair_counts > 0) & (hist_counts > 0))
+    if not len(active):
+        return best, mean, missing, best_time
+    hist_items = torch.from_numpy(history.indices.astype(np.int64))
+    hist_times = torch.from_numpy(_history_times(history, times)) if times is not None else None
     items_t = torch.from_numpy(items)
-    for row in np.flatnonzero(np.diff(bounds)):
-        start, stop = history.indptr[row], history.indptr[row + 1]
-        if start == stop:
-            continue
-        lo, hi = bounds[row], bounds[row + 1]
-        history_items = torch.from_numpy(history.indices[start:stop].astype(np.int64))
-        cosine = stats.text[items_t[lo:hi]] @ stats.text[history_items].T  # [pairs of row, history]
-        top, arg = cosine.max(dim=1)
-        best[lo:hi], mean[lo:hi], missing[lo:hi] = top, cosine.mean(dim=1), 0.0
-        if times is not None:
-            row_times = _row_times(times, row, history.indices[start:stop])
-            best_time[lo:hi] = torch.from_numpy(row_times)[arg]
+    active = active[np.argsort(hist_counts[active], kind="stable")]
+    for chunk in _chunks(pair_counts[active], hist_counts[active], stats.text.shape[1]):
+        chunk_rows = active[chunk]
+        pair_index, pair_mask = _padded(bounds[chunk_rows], pair_counts[chunk_rows])
+        hist_index, hist_mask = _padded(history.indptr[chunk_rows], hist_counts[chunk_rows])
+        candidate_text = stats.text[items_t[pair_index]]  # [b, C, d]
+        history_text = stats.text[hist_items[hist_index]]  # [b, H, d]
+        cosine = torch.bmm(candidate_text, history_text.transpose(1, 2))  # [b, C, H]
+        valid = hist_mask.unsqueeze(1)
+        top, arg = cosine.masked_fill(~valid, float("-inf")).max(dim=2)
+        total = cosine.masked_fill(~valid, 0.0).sum(dim=2)
+        where = pair_index[pair_mask]
+        best[where] = top[pair_mask]
+        mean[where] = (total / hist_mask.sum(dim=1, keepdim=True))[pair_mask]
+        missing[where] = 0.0
+        if hist_times is not None:
+            best_time[where] = hist_times[hist_index.gather(1, arg)][pair_mask]
     return best, mean, missing, best_time
 
 
-def _row_times(times: sp.csr_matrix, row: int, items: np.ndarray) -> np.ndarray:
-    """Timestamps of ``items`` in ``times[row]`` (NaN where absent), float64."""
-    start, stop = times.indptr[row], times.indptr[row + 1]
-    return _lookup(times.indices[start:stop].astype(np.int64), times.data[start:stop], items, np.nan)
+_CHUNK_ELEMENTS = 1 << 22
+"""Upper bound on a content chunk's padded cosine block (and gathered text) in floats."""
+
+
+def _chunks(pair_counts: np.ndarray, hist_counts: np.ndarray, dim: int) -> list[slice]:
+    """Consecutive slices of rows (sorted by history size) whose padded blocks fit the budget."""
+    chunks, start, widest = [], 0, 0
+    for end in range(len(pair_counts)):
+        widest_now = max(widest, int(pair_counts[end]))
+        rows = end - start + 1
+        block = rows * widest_now * int(hist_counts[end])
+        gathered = rows * (widest_now + int(hist_counts[end])) * dim
+        if end > start and max(block, gathered) > _CHUNK_ELEMENTS:
+            chunks.append(slice(start, end))
+            start, widest_now = end, int(pair_counts[end])
+        widest = widest_now
+    chunks.append(slice(start, len(pair_counts)))
+    return chunks
+
+
+def _padded(starts: np.ndarray, counts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[b, max(counts)]`` indices ``start + column`` (0 in padding) and the validity mask."""
+    column = torch.arange(int(counts.max()))
+    mask = column.unsqueeze(0) < torch.from_numpy(counts).unsqueeze(1)
+    index = torch.where(mask, torch.from_numpy(starts.astype(np.int64)).unsqueeze(1) + column, 0)
+    return index, mask
+
+
+def _history_times(history: sp.csr_matrix, times: sp.csr_matrix) -> np.ndarray:
+    """Timestamp of every stored entry of ``history`` (aligned with ``history.indices``), NaN where absent."""
+    num_items = history.shape[1]
+    t = times.tocoo()
+    keys = t.row.astype(np.int64) * num_items + t.col
+    order = np.argsort(keys, kind="stable")
+    rows = np.repeat(np.arange(history.shape[0], dtype=np.int64), np.diff(history.indptr))
+    return _lookup(keys[order], t.data[order], rows * num_items + history.indices, np.nan)
 
 
 def _log_days(seconds: torch.Tensor) -> torch.Tensor:
@@ -395,11 +445,11 @@ def _context_columns(
     size = len(items)
     if times is None or now is None:
         return [torch.zeros(size)] * 6 + [torch.ones(size)]
-    user_last = np.full(times.shape[0], np.nan)
-    for row in range(times.shape[0]):
-        data = times.data[times.indptr[row] : times.indptr[row + 1]]
-        if np.isfinite(data).any():
-            user_last[row] = np.nanmax(data)
+    t = times.tocoo()
+    timed = np.isfinite(t.data)
+    user_last = np.full(times.shape[0], -np.inf)
+    np.maximum.at(user_last, t.row[timed], t.data[timed])
+    user_last[np.isinf(user_last)] = np.nan
     last = torch.from_numpy(user_last[rows])
     oldest = np.nanmin(stats.last_time) if np.isfinite(stats.last_time).any() else now
     item_last = torch.from_numpy(np.where(np.isnan(stats.last_time), oldest, stats.last_time)[items])

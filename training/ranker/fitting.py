@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -25,7 +26,7 @@ from training.base import Callback, ModelFitError
 from training.ranker.candidates import Candidates, candidate_recall, history_mask
 from training.ranker.model import bpr_loss, listwise_loss
 
-__all__ = ["CandidateLists", "collect_lists", "fit_scorer", "inner_validator", "pad_lists"]
+__all__ = ["CandidateLists", "FittingLists", "collect_lists", "fit_scorer", "inner_validator", "pad_lists"]
 
 Featurise = Callable[[np.ndarray], tuple[Candidates, torch.Tensor, torch.Tensor, torch.Tensor]]
 """``featurise(users) -> (candidates, rows, items, features [P, F])`` for a batch of users."""
@@ -64,6 +65,36 @@ class CandidateLists:
             labels=self.labels[index],
             offsets=offsets,
         )
+
+
+@dataclass(frozen=True)
+class FittingLists:
+    """A ranker's featurised fitting lists, reusable by rankers over a subset of its features.
+
+    Attributes:
+        lists: the candidate lists (features laid out as ``feature_names``).
+        diagnostics: :func:`collect_lists`'s diagnostics of them.
+        feature_names: the feature columns.
+        source_names: the sources the candidates came from.
+    """
+
+    lists: CandidateLists
+    diagnostics: dict[str, Any]
+    feature_names: tuple[str, ...]
+    source_names: tuple[str, ...]
+
+    def select(self, names: Sequence[str]) -> "FittingLists":
+        """The same lists with only the feature columns ``names`` (in that order).
+
+        Raises:
+            ValueError: a name is not among :attr:`feature_names`.
+        """
+        missing = [n for n in names if n not in self.feature_names]
+        if missing:
+            raise ValueError(f"features {missing} are not in the cached lists ({list(self.feature_names)})")
+        columns = [self.feature_names.index(n) for n in names]
+        lists = dataclasses.replace(self.lists, features=self.lists.features[:, columns])
+        return FittingLists(lists, self.diagnostics, tuple(names), self.source_names)
 
 
 def pad_lists(

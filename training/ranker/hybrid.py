@@ -26,7 +26,6 @@ before ``fit`` and again after ``load``.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import time
 from typing import Any, ClassVar, Mapping, Optional, Sequence
@@ -37,7 +36,7 @@ import torch
 
 from training.base import Callback, as_user_index, as_user_items, load_state, resolve_device, save_state
 from training.ranker.features import ALL_GROUPS, DEFAULT_GROUPS, feature_names
-from training.ranker.fitting import CandidateLists, collect_lists, fit_scorer, inner_validator
+from training.ranker.fitting import CandidateLists, FittingLists, collect_lists, fit_scorer, inner_validator
 from training.ranker.model import LOSSES, MODELS, Ensemble, make_scorer
 from training.ranker.scoring import RankerScoring, Scorer
 
@@ -170,7 +169,7 @@ class HybridRanker(RankerScoring):
         *,
         show_progress: bool = False,
         callback: Optional[Callback] = None,
-        reuse: Optional["HybridRanker"] = None,
+        lists: Optional[FittingLists] = None,
     ) -> "HybridRanker":
         """Learn the scorer from held-out interactions.
 
@@ -192,10 +191,10 @@ class HybridRanker(RankerScoring):
             show_progress: tqdm progress bars.
             callback: ``callback(epoch, elapsed_seconds, loss)`` after each epoch (epochs
                 counted across ensemble members, seconds since ``fit`` began).
-            reuse: a ranker fitted in this session on the same sources, users and labels
-                (e.g. the full hybrid when fitting its ablations): its featurised candidate
-                lists are reused, keeping this ranker's feature columns, instead of
-                scoring and featurising every user again. Ignored when it has none.
+            lists: featurised candidate lists of these sources, users and labels, e.g. the
+                :attr:`fitting_lists_` of the full hybrid when fitting its ablations
+                (:meth:`FittingLists.select` keeps this ranker's feature columns; they
+                must be a subset). Used instead of scoring and featurising every user.
 
         Returns:
             ``self``.
@@ -214,18 +213,14 @@ class HybridRanker(RankerScoring):
             raise ValueError(f"labels has {labels.shape[0]} rows, expected one per user ({self.history_.shape[0]})")
         users = as_user_index(users, num_users=labels.shape[0])
         self.source_names_ = list(source_scorers)
-        self.source_scorers_ = dict(source_scorers)
+        self.context_ = self.context_.with_scorers(source_scorers)
         self.feature_names_ = feature_names(self.source_names_, self.feature_groups)
-        cached = getattr(reuse, "fit_lists_", None)
-        if cached is not None and reuse.source_names_ == self.source_names_ and set(self.feature_names_) <= set(
-            reuse.feature_names_
-        ):
-            full, diagnostics = cached
-            columns = [reuse.feature_names_.index(name) for name in self.feature_names_]
-            lists = dataclasses.replace(full, features=full.features[:, columns])
-            diagnostics = copy.deepcopy(diagnostics)
+        if lists is not None:
+            if list(lists.source_names) != self.source_names_:
+                raise ValueError(f"lists were featurised for sources {lists.source_names}, not {self.source_names_}")
+            lists = lists.select(self.feature_names_)
         else:
-            lists, diagnostics = collect_lists(
+            collected, diagnostics = collect_lists(
                 self._featurise_users,
                 users,
                 labels,
@@ -233,7 +228,10 @@ class HybridRanker(RankerScoring):
                 batch_users=self.batch_users,
                 show_progress=show_progress,
             )
-        self.fit_lists_ = (lists, copy.deepcopy(diagnostics))  # not saved: reused by ablation refits only
+            lists = FittingLists(collected, diagnostics, tuple(self.feature_names_), tuple(self.source_names_))
+        self.fitting_lists_ = lists  # not saved: for the ablation's refits
+        diagnostics = copy.deepcopy(lists.diagnostics)
+        lists = lists.lists
         if not len(lists.users):
             raise ValueError("no fitting user has a held-out item among the candidates; raise candidates_per_source")
         self.feature_mean_ = lists.features.mean(dim=0)

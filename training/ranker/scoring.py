@@ -6,15 +6,18 @@ that turns a prepared, fitted ranker's inputs into scores. Its core,
 known users (:meth:`RankerScoring.score`) and folded-in new users (the serving
 layer passes their sources' rows and history).
 
-``prepare`` must be called before ``fit`` and again after ``load``: item-side
+A ranker reads its inputs from an explicit :class:`~training.ranker.context.RankerContext`
+(history, item statistics, sources), bound with :meth:`RankerScoring.bind` or built
+and bound by ``prepare``; one is needed before ``fit`` and again after ``load``: item-side
 statistics (popularity, tail flags, entities, first/last interaction times, "now")
 are recomputed from the graph and the history, never stored.
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,13 +26,11 @@ import torch
 from kg.graph import Graph
 from training.base import GraphrecWarning, NotFittedError, as_user_items
 from training.ranker.candidates import Candidates, generate_candidates, history_mask
+from training.ranker.context import RankerContext, Scorer
 from training.ranker.explain import occlusion
-from training.ranker.features import build_features, feature_groups, item_stats
+from training.ranker.features import ItemStats, build_features, feature_groups
 
 __all__ = ["RankerScoring", "Scorer"]
-
-Scorer = Callable[[np.ndarray], Any]
-"""``scorer(users int64 [B]) -> torch.Tensor | np.ndarray [B, num_items]``."""
 
 
 class RankerScoring:
@@ -58,11 +59,12 @@ class RankerScoring:
         history_times: Optional[sp.csr_matrix] = None,
         source_scorers: Optional[Mapping[str, Scorer]] = None,
     ) -> "RankerScoring":
-        """Set the context the features need; call before ``fit`` and again whenever it changes.
+        """Build a :class:`~training.ranker.context.RankerContext` and :meth:`bind` it.
 
-        Item statistics (distinct-user popularity, tail flags via ``eval.head_tail``,
-        entity sets, last-interaction times, ``now`` = latest history timestamp) are
-        recomputed from ``history``; learned weights are untouched. Call it again after
+        Shorthand for ``bind(RankerContext.build(graph, history, ...))``. Item statistics
+        (distinct-user popularity, tail flags via ``eval.head_tail``, entity sets,
+        last-interaction times, ``now`` = latest history timestamp) are recomputed from
+        ``history``; learned weights are untouched. Call it again after
         the learners are refitted on train + valid (with the new history and scorers)
         and after :meth:`load`.
 
@@ -73,7 +75,8 @@ class RankerScoring:
             item_text_embeddings: ``[num_items, d]`` item text vectors, or ``None``.
             history_times: CSR ``[num_users, num_items]`` float64 timestamps of
                 ``history`` (``graph.timestamp_matrix(...)``), or ``None``.
-            source_scorers: the sources :meth:`score` calls; ``fit`` sets them too.
+            source_scorers: the sources :meth:`score` calls; ``fit`` sets them too
+                (default: keep the bound context's).
 
         Returns:
             ``self``.
@@ -81,25 +84,58 @@ class RankerScoring:
         Raises:
             TypeError, ValueError: an input has the wrong type or shape.
         """
-        history = as_user_items(history, num_items=graph.num_items, name="history")
-        if history.shape[0] != graph.num_users:
-            raise ValueError(f"history has {history.shape[0]} rows, expected one per user ({graph.num_users})")
-        if history_times is not None:
-            if not sp.issparse(history_times):
-                raise TypeError(f"history_times must be a scipy sparse CSR matrix, got {type(history_times).__name__}")
-            history_times = sp.csr_matrix(history_times, dtype=np.float64)
-        self.stats_ = item_stats(
-            graph, history, item_text_embeddings=item_text_embeddings, history_times=history_times
-        )
-        self.history_ = history
-        self.history_times_ = history_times
-        self.item_ids_ = graph.item_ids
-        if source_scorers is not None:
-            self.source_scorers_ = dict(source_scorers)
+        context = RankerContext.build(
+            graph, history, item_text_embeddings=item_text_embeddings, history_times=history_times,
+            source_scorers=source_scorers if source_scorers is not None else self._previous_scorers(),
+        )  # fmt: skip
+        return self.bind(context)
+
+    def bind(self, context: RankerContext) -> "RankerScoring":
+        """Use ``context`` (another phase's history, statistics and sources) from now on; returns ``self``.
+
+        The learned weights are untouched; :meth:`bound` does the same on a copy.
+        """
+        if not isinstance(context, RankerContext):
+            raise TypeError(f"context must be a RankerContext, got {type(context).__name__}")
+        self.context_ = context
         return self
 
+    def bound(self, context: RankerContext) -> "RankerScoring":
+        """A shallow copy of this ranker (same weights) bound to ``context``; ``self`` is unchanged."""
+        other = copy.copy(self)
+        return other.bind(context)
+
+    # The context's parts, under the names the rest of the ranker reads.
+    @property
+    def stats_(self) -> ItemStats:
+        return self._context().stats
+
+    @property
+    def history_(self) -> sp.csr_matrix:
+        return self._context().history
+
+    @property
+    def history_times_(self) -> Optional[sp.csr_matrix]:
+        return self._context().history_times
+
+    @property
+    def item_ids_(self) -> np.ndarray:
+        return self._context().item_ids
+
+    @property
+    def source_scorers_(self) -> Optional[Mapping[str, Scorer]]:
+        return self._context().source_scorers
+
+    def _previous_scorers(self) -> Optional[Mapping[str, Scorer]]:
+        context = getattr(self, "context_", None)
+        return context.source_scorers if context is not None else None
+
+    def _context(self) -> RankerContext:
+        self._check_prepared()
+        return self.context_
+
     def _check_prepared(self) -> None:
-        if not hasattr(self, "stats_"):
+        if getattr(self, "context_", None) is None:
             raise NotFittedError(
                 "HybridRanker has no context; call prepare(graph, history, ...) first (also after load)"
             )
@@ -204,15 +240,24 @@ class RankerScoring:
         scores = self._source_rows(source_scores, history.shape[0])
         times = self._check_times(history_times, history.shape)
         _, rows, items, features = self._featurise(scores, history, times, now)
-        device = next(self.scorer_.parameters()).device
-        with torch.no_grad():
-            values = self.scorer_(self._normalise(features).to(device)).float()
-        out = torch.full(history.shape, float("-inf"), device=device)
-        out[rows.to(device), items.to(device)] = values
+        values = self.score_features(features)
+        out = torch.full(history.shape, float("-inf"), device=values.device)
+        out[rows.to(values.device), items.to(values.device)] = values
         return out
 
+    def score_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The fitted scorer's output for raw feature rows ``[P, F]`` (this ranker's layout): float32 ``[P]``.
+
+        Raises:
+            NotFittedError: not fitted/loaded.
+        """
+        self._check_fitted()
+        device = next(self.scorer_.parameters()).device
+        with torch.no_grad():
+            return self.scorer_(self._normalise(features).to(device)).float()
+
     def _user_inputs(self, users: np.ndarray) -> tuple[dict[str, Any], sp.csr_matrix, Optional[sp.csr_matrix]]:
-        scorers = getattr(self, "source_scorers_", None)
+        scorers = self.source_scorers_
         if scorers is None:
             raise NotFittedError("HybridRanker has no source scorers; pass source_scorers= to prepare()")
         missing = [s for s in self.source_names_ if s not in scorers]
