@@ -73,7 +73,7 @@ def test_cli_matches_evaluate_and_writes_json_and_report(workspace, structured_g
     assert [d["recall"] for d in written["deciles"]] == pytest.approx([d["recall"] for d in expected.deciles])
     assert f"| Recall@{K} | {expected.metrics['recall']:.4f} |" in done.stdout
     assert sorted(p.name for p in (base / "report").iterdir()) == [
-        "longtail_curve.png", "metrics.json", "metrics.md", "recall_by_decile.png",
+        "longtail_curve.png", "metrics.json", "metrics.md", "plots.json", "recall_by_decile.png",
     ]  # fmt: skip
 
 
