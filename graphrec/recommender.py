@@ -27,7 +27,7 @@ from graphrec.artifact import TrainedModel, load_model
 from graphrec.coldstart import NewItems, attribute_neighbours
 from graphrec.diversity import intra_list_diversity, mmr_rerank
 from graphrec.dot_scorer import DotScorer
-from graphrec.topk_workers import iter_topk_parallel
+from graphrec.topk_workers import iter_topk_parallel, map_batches_parallel
 from training.base import Learner
 
 __all__ = ["Recommender", "UnknownIdError"]
@@ -42,6 +42,28 @@ def _parallel_topk(dot: "DotScorer", users, k, seen, batch_size, show_progress):
     try:
         yield from iter_topk_parallel(
             dot.fork, users, k, exclude=seen, batch_size=batch_size, workers=threads, show_progress=show_progress
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _parallel_hybrid(ranker, users, k, batch_size, show_progress):
+    """The hybrid's top-k over each user's candidates, whole batches on one thread per core.
+
+    History items are never candidates, so the lists equal ranking ``score_users`` with
+    the history masked, with or without ``filter_seen``.
+    """
+    threads = torch.get_num_threads()
+
+    def rank(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        items, scores = ranker.topk(batch, k)
+        return batch, items, scores
+
+    users = np.asarray(users, dtype=np.int64)
+    torch.set_num_threads(1)
+    try:
+        yield from map_batches_parallel(
+            rank, users, batch_size=batch_size, workers=threads, show_progress=show_progress
         )
     finally:
         torch.set_num_threads(threads)
@@ -164,9 +186,12 @@ class Recommender:
             raise ValueError(f"diversity must be in [0, 1], got {diversity!r}")
         seen = self._seen(self.model.history) if filter_seen else None
         pool = max(k, _DIVERSITY_POOL) if diversity > 0 else k
-        dot = self._dot_model() if banned is None and allowed is None and not len(self.new_items.ids) else None
+        plain = banned is None and allowed is None and not len(self.new_items.ids)
+        dot = self._dot_model() if plain else None
         if dot is not None:  # a single factor model: the multi-threaded dot-product path (bench/serving_throughput.py)
             stream = _parallel_topk(dot, users, min(pool, self.num_items), seen, batch_size, show_progress)
+        elif plain and self.model.ranker is not None:  # the hybrid's batch path (bench/hybrid_topk.py)
+            stream = _parallel_hybrid(self.model.ranker, users, min(pool, self.num_items), batch_size, show_progress)
         else:
             scorer = lambda batch: self._apply(self.score_users(batch), banned, allowed)  # noqa: E731
             stream = iter_topk(

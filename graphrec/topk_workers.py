@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from eval.progress import progress_bar
 from eval.ranking import Scorer, as_user_array, iter_topk, positive_int
 
-__all__ = ["iter_topk_parallel"]
+__all__ = ["iter_topk_parallel", "map_batches_parallel"]
 
 
 def iter_topk_parallel(
@@ -82,6 +82,25 @@ def iter_topk_parallel(
             scorer = local.scorer = make_scorer()
         return next(iter_topk(scorer, batch, k, exclude=exclude, batch_size=len(batch)))
 
+    yield from map_batches_parallel(rank, users, batch_size=batch_size, workers=workers, show_progress=show_progress)
+
+
+def map_batches_parallel(
+    rank: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    users: np.ndarray,
+    *,
+    batch_size: int,
+    workers: int,
+    show_progress: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``rank(batch)`` for consecutive batches of ``users`` on ``workers`` threads, yielded in user order.
+
+    At most ``2 * workers`` batches are in flight, so memory stays bounded. ``rank``
+    must be safe to call from several threads at once and return a tuple whose first
+    element is the batch (its length drives the progress bar).
+    """
+    batch_size = positive_int(batch_size, "batch_size")
+    workers = positive_int(workers, "workers")
     starts = iter(range(0, len(users), batch_size))
     pending: deque[Future] = deque()
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graphrec-topk")

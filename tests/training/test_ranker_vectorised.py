@@ -49,6 +49,8 @@ def random_case():
     stats = F.item_stats(graph, history, item_text_embeddings=text, history_times=history_times)
     scores = {"a": torch.from_numpy(rng.normal(size=history.shape).astype(np.float32)),
               "b": torch.from_numpy(rng.normal(size=history.shape).astype(np.float32))}  # fmt: skip
+    scores["b"][rng.random(history.shape) < 0.2] = float("-inf")  # items a source cannot rank
+    scores["b"][3] = float("-inf")  # a row it cannot rank at all
     candidates = generate_candidates(scores, history_mask(history), 15)
     return graph, history, history_times, stats, scores, candidates
 
@@ -105,6 +107,14 @@ def test_vectorised_features_match_the_reference(random_case, monkeypatch, chunk
     names = F.feature_names(["a", "b"], F.ALL_GROUPS)
     got = {name: matrix[:, j].numpy() for j, name in enumerate(names)}
     expected = reference(candidates.rows.numpy(), candidates.items.numpy(), history, times, stats)
+    for name, rows in scores.items():  # z-score within the row over its finite entries; the row's lowest else
+        z = np.zeros(rows.shape)
+        for r, row in enumerate(rows.numpy().astype(np.float64)):
+            finite = np.isfinite(row)
+            if finite.any():
+                std = max(row[finite].std(), 1e-8)
+                z[r] = np.where(finite, (row - row[finite].mean()) / std, (row[finite].min() - row[finite].mean()) / std)
+        expected[f"{name}.z"] = z[candidates.rows.numpy(), candidates.items.numpy()]
     assert expected["content.missing"].sum() > 0 and expected["content.missing"].sum() < len(candidates.items)
     for name, values in expected.items():
         np.testing.assert_allclose(got[name], values, atol=1e-5, err_msg=name)

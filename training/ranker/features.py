@@ -206,17 +206,27 @@ def feature_groups(source_names: Sequence[str], groups: Sequence[str]) -> list[s
     return [g for g in ALL_GROUPS if g in groups for _ in feature_names(source_names, (g,))]
 
 
-def _row_standardised(scores: torch.Tensor) -> torch.Tensor:
-    """(score - row mean) / row std over the finite entries; -inf entries get the row minimum."""
+def _standardised_at(scores: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """``{s}.z`` at the pairs: (score - row mean) / row std over the row's finite entries.
+
+    A non-finite entry (a source that cannot rank the item) gets the row's lowest
+    z-score (0 when the row has no finite entry). Only row statistics are computed
+    over the catalogue; the z-scores themselves only at the ``[P]`` pairs.
+    """
     scores = scores.float()
     finite = torch.isfinite(scores)
-    filled = torch.where(finite, scores, torch.zeros_like(scores))
-    count = finite.sum(dim=1, keepdim=True).clamp(min=1)
-    mean = filled.sum(dim=1, keepdim=True) / count
-    var = (torch.where(finite, scores - mean, torch.zeros_like(scores)) ** 2).sum(dim=1, keepdim=True) / count
-    z = (scores - mean) / var.sqrt().clamp(min=1e-8)
-    row_min = torch.where(finite, z, torch.full_like(z, float("inf"))).amin(dim=1, keepdim=True)
-    return torch.where(finite, z, row_min.nan_to_num(posinf=0.0).expand_as(z))
+    if bool(finite.all()):
+        var, mean = torch.var_mean(scores, dim=1, unbiased=False)
+        lowest = scores.amin(dim=1)
+    else:
+        count = finite.sum(dim=1).clamp(min=1)
+        mean = torch.where(finite, scores, 0.0).sum(dim=1) / count
+        var = (torch.where(finite, scores - mean.unsqueeze(1), 0.0) ** 2).sum(dim=1) / count
+        lowest = torch.where(finite, scores, float("inf")).amin(dim=1)
+    std = var.sqrt().clamp(min=1e-8)
+    lowest_z = ((lowest - mean) / std).nan_to_num(posinf=0.0, neginf=0.0)
+    values = scores[rows, items]
+    return torch.where(torch.isfinite(values), (values - mean[rows]) / std[rows], lowest_z[rows])
 
 
 def _expand_entities(items: np.ndarray, item_entities: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -403,7 +413,7 @@ def build_features(
     activity = torch.from_numpy(np.log1p(np.diff(history.indptr)).astype(np.float32))[rows] - stats.log_mean_activity
     z_scores = {}
     if "sources" in groups or "activity" in groups:
-        z_scores = {s: _row_standardised(source_scores[s])[rows, items] for s in source_names}
+        z_scores = {s: _standardised_at(source_scores[s], rows, items) for s in source_names}
     if "sources" in groups:
         columns += [z_scores[s] for s in source_names]
     if "ranks" in groups:

@@ -287,6 +287,38 @@ class RankerScoring:
             return torch.zeros((0, self.history_.shape[1]), device=next(self.scorer_.parameters()).device)
         return torch.cat(parts)
 
+    def topk(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each prepared user's ``k`` best candidates by hybrid score, without ``[B, num_items]`` rows.
+
+        The same lists as ranking :meth:`score`'s rows with ``eval.ranking.iter_topk``
+        (history masked: history items are never candidates), up to the order of exact
+        ties; the top-k runs over each user's candidates only.
+
+        Args:
+            users: int64 internal user indices ``[B]``.
+            k: list length, >= 1.
+
+        Returns:
+            ``(items int64 [B, k], scores float32 [B, k])``; a user with fewer than ``k``
+            candidates gets ``-1`` / ``-inf`` at the end.
+        """
+        self._check_fitted()
+        self._check_prepared()
+        users = np.asarray(users, dtype=np.int64)
+        items_out = np.full((len(users), k), -1, dtype=np.int64)
+        scores_out = np.full((len(users), k), -np.inf, dtype=np.float32)
+        for start in range(0, len(users), self.batch_users):
+            scores, history, times = self._user_inputs(users[start : start + self.batch_users])
+            rows_in = self._source_rows(scores, history.shape[0])
+            times = self._check_times(times, history.shape)
+            candidates, rows, items, features = self._featurise(rows_in, history, times, None)
+            values = self.score_features(features).cpu()
+            top_items, top_scores = _segment_topk(rows, items, values, candidates.offsets, k)
+            stop = start + history.shape[0]
+            items_out[start:stop, : top_items.shape[1]] = top_items
+            scores_out[start:stop, : top_scores.shape[1]] = top_scores
+        return items_out, scores_out
+
     # -- explanation -----------------------------------------------------------------------
     def explain(
         self,
@@ -343,3 +375,23 @@ class RankerScoring:
         self._check_prepared()
         scores, history, times = self._user_inputs(np.array([int(user)], dtype=np.int64))
         return self.explain(scores, history, item, history_times=times)
+
+
+def _segment_topk(
+    rows: torch.Tensor, items: torch.Tensor, values: torch.Tensor, offsets: torch.Tensor, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``k`` largest ``values`` of its pairs: ``(items [B, <=k], scores [B, <=k])``, -1/-inf padded."""
+    num_rows = len(offsets) - 1
+    sizes = offsets[1:] - offsets[:-1]
+    width = int(sizes.max()) if num_rows else 0
+    if width == 0:
+        return np.full((num_rows, 0), -1, np.int64), np.full((num_rows, 0), -np.inf, np.float32)
+    column = torch.arange(len(rows)) - offsets[rows]
+    padded = torch.full((num_rows, width), float("-inf"))
+    padded_items = torch.full((num_rows, width), -1, dtype=torch.int64)
+    padded[rows, column] = values.float()
+    padded_items[rows, column] = items
+    top, where = padded.topk(min(k, width), dim=1)
+    top_items = padded_items.gather(1, where)
+    top_items = torch.where(torch.isfinite(top), top_items, -1)
+    return top_items.numpy(), top.numpy()
