@@ -15,6 +15,7 @@ outside the candidates are not recommendable. Every answer uses external ids.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
@@ -28,7 +29,7 @@ from graphrec.coldstart import NewItems, attribute_neighbours
 from graphrec.diversity import intra_list_diversity, mmr_rerank
 from graphrec.dot_scorer import DotScorer
 from graphrec.topk_workers import iter_topk_parallel, map_batches_parallel
-from training.base import Learner
+from training.base import GraphrecWarning, Learner
 
 __all__ = ["Recommender", "UnknownIdError"]
 
@@ -152,6 +153,10 @@ class Recommender:
         allowed = None if candidates is None else self.item_index(candidates)
         if allowed is not None and not len(allowed):
             raise ValueError("candidates is empty; pass None to rank the whole catalogue")
+        if allowed is not None:
+            pool = np.setdiff1d(allowed, banned) if banned is not None else np.unique(allowed)
+            if k > len(pool):
+                raise ValueError(f"k={k} is larger than the {len(pool)} candidate items left after exclude; pass k <= {len(pool)}")
         return banned, allowed
 
     def _apply(self, scores: torch.Tensor, banned, allowed) -> torch.Tensor:
@@ -249,12 +254,26 @@ class Recommender:
             unknown: ``"error"`` (raise :class:`UnknownIdError`) or ``"cold"`` (users
                 the model never saw get :meth:`recommend_new_user` with no items).
 
+        A repeated user id is answered once, at its first position (a
+        :class:`training.base.GraphrecWarning` says how many repeats were dropped).
+        A user for whom fewer than ``k`` items are recommendable (the sources'
+        candidates less seen and excluded items) gets a shorter list, and a
+        ``GraphrecWarning`` counts those users and the missing rows.
+
         Raises:
-            UnknownIdError, ValueError: unknown ids, empty ``user_ids``, bad ``k``.
+            UnknownIdError, ValueError: unknown ids, empty ``user_ids``, bad ``k``,
+                ``k`` above the number of ``candidates``.
         """
         ids = [str(u) for u in user_ids]
         if not ids:
             raise ValueError("user_ids is empty")
+        unique = list(dict.fromkeys(ids))
+        if len(unique) < len(ids):
+            warnings.warn(
+                f"{len(ids) - len(unique)} repeated user id(s) in user_ids; each user is answered once, in first-seen order",
+                GraphrecWarning, stacklevel=2,
+            )
+            ids = unique
         if unknown not in ("error", "cold"):
             raise ValueError(f"unknown must be 'error' or 'cold', got {unknown!r}")
         known = self._user_index.get_indexer(np.asarray(ids, dtype=object))
@@ -272,9 +291,17 @@ class Recommender:
             frames.append(self.recommend_new_user([], k=k, **options).assign(user=ids[position]))
         order = {user: i for i, user in enumerate(ids)}
         out = pd.concat(frames, ignore_index=True)
-        return out.sort_values(["user", "rank"], key=lambda c: c.map(order) if c.name == "user" else c).reset_index(
+        out = out.sort_values(["user", "rank"], key=lambda c: c.map(order) if c.name == "user" else c).reset_index(
             drop=True
         )
+        rows = out["user"].value_counts().reindex(ids, fill_value=0).to_numpy()
+        if (rows < k).any():
+            warnings.warn(
+                f"{int((rows < k).sum())} of {len(ids)} user(s) got fewer than k={k} items ({int((k - rows).sum())} rows "
+                "short): fewer items are recommendable to them (the sources' candidates less seen and excluded items)",
+                GraphrecWarning, stacklevel=2,
+            )
+        return out
 
     def recommend_new_user(
         self,

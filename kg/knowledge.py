@@ -7,8 +7,8 @@ that item node and every other endpoint is an entity node; without one, an
 endpoint equal to a catalogue item id is that item. A link row naming an item
 that is not in the catalogue, or an entity that is not in the KG, references
 nothing and is refused ("unknown item id", "unknown entity id"), as is an entity
-linked to two items; so is a triple that no chain of triples connects to an item
-("triple not connected to any item"). Social edges are two user-id
+linked to two items. Triples that no chain of triples connects to an item are
+kept and counted in the report. Social edges are two user-id
 columns (``user_id, friend_id`` or the first two).
 """
 
@@ -219,12 +219,12 @@ def read_kg_edges(
     encoding: str = "utf-8",
     batch_rows: int = 1_000_000,
 ) -> tuple[KgEdges, dict]:
-    """Read the KG (and its link file), type endpoints, refuse unreachable triples, apply filters.
+    """Read the KG (and its link file), type endpoints, count unreachable triples, apply filters.
 
     A triple whose connected part of the KG holds no item (no chain of triples
-    leads from it to an item node) references nothing the recommender knows:
-    it is refused ("triple not connected to any item"). Triples of items
-    removed by a filter are dropped and counted.
+    leads from it to an item node) cannot inform any item: it is kept but
+    counted (``not_connected_to_items``; a sampled KG has some). Triples of
+    items removed by a filter are dropped and counted.
 
     Args:
         path: the KG file.
@@ -236,33 +236,16 @@ def read_kg_edges(
 
     Returns:
         ``(edges, report)``; the report counts triples read, removed with
-        filtered items, touching an item, and linked items.
+        filtered items, touching an item, not connected to any item, and linked items.
     """
     read = dict(rejections=rejections, encoding=encoding, batch_rows=batch_rows)
-    triples, chunk = read_kg(path, **read)
+    triples, _ = read_kg(path, **read)
     link_entity, link_item = None, None
     if link_path is not None:
         kg_ids = pc.unique(pa.concat_arrays([triples["head"], triples["tail"]]))
         link_entity, link_item = read_link(link_path, items=items, kg_ids=kg_ids, **read)
     ends = [type_endpoints(triples[end], items=items, link_entity=link_entity, link_item=link_item) for end in ("head", "tail")]
-    stranded = _without_item(ends, num_items=len(items))
-    if stranded.any():
-        mask = pa.array(stranded)
-        shown = [
-            f"{h} {r} {t}"
-            for h, r, t in zip(*(triples[c].filter(mask).slice(0, 3).to_pylist() for c in ("head", "relation", "tail")))
-        ]
-        rejections.reject(
-            path=path,
-            reason="triple not connected to any item",
-            expected="a triple that links, directly or through other triples, to an item of the log or item table "
-            "(check the ids and the link file)",
-            lines=chunk.lines[stranded],
-            values=shown,
-        )
-        keep = pa.array(~stranded)
-        triples = {name: ids.filter(keep) for name, ids in triples.items()}
-        ends = [Endpoints(e.node_type[~stranded], e.item[~stranded], e.entity.filter(keep)) for e in ends]
+    stranded = int(_without_item(ends, num_items=len(items)).sum())
     for end in ends:
         end.item = np.where(end.item >= 0, item_map[np.maximum(end.item, 0)], -1)
     # Items removed by a filter take their triples with them.
@@ -274,6 +257,7 @@ def read_kg_edges(
         "triples_read": len(alive),
         "removed_with_filtered_items": int((~alive).sum()),
         "item_endpoints": int(touches_item[alive].sum()),
+        "not_connected_to_items": stranded,
     }
     if link_item is not None:
         report["linked_items"] = int(len(unique_sorted(link_item)))
