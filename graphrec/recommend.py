@@ -98,6 +98,14 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
         users = np.arange(len(recommender.user_ids), dtype=np.int64)
     else:
         ids = read_ids(Path(args.users), header="user")
+        unique = list(dict.fromkeys(ids))
+        if len(unique) < len(ids):
+            print(
+                f"graphrec.recommend: note: {args.users}: {len(ids) - len(unique):,} repeated user id(s); "
+                "each user is answered once, in first-seen order",
+                file=sys.stderr,
+            )
+            ids = unique
         known = pd.Index(recommender.user_ids).get_indexer(ids)
         cold = [i for i, k in zip(ids, known) if k < 0]
         if cold and args.unknown == "error":
@@ -140,6 +148,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     seconds = time.perf_counter() - started
     print(f"wrote {rows:,} rows for {users:,} users to {args.out} in {seconds:.1f} s")
+    if rows < users * args.k:
+        print(
+            f"graphrec.recommend: note: {users * args.k - rows:,} rows short of --k {args.k} per user: some users have "
+            "fewer than k recommendable items (the sources' candidates less seen and excluded items)",
+            file=sys.stderr,
+        )
     return 0
 
 
