@@ -149,7 +149,12 @@ def run(args: argparse.Namespace, log=print) -> Path:
         shutil.rmtree(work_dir, ignore_errors=True)
     log("")
     log(report)
-    log(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
+    seconds = time.perf_counter() - started
+    if pipeline.work.previous_seconds:  # a resumed run: count the runs before it too
+        total = seconds + pipeline.work.previous_seconds
+        log(f"wrote {args.out} in {total:.0f} s over all runs ({seconds:.0f} s in this one, after --resume)")
+    else:
+        log(f"wrote {args.out} in {seconds:.0f} s")
     log(f"report: {args.out / 'report' / 'report.md'} (plots beside it)")
     return args.out
 

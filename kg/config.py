@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import os
-import tomllib
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, published as tomli (a dependency there, see setup.cfg)
+    import tomli as tomllib
 
 __all__ = ["FORMATS", "SPLITS", "BuildConfig", "PATH_FIELDS", "coerce_field", "read_config_file"]
 

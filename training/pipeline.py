@@ -204,14 +204,16 @@ class Pipeline:
             resumed = self.work.done(stage)
             if not resumed:
                 self.log(f"[{stage}] stage {number}/{len(self.stages)} started")
+                self.work.begin(stage)
             start = time.perf_counter()
             getattr(self, f"_stage_{stage}")()
             if resumed:
                 self.log(f"[{stage}] restored from {self.work.path}")
             else:
                 seconds = time.perf_counter() - start
-                self.work.mark_done(stage, seconds)
-                self.log(f"[{stage}] done in {seconds:.1f} s")
+                total = self.work.mark_done(stage, seconds)
+                earlier = f" ({total:.1f} s with the run(s) before --resume)" if total > seconds + 0.05 else ""
+                self.log(f"[{stage}] done in {seconds:.1f} s{earlier}")
         evaluation = self.work.load_json("evaluation.json") if self.work.done("evaluate") else {}
         return PipelineResult(
             config=self.config,

@@ -2,7 +2,8 @@
 
 Layout (all written atomically; nothing is pickled)::
 
-    state.json                  config, graph fingerprint, stages done, timings, notes
+    state.json                  config, graph fingerprint, stages done, timings (wall seconds per
+                                stage, summed over the runs that worked on it), notes
     fit/<source>/               each source fitted on train (ranker fitting phase)
     final/<source>/             each source refitted on train + valid
     gnn-checkpoints/<phase>/    per-epoch GNN checkpoints (resume mid-stage)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -76,6 +78,7 @@ class WorkDir:
                     "rerun without --resume to start afresh"
                 )
             self.state = state
+            self._close_interrupted_stage()
         else:
             if self.path.exists():
                 if any(self.path.iterdir()) and not state_path.is_file():
@@ -85,7 +88,24 @@ class WorkDir:
                 discard(self.path)
             self.state = {"graph": graph_fingerprint, "config": self.config, "done": [], "timings": {}, "notes": {}}
         self.path.mkdir(parents=True, exist_ok=True)
+        # Wall seconds that earlier runs of this work directory spent (0 for a fresh run).
+        self.previous_seconds = sum(self.state["timings"].values()) + sum(self.state.get("interrupted", {}).values())
         self.save()
+
+    def _close_interrupted_stage(self) -> None:
+        """Credit a stage that an earlier run began but never finished with the time it kept.
+
+        The earlier run may have been killed, so it could not record its own time: the
+        stage is credited from its start to the last file written in the work directory
+        (its last checkpoint), which is the part of its work that ``--resume`` keeps.
+        """
+        running = self.state.pop("running", None)
+        if not running:
+            return
+        last = max((p.stat().st_mtime for p in self.path.rglob("*") if p.is_file()), default=running["since"])
+        interrupted = self.state.setdefault("interrupted", {})
+        stage = running["stage"]
+        interrupted[stage] = round(interrupted.get(stage, 0.0) + max(0.0, last - running["since"]), 3)
 
     # -- bookkeeping ---------------------------------------------------------------------
     def save(self) -> None:
@@ -95,11 +115,20 @@ class WorkDir:
     def done(self, stage: str) -> bool:
         return stage in self.state["done"]
 
-    def mark_done(self, stage: str, seconds: float) -> None:
+    def begin(self, stage: str) -> None:
+        """Record that ``stage`` starts now (so a resumed run can credit the time it kept)."""
+        self.state["running"] = {"stage": stage, "since": time.time()}
+        self.save()
+
+    def mark_done(self, stage: str, seconds: float) -> float:
+        """Record ``stage`` as finished after ``seconds`` in this run; returns its total over all runs."""
         if stage not in self.state["done"]:
             self.state["done"].append(stage)
-        self.state["timings"][stage] = round(float(seconds), 3)
+        total = float(seconds) + self.state.get("interrupted", {}).pop(stage, 0.0)
+        self.state["timings"][stage] = round(total, 3)
+        self.state.pop("running", None)
         self.save()
+        return total
 
     def note(self, key: str, value: Any) -> None:
         self.state["notes"][key] = to_jsonable(value)

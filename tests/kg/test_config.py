@@ -68,3 +68,26 @@ def test_not_a_mapping_and_bad_syntax(tmp_path):
     (tmp_path / "x.ini").write_text("")
     with pytest.raises(ValueError, match="must end in .yaml, .yml or .toml"):
         BuildConfig.from_file(tmp_path / "x.ini")
+
+
+def test_python_3_10_reads_toml_with_tomli(tmp_path, monkeypatch):
+    """On Python 3.10 (no tomllib) kg.config falls back to tomli, the same parser (setup.cfg installs it there)."""
+    import importlib.util
+    import sys
+
+    import kg.config
+
+    pytest.importorskip("tomli", reason="tomli is the Python 3.10 TOML parser (pip install tomli)")
+    monkeypatch.setattr(sys, "version_info", (3, 10, 13, "final", 0))
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # what 3.10 lacks: importing it now fails
+    spec = importlib.util.spec_from_file_location("kg_config_on_310", kg.config.__file__)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)  # a separate module object: kg.config itself is untouched
+    assert module.tomllib.__name__ == "tomli"
+    (tmp_path / "b.toml").write_text('interactions = "a.csv"\nk-core = 3\n[event_weights]\nview = 1\n')
+    config = module.BuildConfig.from_file(tmp_path / "b.toml")
+    assert (config.k_core, dict(config.event_weights)) == (3, {"view": 1.0})
+    (tmp_path / "bad.toml").write_text("k_core = \n")
+    with pytest.raises(ValueError, match="bad.toml: not valid TOML"):
+        module.BuildConfig.from_file(tmp_path / "bad.toml")
