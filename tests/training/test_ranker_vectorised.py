@@ -141,3 +141,45 @@ def test_batch_rows_are_independent(random_case):
         lo, hi = int(together.offsets[user]), int(together.offsets[user + 1])
         assert torch.equal(alone.items, together.items[lo:hi])
         np.testing.assert_allclose(row_matrix.numpy(), matrix[lo:hi].numpy(), atol=1e-6)
+
+
+def test_inner_validator_equals_full_ranking_evaluate():
+    """The ranker's early-stopping NDCG on candidate pairs equals eval.evaluate on dense rows."""
+    import scipy.sparse as sp
+
+    from eval import evaluate
+    from training.ranker.fitting import CandidateLists, inner_validator
+
+    rng = np.random.default_rng(0)
+    num_users, num_items = 50, 300
+    history = sp.random(num_users, num_items, density=0.05, random_state=1, format="csr")
+    labels = sp.random(num_users, num_items, density=0.03, random_state=2, format="csr")
+    labels = sp.csr_matrix(labels - labels.multiply(history))
+    labels.eliminate_zeros()
+    users = np.flatnonzero(np.diff(labels.indptr) > 0)
+    items, targets, sizes = [], [], []
+    for user in users:
+        pool = np.setdiff1d(np.arange(num_items), history[user].indices)
+        chosen = np.sort(rng.choice(pool, int(rng.integers(5, 60)), replace=False))
+        items.append(chosen)
+        targets.append(np.isin(chosen, labels[user].indices).astype(np.float32))
+        sizes.append(len(chosen))
+    offsets = torch.zeros(len(users) + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(torch.tensor(sizes), 0)
+    lists = CandidateLists(
+        users=users, items=torch.from_numpy(np.concatenate(items)), features=torch.randn(int(offsets[-1]), 4),
+        labels=torch.from_numpy(np.concatenate(targets)), offsets=offsets,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    scorer = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Flatten(0))
+    ours = inner_validator(lists, history, labels, k=20, device=torch.device("cpu"))(scorer)
+    rows = torch.repeat_interleave(torch.arange(len(users)), offsets[1:] - offsets[:-1])
+    dense = torch.full((len(users), num_items), float("-inf"))
+    with torch.no_grad():
+        dense[rows, lists.items] = scorer(lists.features)
+    full = evaluate(
+        lambda b: dense[torch.as_tensor(b)], train=history[users], test=labels[users], item_ids=np.arange(num_items),
+        k=20,
+    )  # fmt: skip
+    assert ours > 0
+    assert ours == pytest.approx(full.metrics["ndcg"], rel=1e-9)

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["Candidates", "candidate_recall", "generate_candidates", "history_mask", "top_n_ranks"]
+__all__ = ["Candidates", "candidate_recall", "generate_candidates", "history_mask", "segment_topk", "top_n_ranks"]
 
 
 @dataclass(frozen=True)
@@ -130,3 +130,34 @@ def candidate_recall(candidates: Candidates, labels: sp.csr_matrix) -> dict[str,
         union |= rank[rows_t, items_t] > 0
     found["union"] = int(union.sum())
     return {name: (hits, total) for name, hits in found.items()}
+
+
+def segment_topk(
+    rows: torch.Tensor, values: torch.Tensor, offsets: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, its ``k`` largest values among its own pairs (CPU).
+
+    Args:
+        rows: int64 ``[P]``, non-decreasing; row ``b`` owns pairs ``offsets[b]:offsets[b + 1]``.
+        values: float ``[P]``.
+        offsets: int64 ``[B + 1]``.
+        k: how many per row.
+
+    Returns:
+        ``(positions int64 [B, k], scores float32 [B, k])``: indices into the pairs, best
+        first, ``-1`` / ``-inf`` where a row has fewer than ``k`` finite values.
+    """
+    num_rows = len(offsets) - 1
+    width = int((offsets[1:] - offsets[:-1]).max()) if num_rows else 0
+    positions = torch.full((num_rows, k), -1, dtype=torch.int64)
+    scores = torch.full((num_rows, k), float("-inf"))
+    if width == 0:
+        return positions, scores
+    column = torch.arange(len(rows)) - offsets[rows]
+    padded = torch.full((num_rows, width), float("-inf"))
+    padded[rows, column] = values.float().cpu()
+    top, where = padded.topk(min(k, width), dim=1)
+    finite = torch.isfinite(top)
+    positions[:, : top.shape[1]] = torch.where(finite, offsets[:-1].unsqueeze(1) + where, -1)
+    scores[:, : top.shape[1]] = top
+    return positions, scores

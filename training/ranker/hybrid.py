@@ -7,7 +7,7 @@ features of :mod:`training.ranker.features`, fitted on held-out (validation)
 interactions: the sources are fitted on the rest of train, the ranker learns
 which of them to trust for which user and item.
 
-Typical use (PROTOCOL.md's validation split)::
+Typical use (docs/PROTOCOL.md's validation split)::
 
     ranker = HybridRanker(candidates_per_source=100)
     ranker.prepare(graph, graph.matrix("train", weighted=True),
@@ -239,7 +239,7 @@ class HybridRanker(RankerScoring):
         self.feature_std_ = torch.where(std > 1e-6, std, torch.ones_like(std))
         # A constant feature (a group without data: no text, KG or timestamps) carries nothing.
         diagnostics["constant_features"] = [n for n, c in zip(self.feature_names_, (std <= 1e-6).tolist()) if c]
-        # Tail positives weigh tail_weight in the listwise target (PROTOCOL.md's tail, history counts).
+        # Tail positives weigh tail_weight in the listwise target (docs/PROTOCOL.md's tail, history counts).
         weights = torch.where(self.stats_.tail[lists.items] > 0, float(self.tail_weight), 1.0)
         lists = CandidateLists(
             users=lists.users, items=lists.items, features=self._normalise(lists.features),
@@ -283,7 +283,7 @@ class HybridRanker(RankerScoring):
         validate = None
         if n_valid:
             validate = inner_validator(
-                inner_valid, self.history_, labels, item_ids=self.item_ids_, k=self.valid_k, device=device
+                inner_valid, self.history_, labels, k=self.valid_k, device=device
             )
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)

@@ -25,7 +25,7 @@ import torch
 
 from kg.graph import Graph
 from training.base import GraphrecWarning, NotFittedError, as_user_items
-from training.ranker.candidates import Candidates, generate_candidates, history_mask
+from training.ranker.candidates import Candidates, generate_candidates, history_mask, segment_topk
 from training.ranker.context import RankerContext, Scorer
 from training.ranker.explain import occlusion
 from training.ranker.features import ItemStats, build_features, feature_groups
@@ -313,7 +313,9 @@ class RankerScoring:
             times = self._check_times(times, history.shape)
             candidates, rows, items, features = self._featurise(rows_in, history, times, None)
             values = self.score_features(features).cpu()
-            top_items, top_scores = _segment_topk(rows, items, values, candidates.offsets, k)
+            where, top_scores = segment_topk(rows, values, candidates.offsets, k)
+            top_items = torch.where(where >= 0, items[where.clamp(min=0)], -1).numpy()
+            top_scores = top_scores.numpy()
             stop = start + history.shape[0]
             items_out[start:stop, : top_items.shape[1]] = top_items
             scores_out[start:stop, : top_scores.shape[1]] = top_scores
@@ -376,22 +378,3 @@ class RankerScoring:
         scores, history, times = self._user_inputs(np.array([int(user)], dtype=np.int64))
         return self.explain(scores, history, item, history_times=times)
 
-
-def _segment_topk(
-    rows: torch.Tensor, items: torch.Tensor, values: torch.Tensor, offsets: torch.Tensor, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the ``k`` largest ``values`` of its pairs: ``(items [B, <=k], scores [B, <=k])``, -1/-inf padded."""
-    num_rows = len(offsets) - 1
-    sizes = offsets[1:] - offsets[:-1]
-    width = int(sizes.max()) if num_rows else 0
-    if width == 0:
-        return np.full((num_rows, 0), -1, np.int64), np.full((num_rows, 0), -np.inf, np.float32)
-    column = torch.arange(len(rows)) - offsets[rows]
-    padded = torch.full((num_rows, width), float("-inf"))
-    padded_items = torch.full((num_rows, width), -1, dtype=torch.int64)
-    padded[rows, column] = values.float()
-    padded_items[rows, column] = items
-    top, where = padded.topk(min(k, width), dim=1)
-    top_items = padded_items.gather(1, where)
-    top_items = torch.where(torch.isfinite(top), top_items, -1)
-    return top_items.numpy(), top.numpy()
