@@ -6,7 +6,7 @@
    the user "has touched" and is folded in without retraining
    (``Recommender.score_new_users``: every source folds the rows in, the hybrid
    ranker fuses them); the second half is the truth.
-3. Full ranking over the catalogue with the folded-in items masked (PROTOCOL.md
+3. Full ranking over the catalogue with the folded-in items masked (docs/PROTOCOL.md
    metrics via ``eval.evaluate``), next to MostPop and ALS's own fold-in
    (``recalculate_user``) on the same rows.
 

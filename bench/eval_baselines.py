@@ -1,4 +1,4 @@
-"""Training-free baselines (MostPop, Random) on a built graph's test split, PROTOCOL.md figures.
+"""Training-free baselines (MostPop, Random) on a built graph's test split, docs/PROTOCOL.md figures.
 
     python -m graphrec.build --format recbole --interactions ../shared/data/ml-100k/ml-100k.inter \
         --split random --seed 2026 --out /tmp/ml100k
@@ -43,14 +43,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     graph = load_graph(args.graph)
-    train = graph.matrix("train", "valid")  # PROTOCOL.md: "train" when scoring test
+    train = graph.matrix("train", "valid")  # docs/PROTOCOL.md: "train" when scoring test
     test = graph.matrix("test")
     item_ids = graph.item_ids
     baselines = {
         "MostPop": MostPop().fit(train, item_ids=item_ids),
         f"Random (seed {args.seed})": RandomScorer(args.seed).fit(train),
     }
-    # PROTOCOL.md: sparse users have <= 5 train items, "or the lowest quintile, stated" where
+    # docs/PROTOCOL.md: sparse users have <= 5 train items, "or the lowest quintile, stated" where
     # no user is that sparse (ml-100k keeps only users with 20+ ratings).
     sparse_max = args.sparse_max_train
     if sparse_max is None:

@@ -7,7 +7,7 @@
 Every learner runs with its defaults (only ``init`` differs) as the training
 pipeline runs it: fit on train with early stopping on valid NDCG@20, then refit
 on train + valid for the best epoch count; scored on test with train + valid
-masked (PROTOCOL.md). Item and entity features come from ``training.text``
+masked (docs/PROTOCOL.md). Item and entity features come from ``training.text``
 (the packaged all-MiniLM-L6-v2, not fine-tuned). Prints a markdown table and
 writes it to bench/results/gnn_quality[_NAME].md.
 """

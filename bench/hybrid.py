@@ -1,7 +1,7 @@
 """The hybrid against each of its sources, from trained model artifacts (one training run each).
 
 Every figure comes from the manifest that ``python -m graphrec.train`` wrote: all
-sources and the hybrid were fitted and evaluated in that one run (PROTOCOL.md: the
+sources and the hybrid were fitted and evaluated in that one run (docs/PROTOCOL.md: the
 sources on train, the ranker on valid, the sources refitted on train + valid, test
 touched only by the evaluation). Writes ``bench/results/hybrid.md``::
 

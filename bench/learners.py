@@ -1,6 +1,6 @@
 """One table per data set of every learner alone (issue: learners), MostPop as the floor.
 
-Rows come from two measured sources, both under PROTOCOL.md on the same graph:
+Rows come from two measured sources, both under docs/PROTOCOL.md on the same graph:
 
 * the training run's manifest (``python -m graphrec.train``; ALS, item-KNN, EASE, the
   configured GNN and MostPop, each fitted on train + valid after tuning on valid);

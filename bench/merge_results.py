@@ -37,7 +37,7 @@ Every table below was produced by the command printed with it; the scripts live 
 `bench/` and write their section to `bench/results/`, from which this file is
 assembled by `python bench/merge_results.py`. CPU figures come from a shared 2-core
 machine: absolute times are noisy, so compare the ratios measured side by side in
-one run. Quality figures follow `PROTOCOL.md` (full ranking, train items masked, K = 20).
+one run. Quality figures follow `docs/PROTOCOL.md` (full ranking, train items masked, K = 20).
 """
 
 

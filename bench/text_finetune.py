@@ -15,7 +15,7 @@ comes from data it did not see, so the figures measure generalisation:
 
 Item-item Recall@K comes from ``eval.evaluate`` with items as the "users" (scorer =
 cosine, the item itself masked). The user-level rows run :class:`TextLearner` on
-the test split (PROTOCOL.md) with the base and the fine-tuned encoder. Prints a
+the test split (docs/PROTOCOL.md) with the base and the fine-tuned encoder. Prints a
 markdown table and writes bench/results/text_finetune.md.
 """
 
@@ -179,7 +179,7 @@ def main(argv=None) -> int:
         )
     lines += [
         "",
-        "Users (test split, PROTOCOL.md): TextLearner fitted on train + valid with the base encoder and with the "
+        "Users (test split, docs/PROTOCOL.md): TextLearner fitted on train + valid with the base encoder and with the "
         "encoder fine-tuned on train + valid (the test-split run above).",
         "",
         f"| model | Recall@{k} | NDCG@{k} | TailRecall@{k} | Coverage@{k} |",

@@ -6,7 +6,7 @@ For each graph artifact (built by ``python -m graphrec.build``):
    (binary, and weighted too when the graph's weights are not all equal) and
    scored on the ``valid`` split with train masked; the best NDCG@20 wins;
 2. the winner is refitted on train+valid and evaluated once on ``test`` with
-   train+valid masked (PROTOCOL.md), next to MostPop; fit wall seconds are timed
+   train+valid masked (docs/PROTOCOL.md), next to MostPop; fit wall seconds are timed
    in the same run and quoted as ratios to ALS's.
 
 Writes ``bench/results/tune_cf.md`` (the tables and the command) and
@@ -120,7 +120,7 @@ def tune(graph: Graph, search: Search, log) -> dict[str, Any]:
 
 
 def graph_sparse_threshold(graph: Graph) -> int:
-    """PROTOCOL.md's sparse users on the test split (train + valid counts)."""
+    """docs/PROTOCOL.md's sparse users on the test split (train + valid counts)."""
     return sparse_threshold(graph.matrix("train", "valid"), graph.matrix("test"))
 
 

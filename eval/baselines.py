@@ -34,7 +34,7 @@ class MostPop:
     ``user_items`` (values are ignored, so weights do not inflate it). Scores are
     ranks, not counts: the most popular item scores ``num_items``, the next
     ``num_items - 1`` and so on, so the order is strict and ties never depend on
-    ``torch.topk``. Ties in count are broken as PROTOCOL.md breaks them for the
+    ``torch.topk``. Ties in count are broken as docs/PROTOCOL.md breaks them for the
     head/tail split when ``item_ids`` are given, else by internal index.
     """
 

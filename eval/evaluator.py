@@ -1,4 +1,4 @@
-"""The full-ranking evaluator of PROTOCOL.md: ranked lists in, metrics out.
+"""The full-ranking evaluator of docs/PROTOCOL.md: ranked lists in, metrics out.
 
 :func:`evaluate` ranks every item for every evaluated user (or takes lists
 already ranked), turns the lists into hit matrices batch by batch, and reduces
@@ -173,12 +173,12 @@ def _resolve_users(users, test: sp.csr_matrix) -> np.ndarray:
     _, counts = np.unique(users, return_counts=True)
     if (counts > 1).any():
         raise ValueError(f"users lists {int((counts > 1).sum())} user indices more than once; each user counts once")
-    # PROTOCOL.md: users with no test items are skipped.
+    # docs/PROTOCOL.md: users with no test items are skipped.
     return users[has_test[users]]
 
 
 def sparse_threshold(train: sp.csr_matrix, test: sp.csr_matrix, max_train: int = 5) -> int:
-    """PROTOCOL.md's sparse-user threshold: ``max_train`` train items, or the lowest quintile.
+    """docs/PROTOCOL.md's sparse-user threshold: ``max_train`` train items, or the lowest quintile.
 
     Where no user with a test item has at most ``max_train`` train items (ml-100k keeps
     only users with 20+ ratings), the threshold is the 20th percentile of those users'
@@ -204,7 +204,7 @@ def evaluate(
     show_progress: bool = False,
     progress_label: str = "evaluate",
 ) -> EvalResult:
-    """Evaluate ranked lists under PROTOCOL.md (full ranking, train items masked).
+    """Evaluate ranked lists under docs/PROTOCOL.md (full ranking, train items masked).
 
     Args:
         source: a scorer ``scorer(users int64 [B]) -> [B, num_items]`` (numpy or
@@ -214,7 +214,7 @@ def evaluate(
             lists score as short lists; evaluated users the table lacks score as
             empty lists; train items in it are not removed but counted
             (``EvalResult.n_train_listed``).
-        train: users x items CSR whose stored entries are PROTOCOL.md's "train":
+        train: users x items CSR whose stored entries are docs/PROTOCOL.md's "train":
             masked from the lists and, counted per item, the popularity behind
             the head/tail split and the deciles.
         test: users x items CSR of held-out items, same shape.

@@ -1,4 +1,4 @@
-"""Head/tail split and popularity deciles, independent of internal indices (PROTOCOL.md).
+"""Head/tail split and popularity deciles, independent of internal indices (docs/PROTOCOL.md).
 
 Items are ordered by train interaction count, descending; ties are broken by the
 item's external id, ascending: numeric order when every id parses as an integer,
@@ -83,7 +83,7 @@ def head_size(n_items: int) -> int:
 
 
 def head_tail(train_counts: np.ndarray, item_ids: Sequence) -> np.ndarray:
-    """Which items form the head (PROTOCOL.md).
+    """Which items form the head (docs/PROTOCOL.md).
 
     Args:
         train_counts: train interactions per item, ``[n_items]``; ``n_items`` is the

@@ -1,4 +1,4 @@
-"""The metrics of PROTOCOL.md as pure functions over plain arrays.
+"""The metrics of docs/PROTOCOL.md as pure functions over plain arrays.
 
 This module is the one place in the project where a metric is defined. The
 evaluator turns ranked lists into *hit matrices* and calls these functions;

@@ -70,7 +70,7 @@ def _fmt(value: float) -> str:
 
 @dataclass
 class EvalResult:
-    """Metrics of one evaluation (PROTOCOL.md).
+    """Metrics of one evaluation (docs/PROTOCOL.md).
 
     Attributes:
         metrics: ``recall``, ``ndcg``, ``precision``, ``hit_rate``, ``mrr``, ``map``,
@@ -89,7 +89,7 @@ class EvalResult:
         rec_counts: int64 ``[n_items]``, how often each item was recommended.
         train_counts: int64 ``[n_items]``, train interactions per item (popularity).
         popularity_order: int64 ``[n_items]``, item indices most popular first
-            (PROTOCOL.md tie-break); the head is its first ``head_size`` entries.
+            (docs/PROTOCOL.md tie-break); the head is its first ``head_size`` entries.
         head_size: ``ceil(0.2 * n_items)``.
         n_tail_users: users behind ``tail_recall``.
         n_short_lists: users whose list held fewer than ``k`` items.

@@ -1,6 +1,6 @@
 """The model artifact: everything needed to serve, evaluate and export a trained model.
 
-Layout (DESIGN.md; no pickle anywhere)::
+Layout (docs/DESIGN.md; no pickle anywhere)::
 
     manifest.json          format "graphrec.model", version, resolved config, library
                            versions, counts, sources, metrics (valid/test), timings,

@@ -1,4 +1,4 @@
-"""``python -m graphrec.evaluate``: PROTOCOL.md metrics for a model or a recommendations file.
+"""``python -m graphrec.evaluate``: docs/PROTOCOL.md metrics for a model or a recommendations file.
 
 Usage::
 
@@ -38,7 +38,7 @@ _SPLITS = {"test": (("train", "valid"), "test"), "valid": (("train",), "valid")}
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m graphrec.evaluate",
-        description="Evaluate a model or a recommendations file on a graph split (PROTOCOL.md: full ranking, "
+        description="Evaluate a model or a recommendations file on a graph split (docs/PROTOCOL.md: full ranking, "
         "train items masked, Recall/NDCG/Precision/HitRate/MRR/MAP, long-tail metrics).",
     )
     parser.add_argument(
@@ -116,7 +116,7 @@ def _recommendations(
         notes.append(f"{report.rows_beyond_k} rows ranked after the first {args.k} of their user were not evaluated.")
     no_test = int((np.diff(test.indptr)[lists.users] == 0).sum())
     if no_test:
-        notes.append(f"{no_test} users in the file have no {args.split} items and were skipped (PROTOCOL.md).")
+        notes.append(f"{no_test} users in the file have no {args.split} items and were skipped (docs/PROTOCOL.md).")
     return lists, notes, {"recommendations": str(path), **report.to_dict(), "users_without_test_items": no_test}
 
 

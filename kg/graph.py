@@ -12,7 +12,7 @@ Tables (pandas DataFrames; Parquet files in the artifact):
     weight), ``count`` int32 (raw events collapsed into the pair),
     ``timestamp`` float64 (latest event, unix seconds; NaN when the log has
     none), ``split`` int8 (:data:`SPLIT_CODES`: 0 train, 1 valid, 2 test).
-    "valid" is carved from train; PROTOCOL.md's "train" when evaluating on test
+    "valid" is carved from train; docs/PROTOCOL.md's "train" when evaluating on test
     is ``("train", "valid")``.
 ``triples`` typed knowledge edges
     ``head`` int32, ``head_type`` int8, ``relation`` int16, ``tail`` int32,
@@ -288,7 +288,7 @@ class Graph:
 
         Args:
             *splits: any of ``"train"``, ``"valid"``, ``"test"``; e.g.
-                ``graph.matrix("train", "valid")`` is PROTOCOL.md's train when
+                ``graph.matrix("train", "valid")`` is docs/PROTOCOL.md's train when
                 evaluating on test.
             weighted: values are the aggregated event weights instead of 1.
 

@@ -2,7 +2,7 @@
 
 Internal indices are deterministic and independent of row order: nodes of a
 kind are sorted by external id, in numeric order when every id of that kind is
-an integer and in string (code point) order otherwise, the rule PROTOCOL.md
+an integer and in string (code point) order otherwise, the rule docs/PROTOCOL.md
 uses for its tail tie break. Ids that are equal as integers but spelled
 differently (``"7"``, ``"007"``) stay distinct and are ordered by spelling.
 

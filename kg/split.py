@@ -1,4 +1,4 @@
-"""Train / validation / test splits of deduplicated pairs (PROTOCOL.md).
+"""Train / validation / test splits of deduplicated pairs (docs/PROTOCOL.md).
 
 Methods, all vectorised (one Arrow multi-key sort; no loop over users):
 
@@ -68,7 +68,7 @@ def _beyond_first(user: np.ndarray, order: np.ndarray, keep_fraction: float) -> 
     index = np.int32 if n < np.iinfo(np.int32).max else np.int64
     position = np.arange(n, dtype=index)
     position -= np.repeat(starts.astype(index), sizes)
-    # Float ceil exactly as PROTOCOL.md writes it: ceil(0.8 * n).
+    # Float ceil exactly as docs/PROTOCOL.md writes it: ceil(0.8 * n).
     kept = np.ceil(keep_fraction * sizes.astype(np.float64)).astype(index)
     out = np.empty(n, dtype=bool)
     out[order] = position >= np.repeat(kept, sizes)

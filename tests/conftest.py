@@ -45,7 +45,7 @@ def make_structured_graph(
         items.extend(chosen.tolist())
     users = np.array(users)
     items = np.array(items)
-    # Per-user 80/20 split, then 20% of train to valid (PROTOCOL.md shape).
+    # Per-user 80/20 split, then 20% of train to valid (docs/PROTOCOL.md shape).
     split = np.zeros(len(users), np.int8)
     for u in range(num_users):
         rows = np.flatnonzero(users == u)

@@ -1,4 +1,4 @@
-"""DESIGN.md's one-way import rule, checked by walking every module's imports (ast)."""
+"""docs/DESIGN.md's one-way import rule, checked by walking every module's imports (ast)."""
 
 from __future__ import annotations
 

@@ -224,7 +224,7 @@ class RankerConfig(Section):
 
 @dataclass(frozen=True)
 class EvalConfig(Section):
-    """Evaluation (PROTOCOL.md) of every source and the hybrid."""
+    """Evaluation (docs/PROTOCOL.md) of every source and the hybrid."""
 
     PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ()
     k: int = _doc("the cut-off K", 20)

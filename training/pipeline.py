@@ -4,7 +4,7 @@ Stages (:data:`training.config.STAGES`) run in order; each one's result is
 checkpointed in a :class:`~training.workdir.WorkDir`, so an interrupted run resumes
 at the stage (and, for the GNN, the epoch) where it stopped.
 
-Two phases follow PROTOCOL.md:
+Two phases follow docs/PROTOCOL.md:
 
 * **fit**: every source learns from ``train`` (validation held out; the GNN stops
   early on it), then the hybrid ranker learns from the held-out ``valid``

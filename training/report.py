@@ -100,7 +100,7 @@ def format_report(
     lines.append("")
     test = metrics.get("test", {})
     if test:
-        lines += [f"## Test (K = {k}, train + valid masked, PROTOCOL.md)", ""]
+        lines += [f"## Test (K = {k}, train + valid masked, docs/PROTOCOL.md)", ""]
         order = [n for n in test if n != "hybrid"] + (["hybrid"] if "hybrid" in test else [])
         lines.append(metrics_table([(name, test[name]) for name in order], k))
         lines.append("")

@@ -1,4 +1,4 @@
-"""The evaluator: a hand-computed case, scorer/TopK agreement, PROTOCOL.md properties, bad input."""
+"""The evaluator: a hand-computed case, scorer/TopK agreement, docs/PROTOCOL.md properties, bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Head/tail split and popularity deciles: the PROTOCOL.md tie-break and sizes."""
+"""Head/tail split and popularity deciles: the docs/PROTOCOL.md tie-break and sizes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Splits: no leakage, PROTOCOL.md sizes, agreement with a per-user reference, temporal, given."""
+"""Splits: no leakage, docs/PROTOCOL.md sizes, agreement with a per-user reference, temporal, given."""
 
 from __future__ import annotations
 

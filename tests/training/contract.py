@@ -7,7 +7,7 @@ the structured graph's train split with valid for early stopping, then:
 
 * score shape/dtype/finiteness, NotFittedError before fit, input validation;
 * determinism with a seed; save/load round trip reproduces the scores;
-* the learner beats MostPop on NDCG@10 over the test split (PROTOCOL.md masking);
+* the learner beats MostPop on NDCG@10 over the test split (docs/PROTOCOL.md masking);
 * ``score_new_users`` (where implemented) ranks a known user's held-out items
   better than MostPop when folded in from that user's train items;
 * the implicit-style light path (``training/implicit_api.py``): ``fit(user_items)``

@@ -105,7 +105,7 @@ def ablation(
 
     Every ablated hybrid is fitted exactly as the full one (on ``fit_inputs``' context,
     ``labels`` of ``fit_users``) and evaluated as it (on ``eval_inputs``' context, on
-    ``test`` with ``eval_inputs.history`` masked, the PROTOCOL.md "train"). The
+    ``test`` with ``eval_inputs.history`` masked, the docs/PROTOCOL.md "train"). The
     ranker itself is not modified (it is evaluated through a copy bound to the
     evaluation context).
 
@@ -121,7 +121,7 @@ def ablation(
         k: the cut-off.
         users: restrict the evaluation to these users.
         sparse_max_train: users with at most this many ``eval_inputs.history`` items
-            form the sparse-user row (PROTOCOL.md: 5, or the lowest quintile, stated).
+            form the sparse-user row (docs/PROTOCOL.md: 5, or the lowest quintile, stated).
         sample_users: when more users than this are fitted or evaluated, the ablated
             refits fit and the table's rows evaluate on a seeded sample of this many
             (``None``: all users). :attr:`AblationTable.results` always covers all.

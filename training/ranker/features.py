@@ -19,7 +19,7 @@ name                          group       definition                            
 ``pop.log``                   popularity  log1p(distinct history users of the item) - log1p(mean of that  real
                                           over the catalogue): relative, so refitting on more data does
                                           not shift popular items more than tail items
-``pop.tail``                  popularity  1 for a tail item (PROTOCOL.md head/tail rule, history counts)  {0, 1}
+``pop.tail``                  popularity  1 for a tail item (docs/PROTOCOL.md head/tail rule, history counts)  {0, 1}
 ``act.log``                   activity    log1p(number of the user's history items) - log1p(mean history  real
                                           size): relative to the prepared history, as ``pop.log``
 ``act.{s}.z``                 activity    ``act.log * {s}.z``: lets a linear model trust a source more    real
