@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
-from kg.artifact import ArtifactError, atomic_dir, read_manifest, write_manifest
+from kg.artifact import ArtifactError, atomic_dir, check_entry, read_manifest, write_manifest
 
 if TYPE_CHECKING:  # the learners (torch, torch_geometric, transformers) load when a model is written or read
     import scipy.sparse as sp
@@ -80,7 +80,7 @@ def write_model(
     from kg.graph import FORMAT_VERSION as GRAPH_VERSION
     from training.base import Learner
 
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, replaces=FORMAT) as tmp:
         shutil.copytree(graph_dir, tmp / "graph")
         for name, source in result.final.sources.items():
             if isinstance(source, Learner):
@@ -167,6 +167,30 @@ class TrainedModel:
         return scorer_of(self.sources[learners[0]])
 
 
+_STATE_FILES = ("config.json", "state.safetensors")
+REQUIRED_FILES = ("embeddings.safetensors", "graph/manifest.json")
+"""Entries every model artifact's manifest lists (format version 1)."""
+
+
+def _require(path: Path, manifest: dict[str, Any], entries: list[str], what: str) -> None:
+    absent = [e for e in entries if e not in manifest["files"]]
+    if absent:
+        raise ArtifactError(f"{path}: {what} needs {', '.join(absent)}, which the manifest does not list")
+
+
+def _shipped_sources(path: Path, manifest: dict[str, Any]) -> list[str]:
+    """The manifest's ``shipped_sources``, each a plain name whose files the manifest lists."""
+    names = manifest.get("shipped_sources", [])
+    if not isinstance(names, list):
+        raise ArtifactError(f"{path}: manifest shipped_sources is not a list")
+    for name in names:
+        check_entry(name, f"{path}: manifest shipped_sources entry")
+        if "/" in name:
+            raise ArtifactError(f"{path}: manifest shipped_sources entry {name!r} is not a source name")
+        _require(path, manifest, [f"sources/{name}/{f}" for f in _STATE_FILES], f"source {name!r}")
+    return names
+
+
 def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify: bool = True) -> TrainedModel:
     """Load and check a model artifact written by :func:`write_model`.
 
@@ -187,23 +211,22 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
     from training.sources import load_source, scorer_of
 
     path = Path(path)
-    manifest = read_manifest(path, format=FORMAT, max_version=FORMAT_VERSION, verify=verify)
+    manifest = read_manifest(path, format=FORMAT, max_version=FORMAT_VERSION, verify=verify, required=REQUIRED_FILES)
+    shipped = _shipped_sources(path, manifest)
     graph = load_graph(path / "graph", verify=False)  # its files are covered by the model's checksums
     splits = tuple(manifest.get("history_splits", HISTORY_SPLITS))
     history = graph.matrix(*splits)
     history_times = graph.timestamp_matrix(*splits) if graph.has_timestamps else None
     sources: dict[str, Any] = {}
-    for name in manifest.get("shipped_sources", []):
-        source_dir = path / "sources" / name
-        if not source_dir.is_dir():
-            raise ArtifactError(f"{path}: source {name!r} is listed in the manifest but sources/{name} is missing")
-        sources[name] = load_source(source_dir, device=device)
+    for name in shipped:
+        sources[name] = load_source(path / "sources" / name, device=device)
     if manifest.get("popularity_source"):
         sources["pop"] = MostPop().fit(history, item_ids=graph.item_ids)
-    tensors = load_file(str(path / "embeddings.safetensors")) if (path / "embeddings.safetensors").is_file() else {}
+    tensors = load_file(str(path / "embeddings.safetensors"))
     item_text, entity_text = tensors.get("item_text"), tensors.get("entity_text")
     ranker = None
     if manifest.get("ranker"):
+        _require(path, manifest, [f"ranker/{f}" for f in _STATE_FILES], "the ranker")
         ranker = HybridRanker.load(path / "ranker", device=device)
         missing = [s for s in ranker.source_names_ if s not in sources]
         if missing:

@@ -14,9 +14,12 @@ import sys
 import typing
 from pathlib import Path
 
+from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes
 from kg.artifact import ArtifactError
+from kg.atomic import check_replaceable, claim
 from kg.config import FORMATS, PATH_FIELDS, SPLITS, BuildConfig
 from kg.errors import InputError
+from kg.locks import OutputBusyError
 
 __all__ = ["main", "parser"]
 
@@ -78,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the build; returns the exit status (0 built, 2 bad input or settings)."""
     args = vars(parser().parse_args(argv))
-    out = Path(args.pop("out"))
+    out = args.pop("out")
     config_file = args.pop("config", None)
     overwrite = args.pop("overwrite", False)
     quiet = args.pop("quiet", False)
@@ -91,16 +94,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graphrec.build: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     from kg.build import build_graph  # pandas and pyarrow load only when a build runs
+    from kg.graph import FORMAT as GRAPH_FORMAT
 
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        print(f"graphrec.build: error: {out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
-        return EXIT_BAD_INPUT
     show_progress = not quiet and sys.stderr.isatty()
+    inputs = {f"--{name.replace('_', '-')}": getattr(config, name) for name in PATH_FIELDS}
     try:
-        graph = build_graph(config, show_progress=show_progress)
-        graph.save(out, overwrite=overwrite)
-    except (InputError, ValueError, FileExistsError, ArtifactError) as exc:
+        out = output_path("--out", out)
+        check_disjoint("--out", out, {**inputs, "--config": config_file})
+        with claim(out) as notes:
+            print_notes("graphrec.build", notes)
+            check_replaceable(out, overwrite=overwrite, replaces=GRAPH_FORMAT)
+            graph = build_graph(config, show_progress=show_progress)
+            graph.save(out, overwrite=overwrite)
+    except (BadInput, InputError, ValueError, FileExistsError, ArtifactError, OutputBusyError) as exc:
         print(f"graphrec.build: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"graphrec.build: error: {os_error_message(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not quiet:
         from kg.summary import format_summary

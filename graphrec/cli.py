@@ -50,10 +50,10 @@ def _artifact_format(directory: Path) -> Optional[str]:
 
 
 def check_disjoint(out_flag: str, out: Path, inputs: Mapping[str, Optional[str | os.PathLike]]) -> None:
-    """Refuse an output that is, contains, or lies inside one of the inputs.
+    """Refuse an output that is or contains one of the inputs.
 
-    Writing ``--out`` replaces it as a whole, so an input inside it would be deleted,
-    and an output inside an input artifact would corrupt that artifact.
+    Writing ``--out`` replaces it as a whole, so an input inside it would be deleted.
+    (An output inside an input artifact is refused by :func:`output_path`.)
 
     Args:
         out_flag: the output's flag, for the message (``"--out"``).
@@ -70,8 +70,6 @@ def check_disjoint(out_flag: str, out: Path, inputs: Mapping[str, Optional[str |
         source = Path(os.path.abspath(value)).resolve()
         if source == target or target in source.parents:
             raise BadInput(f"{out_flag} {out} holds the input {flag} {value}; writing there would delete it")
-        if source in target.parents:
-            raise BadInput(f"{out_flag} {out} lies inside the input {flag} {value}; choose a path outside it")
 
 
 def os_error_message(exc: OSError) -> str:

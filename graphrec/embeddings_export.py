@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from kg.artifact import (
     ArtifactError,
     atomic_dir,
+    check_entry,
     read_manifest,
     sha256_file,
     write_manifest,
@@ -275,7 +276,7 @@ def write_embeddings(
             )
         _import_ann(ann)  # fail before writing anything
 
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, replaces=FORMAT) as tmp:
         entries = {}
         for name, (ids, vectors) in checked.items():
             files = _write_table(tmp, name, ids, vectors, format)
@@ -321,9 +322,17 @@ def write_embeddings(
     return manifest
 
 
-def _read_table(directory: Path, name: str, entry: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    files = entry.get("files", {})
-    vectors_file, ids_file = directory / files.get("vectors", ""), directory / files.get("ids", "")
+def _read_table(
+    directory: Path, name: str, entry: Mapping[str, Any], listed: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    files = entry.get("files") if isinstance(entry, Mapping) else None
+    if not isinstance(files, Mapping) or "vectors" not in files:
+        raise ArtifactError(f"{directory}: table {name!r} names no vectors file in the manifest")
+    for role, rel in files.items():
+        check_entry(rel, f"{directory}: table {name!r} {role} file")
+        if rel not in listed:
+            raise ArtifactError(f"{directory}: table {name!r} {role} file {rel!r} is not in the manifest's file list")
+    vectors_file, ids_file = directory / files["vectors"], directory / files.get("ids", files["vectors"])
     if vectors_file.suffix == ".parquet":
         table = pq.read_table(vectors_file)
         if table.column_names[:2] != ["id", "vector"]:
@@ -363,4 +372,4 @@ def read_embeddings(out_dir: str | os.PathLike, *, verify: bool = True) -> dict[
     tables = manifest.get("tables")
     if not isinstance(tables, dict):
         raise ArtifactError(f"{directory}: manifest has no 'tables' section")
-    return {name: _read_table(directory, name, entry) for name, entry in tables.items()}
+    return {name: _read_table(directory, name, entry, manifest["files"]) for name, entry in tables.items()}

@@ -28,8 +28,12 @@ from typing import Optional, Sequence
 import numpy as np
 
 from graphrec.artifact import TrainedModel, load_model
+from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes
 from graphrec.embeddings_export import ANN_BACKENDS, write_embeddings
+from graphrec.embeddings_export import FORMAT as EXPORT_FORMAT
 from kg.artifact import ArtifactError
+from kg.atomic import check_replaceable, claim
+from kg.locks import OutputBusyError
 
 __all__ = ["build_parser", "embedding_tables", "main"]
 
@@ -86,15 +90,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        model = load_model(args.model)
-        tables, primary = embedding_tables(model)
-        manifest = write_embeddings(
-            args.out, tables, format=args.format, ann=args.ann, overwrite=args.overwrite,
-            metadata={"model": str(args.model), "primary_source": primary,
-                      "model_created": model.manifest.get("created"), "config": model.manifest.get("config")},
-        )  # fmt: skip
-    except (ArtifactError, FileExistsError, ImportError, OSError, ValueError) as exc:
+        args.out = output_path("--out", args.out)
+        check_disjoint("--out", args.out, {"--model": args.model})
+        with claim(args.out) as notes:
+            print_notes("graphrec.export", notes)
+            check_replaceable(args.out, overwrite=args.overwrite, replaces=EXPORT_FORMAT)
+            manifest = _export(args)
+    except (BadInput, ArtifactError, FileExistsError, ImportError, OutputBusyError, ValueError) as exc:
         print(f"graphrec.export: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"graphrec.export: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     for name, table in manifest["tables"].items():
         print(f"{name}: {table['rows']:,} x {table['dim']}")
@@ -102,6 +108,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"ANN ({manifest['ann'].get('library')}): recall@10 vs exact {manifest['ann'].get('recall_at_10'):.4f}")
     print(f"wrote {args.out}")
     return 0
+
+
+def _export(args: argparse.Namespace) -> dict:
+    """Load the model and write the export; the caller holds the lock of ``--out``."""
+    model = load_model(args.model)
+    tables, primary = embedding_tables(model)
+    return write_embeddings(
+        args.out, tables, format=args.format, ann=args.ann, overwrite=args.overwrite,
+        metadata={"model": str(args.model), "primary_source": primary,
+                  "model_created": model.manifest.get("created"), "config": model.manifest.get("config")},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -22,9 +22,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from graphrec.cli import BadInput
+from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes
 from graphrec.topk_writer import FORMATS, RecommendationWriter, format_from_path
 from kg.artifact import ArtifactError
+from kg.atomic import claim
+from kg.locks import OutputBusyError
 
 __all__ = ["build_parser", "main", "read_ids"]
 
@@ -83,6 +85,17 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
             format_from_path(args.out)  # fail on an unknown suffix before loading anything
         except ValueError as exc:
             raise BadInput(f"--out {exc}") from None
+    args.out = output_path("--out", args.out)
+    check_disjoint("--out", args.out, {"--model": args.model, "--users": None if args.users == "all" else args.users,
+                                       "--exclude": args.exclude})  # fmt: skip
+    with claim(args.out) as notes:
+        print_notes("graphrec.recommend", notes)
+        if args.out.is_dir():
+            raise BadInput(f"--out {args.out} is a directory; name the file to write (.parquet, .csv or .jsonl)")
+        return _write(args)
+
+
+def _write(args: argparse.Namespace) -> tuple[int, int]:
     import pandas as pd
 
     from graphrec.recommender import Recommender
@@ -143,8 +156,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.perf_counter()
     try:
         users, rows = run(args)
-    except (BadInput, ArtifactError, OSError, ValueError, *_model_errors()) as exc:
+    except (BadInput, ArtifactError, OutputBusyError, ValueError, *_model_errors()) as exc:
         print(f"graphrec.recommend: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"graphrec.recommend: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
     print(f"wrote {rows:,} rows for {users:,} users to {args.out} in {seconds:.1f} s")

@@ -160,7 +160,7 @@ class RecommendationWriter:
             raise RuntimeError(f"RecommendationWriter for {self.path} is already open")
         stack = contextlib.ExitStack()
         try:
-            tmp = stack.enter_context(atomic_file(self.path))
+            tmp = stack.enter_context(atomic_file(self.path, exclusive=True))
             if self.format == "parquet":
                 self._writer = pq.ParquetWriter(tmp, SCHEMA, compression=self._compression)
             else:

@@ -148,7 +148,9 @@ def check_entry(name: Any, where: str) -> str:
     pure = PurePosixPath(name)
     parts = name.split("/")
     if pure.is_absolute() or "\\" in name or _CONTROL.search(name) or any(p in ("", ".", "..") for p in parts):
-        raise ArtifactError(f"{where} {name!r} is not a relative path inside the artifact; the manifest was tampered with")
+        raise ArtifactError(
+            f"{where} {name!r} is not a relative path inside the artifact; the manifest was tampered with"
+        )
     return name
 
 
@@ -232,7 +234,9 @@ def read_manifest(
             raise ArtifactError(f"{manifest_path}: files entry {rel!r} is malformed")
     present, links = _present_files(directory)
     if links:
-        raise ArtifactError(f"{directory}: holds symbolic links ({', '.join(links[:5])}); an artifact holds plain files only")
+        raise ArtifactError(
+            f"{directory}: holds symbolic links ({', '.join(links[:5])}); an artifact holds plain files only"
+        )
     missing = [rel for rel in files if rel not in present]
     if missing:
         raise ArtifactError(f"{directory}: file {missing[0]} listed in {MANIFEST} is missing")

@@ -35,7 +35,17 @@ from typing import Iterator, Optional
 
 from kg.locks import lock_output
 
-__all__ = ["atomic_dir", "atomic_file", "check_output_name", "check_replaceable", "claim", "discard", "leftovers", "recover"]
+__all__ = [
+    "atomic_dir",
+    "atomic_file",
+    "check_output_name",
+    "check_replaceable",
+    "claim",
+    "discard",
+    "leftovers",
+    "recover",
+    "umask",
+]
 
 _LEFTOVER_TAGS = (".tmp-", ".old-", ".del-")
 
@@ -83,7 +93,9 @@ def _recover_locked(destination: Path) -> list[str]:
         if backups:
             os.rename(backups[-1], destination)
             found.remove(backups[-1])
-            notes.append(f"{destination}: restored the previous version left by an interrupted run ({backups[-1].name})")
+            notes.append(
+                f"{destination}: restored the previous version left by an interrupted run ({backups[-1].name})"
+            )
     for path in found:
         _remove(path)
     if found:
@@ -230,6 +242,40 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
+def umask() -> int:
+    """The process's umask (read without changing it where ``/proc`` allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _give_umask_modes(root: Path) -> None:
+    """``0o777``/``0o666`` masked by the umask on ``root`` and everything under it.
+
+    Libraries write some files owner-only (``0o600``); outputs are for other
+    programs and people as much as for their writer.
+    """
+    mask = umask()
+    if not root.is_dir():
+        os.chmod(root, 0o666 & ~mask)
+        return
+    os.chmod(root, 0o777 & ~mask)
+    for directory, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(directory, name), 0o777 & ~mask)
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o666 & ~mask)
+
+
 def _swap_in(tmp: Path, destination: Path) -> None:
     """Put the finished ``tmp`` at ``destination``; the old one (if any) is removed after."""
     if not os.path.lexists(destination):
@@ -277,6 +323,7 @@ def atomic_dir(
             _remove(tmp)
             raise
         try:
+            _give_umask_modes(tmp)
             _swap_in(tmp, destination)
         except BaseException:
             if os.path.lexists(tmp) and os.path.lexists(destination):
@@ -306,6 +353,7 @@ def atomic_file(destination: str | os.PathLike, *, exclusive: bool = False) -> I
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         try:
             yield tmp
+            _give_umask_modes(tmp)
             os.replace(tmp, destination)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -107,7 +107,7 @@ def test_bad_input_exits_2_with_one_line(demo_model, tmp_path, capsys):
     base, _ = demo_model
     graph = str(base / "graph")
     assert main(["--graph", graph, "--out", str(base / "model")]) == 2
-    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert "exists and is not empty; pass --overwrite" in capsys.readouterr().err
     assert main(["--graph", graph, "--out", str(tmp_path / "m"), "--stages", "als,bogus"]) == 2
     assert "unknown stage(s) ['bogus']" in capsys.readouterr().err
     assert main(["--graph", graph, "--out", str(tmp_path / "m"), "--set", "als.factors=-1"]) == 2
