@@ -1,0 +1,141 @@
+"""The graph-filter source (training/graphfilter.py): the contract, the filter against a dense reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from tests.training.contract import LearnerContract
+from training.base import NotFittedError
+from training.graphfilter import GraphFilter, normalised_matrix, randomized_svd
+
+
+class TestGraphFilterDenseContract(LearnerContract):
+    """Small catalogue: ``P~`` and the whole filter held as one dense operator."""
+
+    min_gain_over_mostpop = 0.05
+
+    def make_learner(self, seed: int) -> GraphFilter:
+        return GraphFilter(alpha=0.5, rank=8, seed=seed)
+
+
+class TestGraphFilterSparseContract(LearnerContract):
+    """``dense_max_items=0``: every product sparse, as on a large catalogue; sharpening on."""
+
+    min_gain_over_mostpop = 0.05
+
+    def make_learner(self, seed: int) -> GraphFilter:
+        return GraphFilter(alpha=0.5, rank=8, sharpen=0.3, dense_max_items=0, seed=seed)
+
+
+def _reference(user_items: sp.csr_matrix, rows: np.ndarray, *, alpha, rank, exponent, sharpen) -> np.ndarray:
+    """The filter written out densely in float64 from its definition (numpy SVD)."""
+    r = user_items.toarray().astype(np.float64)
+    du, di = r.sum(1), r.sum(0)
+    su = np.where(du > 0, du ** -exponent, 0.0) if exponent else np.ones_like(du)
+    si = np.where(di > 0, di ** -exponent, 0.0) if exponent else np.ones_like(di)
+    norm = su[:, None] * r * si[None, :]
+    gram = norm.T @ norm
+    _, _, vt = np.linalg.svd(norm)
+    v = vt[:rank].T
+    inverse = np.where(si > 0, 1.0 / np.where(si > 0, si, 1.0), 0.0)
+    operator = gram + alpha * (si[:, None] * v) @ (v.T * inverse[None, :])
+    operator = operator - sharpen * operator @ gram
+    return r[rows] @ operator
+
+
+@pytest.mark.parametrize("dense_max_items", [10_000, 0])
+@pytest.mark.parametrize(("alpha", "rank", "exponent", "sharpen"), [(0.3, 6, 0.5, 0.0), (1.0, 3, 0.3, 0.5), (0.0, 6, 0.5, 0.2)])
+def test_scores_match_the_dense_definition(structured_graph, dense_max_items, alpha, rank, exponent, sharpen):
+    train = structured_graph.matrix("train")
+    model = GraphFilter(alpha=alpha, rank=rank, exponent=exponent, sharpen=sharpen, dense_max_items=dense_max_items)
+    model.fit(structured_graph, train)
+    users = np.arange(0, structured_graph.num_users, 5)
+    expected = _reference(train, users, alpha=alpha, rank=rank, exponent=exponent, sharpen=sharpen)
+    np.testing.assert_allclose(model.score(users).numpy(), expected, rtol=2e-4, atol=2e-5)
+
+
+def test_fold_in_is_the_same_filter(structured_graph):
+    train = structured_graph.matrix("train")
+    model = GraphFilter(rank=8, dense_max_items=0).fit(structured_graph, train)
+    users = np.array([1, 4, 9, 30])
+    np.testing.assert_allclose(model.score_new_users(train[users]).numpy(), model.score(users).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_with_filter_reuses_the_svd(structured_graph):
+    train = structured_graph.matrix("train")
+    base = GraphFilter(rank=12).fit(structured_graph, train)
+    users = np.arange(20)
+    derived = base.with_filter(rank=5, alpha=2.0, sharpen=0.4)
+    fresh = GraphFilter(rank=5, alpha=2.0, sharpen=0.4).fit(structured_graph, train)
+    assert derived.get_config() == fresh.get_config()
+    np.testing.assert_allclose(derived.score(users).numpy(), fresh.score(users).numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="rank=20 needs 20 singular vectors; this fit kept 12"):
+        base.with_filter(rank=20)
+    with pytest.raises(NotFittedError):
+        GraphFilter().with_filter(rank=1)
+
+
+def test_rank_is_capped_by_the_matrix(structured_graph):
+    model = GraphFilter(rank=10_000).fit(structured_graph, structured_graph.matrix("train"))
+    assert model.vectors_.shape == (structured_graph.num_items, structured_graph.num_items - 1)
+    assert model.item_embeddings().shape == model.vectors_.shape
+
+
+def test_randomized_svd_recovers_the_top_spectrum():
+    rng = np.random.default_rng(0)
+    left, _ = np.linalg.qr(rng.standard_normal((300, 60)))
+    right, _ = np.linalg.qr(rng.standard_normal((500, 60)))
+    values = 0.9 ** np.arange(60)
+    matrix = sp.csr_matrix((left * values) @ right.T)
+    found, vectors = randomized_svd(matrix, 10, seed=3)
+    np.testing.assert_allclose(found, values[:10], rtol=1e-5)
+    # The same subspace: the projector V V^T agrees (signs of single vectors do not matter).
+    np.testing.assert_allclose(vectors @ vectors.T, right[:, :10] @ right[:, :10].T, atol=1e-4)
+
+
+def test_normalisation_handles_empty_rows_and_columns():
+    matrix = sp.csr_matrix(np.array([[1, 0, 1], [0, 0, 0], [1, 0, 0]], dtype=np.float32))
+    normalised, scale = normalised_matrix(matrix, 0.5)
+    assert np.isfinite(normalised.data).all() and scale[1] == 0.0
+    np.testing.assert_allclose(normalised.toarray()[0], [1 / np.sqrt(2 * 2), 0, 1 / np.sqrt(2 * 1)], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"alpha": -0.1}, "alpha"), ({"sharpen": float("nan")}, "sharpen"), ({"rank": -1}, "rank"),
+        ({"rank": 2.5}, "rank"), ({"exponent": 1.5}, "exponent"), ({"dense_max_items": True}, "dense_max_items"),
+    ],
+)  # fmt: skip
+def test_rejects_bad_hyper_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GraphFilter(**kwargs)
+
+
+def test_load_rejects_vectors_of_the_wrong_shape(structured_graph, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    model = GraphFilter(rank=4).fit(structured_graph, structured_graph.matrix("train"))
+    model.save(tmp_path / "gf")
+    state = load_file(str(tmp_path / "gf" / "state.safetensors"))
+    state["vectors"] = state["vectors"][:-1]
+    save_file(state, str(tmp_path / "gf" / "state.safetensors"))
+    with pytest.raises(ValueError, match="vectors have shape"):
+        GraphFilter.load(tmp_path / "gf")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dense_max_items", [10_000, 0])
+def test_scores_on_cuda_match_cpu(structured_graph, tmp_path, dense_max_items):
+    model = GraphFilter(rank=8, sharpen=0.3, dense_max_items=dense_max_items).fit(
+        structured_graph, structured_graph.matrix("train")
+    )
+    model.save(tmp_path / "gf")
+    on_cuda = GraphFilter.load(tmp_path / "gf", device="cuda")
+    users = np.arange(30)
+    scores = on_cuda.score(users)
+    assert scores.device.type == "cuda"
+    np.testing.assert_allclose(scores.cpu().numpy(), model.score(users).numpy(), rtol=1e-4, atol=1e-5)
