@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import shutil
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
-from graphrec.cli import BadInput
+from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes
 from kg.artifact import ArtifactError
+from kg.atomic import check_replaceable, claim, discard
+from kg.locks import OutputBusyError
 from training.config import STAGES, TrainConfig, describe
 from training.report import format_report, run_name
 from training.workdir import ResumeError
@@ -106,7 +107,7 @@ def _fingerprint(graph_dir: Path) -> str:
 
 def run(args: argparse.Namespace, log=print) -> Path:
     """Train as the parsed arguments say; returns the model artifact directory."""
-    from graphrec.artifact import write_model
+    from graphrec.artifact import FORMAT as MODEL_FORMAT
 
     stages = _stages(args.stages)  # checked before the demo is built or torch loads
     demo = args.graph is None
@@ -121,13 +122,25 @@ def run(args: argparse.Namespace, log=print) -> Path:
     elif args.out is None:
         raise BadInput("--out is required with --graph")
     config = _config(args, demo)
-    if args.out.exists() and not args.overwrite:
-        raise BadInput(f"--out {args.out} exists; pass --overwrite to replace it (or choose another directory)")
+    args.out = output_path("--out", args.out)
+    work_dir = output_path("--work-dir", args.work_dir or args.out.with_name(args.out.name + ".work"))
+    check_disjoint("--out", args.out, {"--graph": args.graph, "--config": args.config, "--work-dir": work_dir})
+    check_disjoint("--work-dir", work_dir, {"--graph": args.graph, "--config": args.config})
+    with claim(args.out) as out_notes, claim(work_dir) as work_notes:
+        print_notes("graphrec.train", out_notes + work_notes)
+        check_replaceable(args.out, overwrite=args.overwrite, replaces=MODEL_FORMAT)
+        return _train(args, config, stages, work_dir, log, name=run_name(args.graph, demo=demo))
+
+
+def _train(
+    args: argparse.Namespace, config: TrainConfig, stages: list[str], work_dir: Path, log, *, name: str
+) -> Path:
+    """The training run proper; the caller holds the locks of ``--out`` and the work directory."""
+    from graphrec.artifact import write_model
     from kg.graph import load_graph
     from training.pipeline import Pipeline
 
     graph = load_graph(args.graph)
-    work_dir = args.work_dir or args.out.with_name(args.out.name + ".work")
     log(
         f"training on {args.graph} ({graph.num_users:,} users, {graph.num_items:,} items) on {config.device}; "
         f"stages {','.join(stages)}; checkpoints in {work_dir}"
@@ -139,14 +152,13 @@ def run(args: argparse.Namespace, log=print) -> Path:
     )  # fmt: skip
     result = pipeline.run()
     report = format_report(
-        title=f"graphrec training report: {run_name(args.graph, demo=demo)}", metrics=result.metrics,
-        ablation=result.ablation, curves=result.training_curves, timings=result.timings, notes=result.notes, counts=graph.counts(), k=config.eval.k,
+        title=f"graphrec training report: {name}", metrics=result.metrics, ablation=result.ablation,
+        curves=result.training_curves, timings=result.timings, notes=result.notes, counts=graph.counts(),
+        k=config.eval.k,
     )  # fmt: skip
-    write_model(
-        result, args.graph, args.out, report=report, overwrite=args.overwrite, title=run_name(args.graph, demo=demo)
-    )
+    write_model(result, args.graph, args.out, report=report, overwrite=args.overwrite, title=name)
     if not args.keep_work:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        discard(work_dir)
     log("")
     log(report)
     seconds = time.perf_counter() - started
@@ -168,8 +180,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code or 0)
     try:
         run(args)
-    except (BadInput, ArtifactError, ResumeError, FileExistsError, ValueError, TypeError) as exc:
+    except (BadInput, ArtifactError, ResumeError, FileExistsError, OutputBusyError, ValueError, TypeError) as exc:
         print(f"graphrec.train: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"graphrec.train: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("graphrec.train: interrupted; rerun the same command with --resume to continue", file=sys.stderr)
