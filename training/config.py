@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -102,7 +102,11 @@ class TextConfig(Section):
     batch_size: int = _doc("texts per encoder call when embedding", 64)
     profile: str = _doc("user profile of the text source: knn (item-item text neighbours) or mean", "knn")
     neighbours: int = _doc("text neighbours per item of the knn profile", 20)
-    fine_tune_steps: int = _doc("contrastive fine-tuning steps on co-interaction pairs (0: none)", 200)
+    fine_tune_steps: Union[int, str] = _doc(
+        "contrastive fine-tuning steps on co-interaction pairs (0: none; auto: 2 passes over the items with text, "
+        "20-200)",
+        "auto",
+    )
     fine_tune_batch_size: int = _doc("item pairs per fine-tuning step (in-batch negatives)", 32)
     fine_tune_learning_rate: float = _doc("AdamW learning rate of fine-tuning", 2e-4)
     fine_tune_temperature: float = _doc("InfoNCE temperature", 0.05)
@@ -148,7 +152,10 @@ class EASEConfig(Section):
     enabled: bool = _doc("fit EASE and use it as a ranker source (skipped above max_items)", True)
     weighted: bool = _doc("fit on interaction weights; off: binary", False)
     regularization: float = _doc("L2 regularization lambda", 500.0)
-    max_items: int = _doc("largest catalogue EASE is fitted on (an items x items dense matrix)", 40_000)
+    max_items: Union[int, str] = _doc(
+        "largest catalogue EASE is fitted on (a dense items x items solve; auto: 15,000 on CPU, 40,000 on CUDA)",
+        "auto",
+    )
 
 
 @dataclass(frozen=True)
@@ -162,16 +169,20 @@ class GNNConfig(Section):
     num_layers: int = _doc("propagation layers", 3)
     lr: float = _doc("Adam learning rate", 5e-3)
     l2: float = _doc("L2 on the batch's embeddings", 1e-3)
-    epochs: int = _doc("maximum epochs (early stopping on validation NDCG@20 picks the best)", 200)
-    batch_size: int = _doc("BPR triples per step", 2048)
-    num_negatives: int = _doc("sampled negatives per positive", 4)
+    epochs: Union[int, str] = _doc(
+        "maximum epochs (early stopping on validation NDCG@20 picks the best; auto: 120)", "auto"
+    )
+    batch_size: Union[int, str] = _doc(
+        "positive pairs per step (auto: positives / 8, at least 2048: an epoch is 8 full-graph propagations)", "auto"
+    )
+    num_negatives: Union[int, str] = _doc("sampled negatives per positive (auto: 1)", "auto")
     init: str = _doc("item/entity initialisation: text (projected text embeddings + ID residual) or random", "text")
     use_kg: bool = _doc("propagate over item-entity (attribute and KG) edges", True)
     use_social: bool = _doc("propagate over user-user edges", True)
     user_init: str = _doc("user initialisation: mean_items or learned", "mean_items")
     init_std: float = _doc("std of random/residual initialisation", 0.1)
-    patience: int = _doc("validations without improvement before stopping", 3)
-    eval_every: int = _doc("epochs between validations", 5)
+    patience: Union[int, str] = _doc("validations without improvement before stopping (auto: 4)", "auto")
+    eval_every: Union[int, str] = _doc("epochs between validations (auto: 2; at most 3,000 sampled users)", "auto")
     mode: str = _doc("full (sparse full-graph propagation) or sampled (neighbour-sampled mini-batches)", "full")
     num_neighbors: int = _doc("neighbours sampled per node and layer in sampled mode", 10)
     heads: int = _doc("attention heads (gat only)", 1)

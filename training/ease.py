@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +20,17 @@ from kg.graph import Graph
 from training.base import Callback, GraphrecWarning, ModelFitError
 from training.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
 
-__all__ = ["EASE", "ease_memory_bytes"]
+__all__ = ["AUTO_MAX_ITEMS", "EASE", "FLOAT64_MAX_ITEMS", "ease_memory_bytes"]
+
+AUTO_MAX_ITEMS = {"cpu": 15_000, "cuda": 40_000}
+"""``max_items="auto"`` per device type. The solve (Cholesky + inverse, ~1.33 n^3 flops)
+ran at ~50 GFLOP/s per core in float32 on the 2-core CPU machines (25 in float64;
+``bench`` figures in BENCHMARKS.md): 15,000 items are ~45 s per fit on 2 cores and
+2.7 GiB; on a GPU the bound is memory (40,000 items: ~19 GiB). Above it the pipeline
+skips EASE (the sparse item-item sources cover that range)."""
+FLOAT64_MAX_ITEMS = 4_000
+"""Largest catalogue solved in float64 (cheap there); above it float32 halves the time
+(``lambda`` bounds the condition number, so float32 weights agree to ~1e-4)."""
 
 
 def ease_memory_bytes(num_items: int, dtype: torch.dtype = torch.float64) -> int:
@@ -58,16 +68,18 @@ class EASE(ItemItemLearner):
 
     Memory: before allocating, :func:`ease_memory_bytes` is compared with the
     memory available on ``device`` (and, for CUDA, the host's for the Gram
-    matrix). The solve runs in float64 when that fits, else falls back to float32
-    with a :class:`~training.base.GraphrecWarning` (``lambda`` bounds the
-    condition number, so float32 is usually accurate enough); when neither fits,
+    matrix). Up to :data:`FLOAT64_MAX_ITEMS` items the solve runs in float64 when
+    that fits, else falls back to float32 with a
+    :class:`~training.base.GraphrecWarning`; larger catalogues are solved in
+    float32 (twice as fast; ``lambda`` bounds the condition number, so float32 is
+    accurate enough); when nothing fits,
     or when ``num_items > max_items``, ``fit`` raises ``ValueError``.
 
     Args:
         regularization: ``lambda``; it grows with the data (validation picked
             500 on ml-100k, 50-100 on lastfm with 0/1 input).
         max_items: the largest catalogue ``fit`` accepts; a ``B`` of ``n`` items
-            holds ``4 n^2`` bytes.
+            holds ``4 n^2`` bytes. ``"auto"``: :data:`AUTO_MAX_ITEMS` of the device.
         device: where the solve and :meth:`score` run (``"cpu"``, ``"cuda"``).
 
     Raises:
@@ -76,33 +88,44 @@ class EASE(ItemItemLearner):
 
     name = "ease"
 
-    def __init__(self, *, regularization: float = 200.0, max_items: int = 40_000, device: str = "cpu") -> None:
+    def __init__(
+        self, *, regularization: float = 200.0, max_items: Union[int, str] = "auto", device: str = "cpu"
+    ) -> None:
         if not regularization > 0:
             raise ValueError(f"regularization must be > 0 (it keeps X^T X + lambda I invertible), got {regularization!r}")
-        if isinstance(max_items, bool) or not isinstance(max_items, (int, np.integer)) or max_items < 1:
-            raise ValueError(f"max_items must be an integer >= 1, got {max_items!r}")
+        if max_items != "auto" and (
+            isinstance(max_items, bool) or not isinstance(max_items, (int, np.integer)) or max_items < 1
+        ):
+            raise ValueError(f"max_items must be an integer >= 1 or 'auto', got {max_items!r}")
         self.regularization = float(regularization)
-        self.max_items = int(max_items)
+        self.max_items = max_items if max_items == "auto" else int(max_items)
         self.device = str(device)
+
+    def item_limit(self) -> int:
+        """``max_items`` as a number (``"auto"`` resolved for the device)."""
+        if self.max_items != "auto":
+            return int(self.max_items)
+        return AUTO_MAX_ITEMS["cuda" if torch.device(self.device).type == "cuda" else "cpu"]
 
     def _solve_dtype(self, num_items: int) -> torch.dtype:
         """float64 if it fits, else float32 (warned); ``ValueError`` when nothing fits."""
         gib = 2.0**30
         estimate64 = ease_memory_bytes(num_items, torch.float64)
-        if num_items > self.max_items:
+        if num_items > self.item_limit():
             raise ValueError(
                 f"EASE needs dense num_items x num_items matrices: num_items={num_items} exceeds "
-                f"max_items={self.max_items} (the solve would need ~{estimate64 / gib:.1f} GiB); "
+                f"max_items={self.item_limit()} (the solve would need ~{estimate64 / gib:.1f} GiB); "
                 "raise max_items if the memory is there, or use ItemKNN"
             )
         device = torch.device(self.device)
         available = _available_bytes(device)
         host_available = _available_bytes(torch.device("cpu"))
-        for dtype in (torch.float64, torch.float32):
+        dtypes = (torch.float64, torch.float32) if num_items <= FLOAT64_MAX_ITEMS else (torch.float32,)
+        for dtype in dtypes:
             estimate = ease_memory_bytes(num_items, dtype)
             gram_on_host = num_items**2 * torch.empty((), dtype=dtype).element_size() if device.type == "cuda" else 0
             if estimate <= available and gram_on_host <= host_available:
-                if dtype != torch.float64:
+                if dtype != dtypes[0]:
                     warnings.warn(
                         f"EASE with num_items={num_items} needs ~{estimate64 / gib:.1f} GiB in float64 but "
                         f"{available / gib:.1f} GiB is free on {device}; solving in float32 "
@@ -113,7 +136,7 @@ class EASE(ItemItemLearner):
                 return dtype
         raise ValueError(
             f"EASE with num_items={num_items} needs ~{ease_memory_bytes(num_items, torch.float32) / gib:.1f} GiB "
-            f"even in float32 (max_items={self.max_items}) but {available / gib:.1f} GiB is free on {device}; "
+            f"even in float32 (max_items={self.item_limit()}) but {available / gib:.1f} GiB is free on {device}; "
             "use ItemKNN, or a device with more memory"
         )
 

@@ -40,7 +40,7 @@ from training.gnn import GAT, LightGCN
 from training.knn import ItemKNN
 from training.ranker import HybridRanker, ablation
 from training.sources import Phase, load_source, scorer_of
-from training.text import TextLearner, entity_texts
+from training.text import TextLearner, entity_vectors, item_texts
 from training.workdir import WorkDir
 
 __all__ = ["Pipeline", "PipelineResult"]
@@ -119,6 +119,8 @@ class Pipeline:
             raise ValueError("config.device must be resolved to cpu or cuda by the entry point, not 'auto'")
         self.graph, self.config, self.log, self.show_progress = graph, config, log, show_progress
         self.stages = [s for s in STAGES if s in stages]
+        # A graph of item ids only (lastfm, gowalla) has nothing to encode: no text stage, no text init.
+        self.graph_has_text = any(text.strip() for text in item_texts(graph, config.text.template))
         self._check_graph()
         self._check_learner_configs()
         self.work = WorkDir(work_dir, config=config.to_dict(), graph_fingerprint=graph_fingerprint, resume=resume)
@@ -158,7 +160,7 @@ class Pipeline:
         names = []
         cfg = self.config
         wanted = {
-            "text": "text" in self.stages and cfg.text.enabled,
+            "text": self._text_on(),
             "als": "als" in self.stages and cfg.als.enabled,
             "itemknn": "neighbors" in self.stages and cfg.itemknn.enabled,
             "ease": "neighbors" in self.stages and cfg.ease.enabled,
@@ -182,11 +184,14 @@ class Pipeline:
             return EASE(**cfg.ease.learner_kwargs(), device=device)
         if name == "gnn":
             kwargs = cfg.gnn.learner_kwargs()
-            if kwargs["init"] == "text" and not ("text" in self.stages and cfg.text.enabled):
+            if kwargs["init"] == "text" and not self._text_on():
                 kwargs["init"] = "random"
             cls = GAT if cfg.gnn.model == "gat" else LightGCN
             return cls(**kwargs, seed=seed, device=device)
         raise ValueError(f"unknown source {name!r}")
+
+    def _text_on(self) -> bool:
+        return "text" in self.stages and self.config.text.enabled and self.graph_has_text
 
     def _make_ranker(self) -> HybridRanker:
         return HybridRanker(**self.config.ranker.learner_kwargs(), seed=self.config.seed, device=self.config.device)
@@ -275,6 +280,13 @@ class Pipeline:
     def _stage_text(self) -> None:
         if not self.config.text.enabled:
             return
+        if not self.graph_has_text:
+            self.work.note("text", "skipped: the graph holds no item text (ids only)")
+            self.log(
+                "  text skipped: the graph holds no item text (ids only): no fine-tuning, no text source, "
+                "GNN starts from random vectors"
+            )
+            return
         fit, final = self.phases["fit"], self.phases["final"]
         self._fit_or_load(
             "text",
@@ -288,8 +300,14 @@ class Pipeline:
         self.item_text = learner.item_embeddings()
         entities = self.work.load_array("text/entities.npy")
         if entities is None and self.graph.num_entities:
-            self.log(f"  embedding {self.graph.num_entities} entity texts")
-            entities = learner.encoder.embed(entity_texts(self.graph), show_progress=self.show_progress)
+            entities, counts = entity_vectors(
+                self.graph, learner.encoder, self.item_text, show_progress=self.show_progress
+            )
+            self.work.note("entity_text", counts)
+            self.log(
+                f"  entity vectors: {counts['encoded']} readable names encoded, {counts['item_mean']} opaque ids "
+                f"as the mean of their items, {counts['none']} without text"
+            )
             self.work.save_array("text/entities.npy", entities)
         self.entity_text = entities
 
@@ -301,9 +319,11 @@ class Pipeline:
         if self.config.itemknn.enabled:
             self._fit_cf("itemknn")
         if self.config.ease.enabled:
-            if self.graph.num_items > self.config.ease.max_items:
-                self.work.note("ease", f"skipped: {self.graph.num_items} items > ease.max_items")
-                self.log(f"  ease skipped: {self.graph.num_items} items exceed ease.max_items")
+            limit = self._make("ease").item_limit()
+            if self.graph.num_items > limit:
+                why = f"{self.graph.num_items:,} items > ease.max_items={limit:,} (dense items x items solve)"
+                self.work.note("ease", f"skipped: {why}")
+                self.log(f"  ease skipped: {why}")
                 return
             self._fit_cf("ease")
 
@@ -323,6 +343,9 @@ class Pipeline:
         else:
             self.work.note("gnn_init", "random")
         fit = self.phases["fit"]
+        schedule = self._make("gnn").schedule(self._matrix("gnn", fit).nnz)
+        self.work.note("gnn_schedule", schedule.to_dict())
+        self.log(f"  gnn schedule: {schedule.describe()}")
         self._fit_or_load(
             "gnn",
             fit,

@@ -188,7 +188,7 @@ def test_ease_falls_back_to_float32_then_refuses(structured_graph, monkeypatch):
         fallback = EASE(regularization=200.0).fit(structured_graph, train)
     np.testing.assert_allclose(fallback.weights_.numpy(), exact, rtol=1e-3, atol=1e-5)
     monkeypatch.setattr(ease, "_available_bytes", lambda device: ease_memory_bytes(80, torch.float32) - 1)
-    with pytest.raises(ValueError, match=r"num_items=80 needs .* GiB even in float32 \(max_items=40000\)"):
+    with pytest.raises(ValueError, match=r"num_items=80 needs .* GiB even in float32 \(max_items=15000\)"):
         EASE(regularization=200.0).fit(structured_graph, train)
 
 

@@ -78,7 +78,7 @@ def _graph(items: pd.DataFrame, meta: dict, **tables) -> Graph:
     return Graph(interactions=interactions, items=items, users=pd.DataFrame({"user_id": ["u0"]}), meta=meta, **tables)
 
 
-def test_roles_fall_back_to_dtypes_and_empty_items_to_their_id():
+def test_roles_fall_back_to_dtypes_and_empty_items_get_no_text():
     items = pd.DataFrame(
         {
             "item_id": ["a", "b"],
@@ -89,7 +89,8 @@ def test_roles_fall_back_to_dtypes_and_empty_items_to_their_id():
     graph = _graph(items, {})
     template = ItemTextTemplate.for_graph(graph)
     assert template.text_columns == ("name",) and template.attribute_columns == ("year",)
-    assert item_texts(graph) == ["Heat. year: 1995", "b"]
+    # An item without text gets none (not its id: an id string is noise to an encoder).
+    assert item_texts(graph) == ["Heat. year: 1995", ""]
 
 
 def test_unknown_columns_are_named():
@@ -149,7 +150,7 @@ def test_opaque_kg_entities_are_described_by_their_relations():
     texts = entity_texts(graph)
     assert texts[0] == "directed: Toy Story; Heat. spouse of: Tom Hanks"
     assert texts[1] == "Tom Hanks. actor of: Toy Story"
-    assert texts[2] == "m.0lonely"
+    assert texts[2] == ""
 
 
 def test_entity_context_is_capped_and_validated(structured_graph):

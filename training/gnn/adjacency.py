@@ -31,6 +31,7 @@ __all__ = [
     "GraphView",
     "NodeLayout",
     "build_edges",
+    "compact_entities",
     "normalized_adjacency",
     "propagate",
     "to_torch_csr",
@@ -207,6 +208,37 @@ def _bridging(heads: np.ndarray, tails: np.ndarray, layout: NodeLayout) -> np.nd
     distinct = np.bincount(pairs[0], minlength=layout.num_nodes)
     bridging = (distinct >= 2) | (np.arange(layout.num_nodes) < layout.entity_offset)
     return bridging[heads] & bridging[tails]
+
+
+def compact_entities(edges: GraphEdges) -> tuple[GraphEdges, np.ndarray]:
+    """Drop the entities without an edge from the node space.
+
+    An isolated node reaches neither the propagation nor the loss, yet every dense
+    operation of a step (layer sums, the gradient, Adam's update) would carry it: on
+    ml-100k's KG 25k of 34k entities are leaves that :func:`build_edges` cut off.
+
+    Returns:
+        ``(edges, kept)``: the same edges over a node space with only the connected
+        entities (users and items unchanged), and ``kept``, the int64 original entity
+        index of each remaining entity.
+    """
+    layout = edges.layout
+    linked = np.zeros(layout.num_nodes, bool)
+    linked[edges.src] = True
+    linked[edges.dst] = True
+    kept = np.flatnonzero(linked[layout.entity_offset :]).astype(np.int64)
+    if len(kept) == layout.num_entities:
+        return edges, kept
+    remap = np.arange(layout.num_nodes, dtype=np.int64)
+    remap[layout.entity_offset + kept] = layout.entity_offset + np.arange(len(kept))
+    compact = GraphEdges(
+        layout=NodeLayout(layout.num_users, layout.num_items, len(kept)),
+        src=remap[edges.src],
+        dst=remap[edges.dst],
+        edge_type=edges.edge_type,
+        relation_names=edges.relation_names,
+    )
+    return compact, kept
 
 
 def normalized_adjacency(edges: GraphEdges) -> sp.csr_matrix:

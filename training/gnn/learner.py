@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import os
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,11 +22,19 @@ from torch import nn
 from eval import evaluate
 from kg.graph import Graph
 from training.base import Callback, Learner, as_user_index, as_user_items, resolve_device
-from training.gnn.adjacency import GraphEdges, GraphView, build_edges, normalized_adjacency, to_torch_csr
+from training.gnn.adjacency import (
+    GraphEdges,
+    GraphView,
+    build_edges,
+    compact_entities,
+    normalized_adjacency,
+    to_torch_csr,
+)
 from training.gnn.bpr import NegativeSampler, bpr_loss, positive_pairs
 from training.gnn.checks import choice, digest, feature_array, positive_float, positive_int
 from training.gnn.init import INITS, USER_INITS, NodeEmbedding
 from training.gnn.sampled import NeighborSampler
+from training.gnn.schedule import AUTO, Schedule, check_setting, resolve_schedule, validation_sample
 from training.gnn.trainer import TrainConfig, train
 
 __all__ = ["GraphLearner", "MODES"]
@@ -64,16 +72,16 @@ class GraphLearner(Learner):
         num_layers: int = 3,
         lr: float = 5e-3,
         l2: float = 1e-3,
-        epochs: int = 200,
-        batch_size: int = 2048,
-        num_negatives: int = 4,
+        epochs: Union[int, str] = AUTO,
+        batch_size: Union[int, str] = AUTO,
+        num_negatives: Union[int, str] = AUTO,
         init: str = "text",
         use_kg: bool = True,
         use_social: bool = True,
         user_init: str = "mean_items",
         init_std: float = 0.1,
-        patience: int = 3,
-        eval_every: int = 5,
+        patience: Union[int, str] = AUTO,
+        eval_every: Union[int, str] = AUTO,
         mode: str = "full",
         num_neighbors: int = 10,
         seed: int = 0,
@@ -82,14 +90,17 @@ class GraphLearner(Learner):
         for name, value in (
             ("embedding_dim", embedding_dim),
             ("num_layers", num_layers),
+            ("num_neighbors", num_neighbors),
+        ):
+            positive_int(name, value)
+        for name, value in (
             ("epochs", epochs),
             ("batch_size", batch_size),
             ("num_negatives", num_negatives),
             ("patience", patience),
             ("eval_every", eval_every),
-            ("num_neighbors", num_neighbors),
         ):
-            positive_int(name, value)
+            check_setting(name, value)
         positive_int("seed", seed, minimum=0)
         positive_float("lr", lr)
         positive_float("l2", l2, allow_zero=True)
@@ -177,24 +188,25 @@ class GraphLearner(Learner):
         valid = None
         if valid_items is not None:
             valid = as_user_items(valid_items, num_items=num_items, num_users=num_users, name="valid_items")
+            valid = validation_sample(valid, seed=self.seed)
+        schedule = self.schedule(user_items.nnz)
         item_features, entity_features = self._check_features(graph, item_features, entity_features)
         device = resolve_device(self.device)
         generator = torch.Generator().manual_seed(self.seed)
 
-        edges = build_edges(graph, user_items, use_kg=self.use_kg, use_social=self.use_social)
+        full_edges = build_edges(graph, user_items, use_kg=self.use_kg, use_social=self.use_social)
+        # Entities without edges are left out of the node space (their vectors are zero).
+        edges, kept_entities = compact_entities(full_edges)
         layout = edges.layout
         embedding = NodeEmbedding(
             layout,
             self.embedding_dim,
             item_features=item_features,
-            entity_features=entity_features,
+            entity_features=None if entity_features is None else entity_features[kept_entities],
             user_items=user_items,
             user_init=self.user_init,
             init_std=self.init_std,
             generator=generator,
-            connected_entities=np.isin(
-                np.arange(layout.entity_offset, layout.num_nodes), np.concatenate([edges.src, edges.dst])
-            ),
         )
         model = GraphModel(embedding, self._make_encoder(edges, generator)).to(device)
         normalized = normalized_adjacency(edges) if self.view_kind == "adjacency" else None
@@ -215,7 +227,7 @@ class GraphLearner(Learner):
             )
             return result.metrics["ndcg"]
 
-        k = self.num_negatives
+        k = schedule.num_negatives
 
         def loss_of(rows: torch.Tensor, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor):
             size = len(users)
@@ -253,14 +265,14 @@ class GraphLearner(Learner):
             step=step,
             users=pair_users,
             items=pair_items,
-            sampler=NegativeSampler(user_items, self.num_negatives),
+            sampler=NegativeSampler(user_items, schedule.num_negatives),
             validate=validate if valid is not None else None,
             config=TrainConfig(
-                epochs=self.epochs,
-                batch_size=self.batch_size,
+                epochs=schedule.epochs,
+                batch_size=schedule.batch_size,
                 lr=self.lr,
-                eval_every=self.eval_every,
-                patience=self.patience,
+                eval_every=schedule.eval_every,
+                patience=schedule.patience,
             ),
             generator=generator,
             checkpoint_dir=checkpoint_dir,
@@ -271,12 +283,22 @@ class GraphLearner(Learner):
         with torch.no_grad():
             final = model(full_view)
         self.user_factors_, self.item_factors_ = (t.contiguous() for t in split(final))
-        self.entity_factors_ = final[layout.entity_offset :].contiguous()
+        entity_factors = final.new_zeros(full_edges.layout.num_entities, final.shape[1])
+        entity_factors[torch.from_numpy(kept_entities).to(final.device)] = final[layout.entity_offset :]
+        self.entity_factors_ = entity_factors
         self.parameters_ = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.best_epoch_ = progress.best_epoch
         self.history_ = progress.history
+        self.schedule_ = schedule
         self.fitted_ = True
         return self
+
+    def schedule(self, num_pairs: int) -> Schedule:
+        """The loop settings a fit on ``num_pairs`` positives uses (``"auto"`` resolved, see :mod:`.schedule`)."""
+        return resolve_schedule(
+            num_pairs, batch_size=self.batch_size, num_negatives=self.num_negatives, epochs=self.epochs,
+            eval_every=self.eval_every, patience=self.patience,
+        )  # fmt: skip
 
     def _full_view(self, edges: GraphEdges, normalized: Optional[sp.csr_matrix], device: torch.device) -> GraphView:
         n = edges.layout.num_nodes
@@ -410,7 +432,11 @@ class GraphLearner(Learner):
         return self.user_factors_.detach().cpu().numpy()
 
     def entity_embeddings(self) -> np.ndarray:
-        """Final propagated entity vectors ``[num_entities, embedding_dim]`` (``[0, d]`` without ``use_kg``)."""
+        """Final propagated entity vectors ``[num_entities, embedding_dim]`` (``[0, d]`` without ``use_kg``).
+
+        Entities without an edge in the propagation graph (leaves, see
+        :func:`~training.gnn.adjacency.build_edges`) are left out of training: zero rows.
+        """
         self._check_fitted()
         return self.entity_factors_.detach().cpu().numpy()
 

@@ -63,6 +63,8 @@ class LightGCN(GraphLearner):
         l2: L2 weight on the batch's per-node parameters (user vectors and item
             residuals / free item vectors), divided by the batch size.
         epochs: maximum epochs (exactly this many when fitting without ``valid_items``).
+            This and the four loop settings below accept ``"auto"``: sized to the
+            graph by :func:`training.gnn.schedule.resolve_schedule`.
         batch_size: positive (user, item) pairs per step.
         num_negatives: uniformly drawn negatives per positive.
         init: ``"text"`` (items and described entities = projected text + ID

@@ -6,6 +6,7 @@ from; :func:`fine_tune` first teaches the encoder which items users consume toge
 """
 
 from training.text.encoder import TextEncoder, default_model_path, mean_pool
+from training.text.entities import entity_item_links, entity_vectors
 from training.text.finetune import FineTuneConfig, FineTuneReport, fine_tune, info_nce
 from training.text.learner import TextLearner
 from training.text.neighbours import co_interaction_neighbours, neighbour_recall
@@ -19,6 +20,8 @@ __all__ = [
     "TextLearner",
     "co_interaction_neighbours",
     "default_model_path",
+    "entity_item_links",
+    "entity_vectors",
     "entity_texts",
     "fine_tune",
     "info_nce",

@@ -232,6 +232,10 @@ def fine_tune(
     matrix = as_user_items(user_items, num_items=graph.num_items, num_users=graph.num_users)
     texts = item_texts(graph, template)
     neighbours = co_interaction_neighbours(matrix, top=config.neighbours)
+    # Items without text (no columns, all empty) are neither anchors nor positives.
+    has_text = sp.diags(np.array([bool(text.strip()) for text in texts], dtype=neighbours.dtype))
+    neighbours = sp.csr_matrix(has_text @ neighbours @ has_text)
+    neighbours.eliminate_zeros()
     anchor_pool = np.flatnonzero(np.diff(neighbours.indptr) > 0)
     if len(anchor_pool) < 2:
         raise ValueError(

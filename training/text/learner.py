@@ -24,14 +24,16 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+import math
+import warnings
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from kg.graph import Graph
-from training.base import Callback, Learner, as_user_index, as_user_items
+from training.base import Callback, GraphrecWarning, Learner, as_user_index, as_user_items
 from training.neighbors import csr_from_state, csr_state, sparse_times
 from training.text.encoder import TextEncoder
 from training.text.finetune import FineTuneConfig, FineTuneReport, fine_tune
@@ -41,6 +43,35 @@ __all__ = ["TextLearner"]
 
 _PROFILES = ("mean", "knn")
 _ENCODER_DIR = "encoder"
+AUTO_FINE_TUNE_PASSES = 2
+"""``fine_tune_steps="auto"``: anchors drawn per item with text (steps = passes x items / batch)."""
+AUTO_FINE_TUNE_STEPS = (20, 200)
+"""Bounds of the automatic step count: at least a warm-up's worth, at most the fixed budget of old."""
+
+
+def auto_fine_tune_steps(num_text_items: int, batch_size: int) -> int:
+    """Fine-tuning steps sized to the catalogue: ``passes * items / batch``, within :data:`AUTO_FINE_TUNE_STEPS`.
+
+    Zero when no item has text.
+    """
+    if num_text_items < 2:
+        return 0
+    low, high = AUTO_FINE_TUNE_STEPS
+    return int(min(high, max(low, math.ceil(AUTO_FINE_TUNE_PASSES * num_text_items / batch_size))))
+
+
+def embed_texts(encoder: TextEncoder, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+    """Unit vectors of ``texts``; an empty text gets a zero row (it says nothing to encode).
+
+    Shapes:
+        returns float32 ``[len(texts), encoder.dim]``.
+    """
+    texts = list(texts)
+    present = [i for i, text in enumerate(texts) if text.strip()]
+    vectors = np.zeros((len(texts), encoder.dim), np.float32)
+    if present:
+        vectors[present] = encoder.embed([texts[i] for i in present], show_progress=show_progress)
+    return vectors
 
 
 def _text_knn(item_vectors: np.ndarray, neighbours: int, chunk_size: int = 2048) -> sp.csr_matrix:
@@ -76,7 +107,8 @@ class TextLearner(Learner):
         batch_size: texts per forward pass when embedding.
         profile: ``"mean"`` or ``"knn"`` (module docstring).
         neighbours: text neighbours per item for ``profile="knn"``.
-        fine_tune_steps: contrastive fine-tuning steps before embedding; 0 skips it.
+        fine_tune_steps: contrastive fine-tuning steps before embedding; 0 skips it;
+            ``"auto"`` sizes them to the catalogue (:func:`auto_fine_tune_steps`).
         fine_tune_batch_size: pairs per fine-tuning step.
         fine_tune_learning_rate: AdamW peak learning rate.
         fine_tune_temperature: InfoNCE temperature.
@@ -102,7 +134,7 @@ class TextLearner(Learner):
         batch_size: int = 64,
         profile: str = "knn",
         neighbours: int = 20,
-        fine_tune_steps: int = 200,
+        fine_tune_steps: Union[int, str] = "auto",
         fine_tune_batch_size: int = 32,
         fine_tune_learning_rate: float = 2e-4,
         fine_tune_temperature: float = 0.05,
@@ -131,7 +163,11 @@ class TextLearner(Learner):
         self.batch_size = int(batch_size)
         self.profile = profile
         self.neighbours = int(neighbours)
-        self.fine_tune_steps = int(fine_tune_steps)
+        if fine_tune_steps != "auto" and (
+            isinstance(fine_tune_steps, bool) or not isinstance(fine_tune_steps, (int, np.integer))
+        ):
+            raise ValueError(f"fine_tune_steps must be an integer >= 0 or 'auto', got {fine_tune_steps!r}")
+        self.fine_tune_steps = fine_tune_steps if fine_tune_steps == "auto" else int(fine_tune_steps)
         self.fine_tune_batch_size = int(fine_tune_batch_size)
         self.fine_tune_learning_rate = float(fine_tune_learning_rate)
         self.fine_tune_temperature = float(fine_tune_temperature)
@@ -145,10 +181,20 @@ class TextLearner(Learner):
         self.encoder_: Optional[TextEncoder] = None
         self._encoder_source: Optional[str] = None
 
-    def fine_tune_config(self) -> FineTuneConfig:
-        """The :class:`~training.text.FineTuneConfig` that :meth:`fit` uses."""
+    def fine_tune_config(self, num_text_items: Optional[int] = None) -> FineTuneConfig:
+        """The :class:`~training.text.FineTuneConfig` that :meth:`fit` uses.
+
+        Args:
+            num_text_items: items with text, which ``fine_tune_steps="auto"`` is sized
+                to (``None``: the upper bound, for validating the settings).
+        """
+        steps = self.fine_tune_steps
+        if steps == "auto":
+            steps = AUTO_FINE_TUNE_STEPS[1] if num_text_items is None else auto_fine_tune_steps(
+                num_text_items, self.fine_tune_batch_size
+            )
         return FineTuneConfig(
-            steps=self.fine_tune_steps,
+            steps=steps,
             batch_size=self.fine_tune_batch_size,
             learning_rate=self.fine_tune_learning_rate,
             temperature=self.fine_tune_temperature,
@@ -195,18 +241,26 @@ class TextLearner(Learner):
             device=self.device,
             cache_dir=self.cache_dir,
         )
+        texts = item_texts(graph, self.template)
+        num_text = sum(1 for text in texts if text.strip())
+        config = self.fine_tune_config(num_text)
         report: Optional[FineTuneReport] = None
-        if self.fine_tune_steps > 0:
+        if config.steps > 0 and num_text < 2:
+            # Ids only (a bare matrix, lastfm): no text to learn from; every item vector is zero.
+            warnings.warn(
+                f"{num_text} of {graph.num_items} items have text; fine-tuning skipped", GraphrecWarning, stacklevel=2
+            )
+        elif config.steps > 0:
             report = fine_tune(
                 encoder,
                 graph,
                 matrix,
-                self.fine_tune_config(),
+                config,
                 template=self.template,
                 show_progress=show_progress,
                 callback=callback,
             )
-        vectors = encoder.embed(item_texts(graph, self.template), show_progress=show_progress)
+        vectors = embed_texts(encoder, texts, show_progress=show_progress)
         self.encoder_ = encoder
         self._encoder_source = None
         self.template_ = rendering
@@ -304,8 +358,7 @@ class TextLearner(Learner):
             float32 ``[len(items), d]``, comparable with :meth:`item_embeddings`.
         """
         self._check_fitted()
-        texts = [self.template_.render(fields, fallback=str(fields.get("item_id", ""))) for fields in items]
-        return self.encoder.embed(texts)
+        return embed_texts(self.encoder, [self.template_.render(fields) for fields in items])
 
     # -- persistence ----------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from kg.graph import ENTITY, ITEM, Graph
 
-__all__ = ["ItemTextTemplate", "entity_texts", "item_texts"]
+__all__ = ["ItemTextTemplate", "entity_texts", "item_texts", "opaque_entities"]
 
 _OPAQUE_NAME = re.compile(r"^(?:[mg]\.[0-9a-z_]+|[0-9]+|Q[0-9]+)$")
 _ID_COLUMN = "item_id"
@@ -174,16 +174,24 @@ class ItemTextTemplate:
 def item_texts(graph: Graph, template: Optional[str] = None) -> list[str]:
     """One text per item of ``graph`` (index order), via :meth:`ItemTextTemplate.for_graph`.
 
-    An item with no text at all is described by its external id.
+    An item with no text at all gets ``""``: its external id says nothing an
+    encoder could use (callers give such items no text vector).
 
     Returns:
         ``graph.num_items`` strings.
     """
     rendering = ItemTextTemplate.for_graph(graph, template)
     columns = list(rendering.columns)
-    ids = graph.item_ids
-    records = graph.items[columns].to_dict("records") if columns else [{}] * graph.num_items
-    return [rendering.render(record, fallback=str(ids[i])) for i, record in enumerate(records)]
+    if not columns:
+        return [""] * graph.num_items
+    records = graph.items[columns].to_dict("records")
+    return [rendering.render(record) for record in records]
+
+
+def opaque_entities(graph: Graph) -> np.ndarray:
+    """Boolean ``[num_entities]``: entities whose name is empty or an opaque id (``m.0bln8``, ``Q42``, ``17``)."""
+    names = graph.entities["name"].astype("string").fillna("").to_numpy(dtype=object)
+    return np.array([not n.strip() or bool(_OPAQUE_NAME.match(n.strip())) for n in names], dtype=bool)
 
 
 def _relation_label(name: str) -> str:
@@ -213,7 +221,7 @@ def entity_texts(graph: Graph, *, max_neighbours: int = 8) -> list[str]:
 
     Returns:
         ``graph.num_entities`` strings; an entity with neither a readable name nor
-        links is described by its external id.
+        links gets ``""`` (its id is no text).
 
     Raises:
         ValueError: ``max_neighbours`` < 0.
@@ -221,8 +229,7 @@ def entity_texts(graph: Graph, *, max_neighbours: int = 8) -> list[str]:
     if isinstance(max_neighbours, bool) or not isinstance(max_neighbours, (int, np.integer)) or max_neighbours < 0:
         raise ValueError(f"max_neighbours must be an integer >= 0, got {max_neighbours!r}")
     names = graph.entities["name"].astype("string").fillna("").to_numpy(dtype=object)
-    ids = graph.entity_ids
-    readable = np.array([bool(n.strip()) and not _OPAQUE_NAME.match(n.strip()) for n in names])
+    readable = ~opaque_entities(graph)
     rendering = ItemTextTemplate.for_graph(graph)
     if rendering.text_columns:
         item_names = [_format_value(v) for v in graph.items[rendering.text_columns[0]].tolist()]
@@ -281,5 +288,5 @@ def entity_texts(graph: Graph, *, max_neighbours: int = 8) -> list[str]:
     for e in range(graph.num_entities):
         parts = [str(names[e]).strip()] if readable[e] else []
         parts += [f"{label}: {'; '.join(members)}" for label, members in context.get(e, {}).items()]
-        texts.append(". ".join(parts) or str(ids[e]))
+        texts.append(". ".join(parts))
     return texts
