@@ -184,6 +184,9 @@ def kg_table(config: SyntheticConfig, world: World) -> pd.DataFrame:
     topic = world.item_topic
     main, extra = genres.distinct(topic, 2, rng)
     in_series = np.flatnonzero(world.item_series >= 0)
+    # A series or creator without items would be KG triples that reach no item (the build refuses those).
+    used_series = np.unique(world.item_series[in_series])
+    used_creators = np.unique(world.item_creator)
     has_extra = np.flatnonzero(rng.random(len(topic)) < 0.25)
     # A few items cross over to a genre of another topic.
     crossover = np.flatnonzero(rng.random(len(topic)) < (0.1 if len(topics) > 1 else 0.0))
@@ -197,8 +200,8 @@ def kg_table(config: SyntheticConfig, world: World) -> pd.DataFrame:
         (item_ids, "has_genre", genres.words.take(main)),
         (item_ids.take(has_extra), "has_genre", genres.words.take(extra[has_extra])),
         (item_ids.take(crossover), "has_genre", genres.words.take(other_genre)),
-        (series_ids, "created_by", creator_ids.take(world.series_creator)),
-        (creator_ids, "nationality", _concat("country:", creator_country)),
+        (series_ids.take(used_series), "created_by", creator_ids.take(world.series_creator[used_series])),
+        (creator_ids.take(used_creators), "nationality", _concat("country:", creator_country).take(used_creators)),
         (genres.words, "subgenre_of", parent),
     ]
     relations = [relation for _, relation, _ in parts]

@@ -120,7 +120,7 @@ def rank_users(
     done = 0
     step = ranker.batch_users
     batches = range(0, len(users), step)
-    for start in progress_bar(batches, desc="evaluate", unit="batch", disable=not show_progress):
+    for start in progress_bar(batches, desc="rank sources + hybrid", unit="batch", disable=not show_progress):
         batch = users[start : start + step]
         scores = {name: scorer(batch) for name, scorer in context.source_scorers.items()}
         for name, rows in scores.items():
