@@ -130,6 +130,8 @@ def recover(destination: str | os.PathLike) -> list[str]:
     """
     from kg.locks import OutputBusyError
 
+    if not leftovers(destination):  # nothing to do: take no lock, create nothing
+        return []
     try:
         with claim(destination) as notes:
             return notes

@@ -169,3 +169,11 @@ def test_killed_recommend_leaves_old_or_new_file_and_next_run_cleans_up(tmp_path
     pd.testing.assert_frame_equal(pd.read_parquet(out), expected)  # the old file, whole
     assert recommend(args) == 0  # the next run
     assert kit.hidden_leftovers(out) == []
+
+
+def test_loading_a_missing_artifact_creates_nothing(tmp_path):
+    from kg import ArtifactError, load_graph
+
+    with pytest.raises(ArtifactError, match="no such artifact directory"):
+        load_graph(tmp_path / "nowhere" / "graph")
+    assert os.listdir(tmp_path) == []
