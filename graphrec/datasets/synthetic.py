@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
+from eval.progress import progress_bar
 from graphrec.datasets.latent import INTERACTION_SCHEMA, build_world, event_blocks
 from graphrec.datasets.tables import items_table, kg_table, social_table, users_table
 from graphrec.datasets.vocab import TOPICS
@@ -279,7 +279,7 @@ def write_streamed(
         config: sizes, structure and seed.
         directory: the directory to create.
         overwrite: replace an existing non-empty ``directory``.
-        show_progress: show a tqdm bar of rows written.
+        show_progress: progress of rows written (a bar on a terminal, periodic lines otherwise).
 
     Returns:
         The paths written.
@@ -321,7 +321,7 @@ def write_interactions_parquet(
     Args:
         config: sizes, structure and seed.
         path: the Parquet file to write (replaced if it exists).
-        show_progress: show a tqdm bar of rows written.
+        show_progress: progress of rows written (a bar on a terminal, periodic lines otherwise).
         chunk_rows: rows per Parquet row group (about 50 bytes of memory a row).
 
     Returns:
@@ -339,8 +339,8 @@ def write_interactions_parquet(
     written = 0
     pending: list[pa.Table] = []
     pending_rows = 0
-    with atomic_file(path) as tmp, pq.ParquetWriter(tmp, INTERACTION_SCHEMA) as writer, tqdm(
-        total=config.num_interactions, unit="rows", disable=not show_progress, desc="interactions"
+    with atomic_file(path) as tmp, pq.ParquetWriter(tmp, INTERACTION_SCHEMA) as writer, progress_bar(
+        total=config.num_interactions, unit="rows", disable=not show_progress, desc="synthetic interactions"
     ) as bar, ThreadPoolExecutor(max_workers=1) as pool:
         # pyarrow releases the GIL while encoding; waiting for the previous write before
         # submitting the next keeps at most one chunk in flight.
