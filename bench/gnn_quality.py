@@ -103,7 +103,8 @@ def main(argv=None) -> int:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, result, seconds, best in rows:
-        cells = " | ".join(f"{result.metrics[k]:.4f}" for k in METRICS) + f" | {result.sparse['ndcg']:.4f}"
+        cells = " | ".join(f"{result.metrics[k]:.4f}" for k in METRICS)
+        cells += f" | {result.sparse['ndcg']:.4f} (n={result.sparse['n_users']})"  # sparse figures carry their count
         lines.append(f"| {label} | {cells} | {best} | {seconds:.0f} |")
     metrics = {label: result.metrics for label, result, _, _ in rows}
     if "LightGCN, text init (default)" in metrics:

@@ -39,7 +39,8 @@ def section(name: str, model: Path) -> list[str]:
         "",
         f"Graph: {counts.get('users', 0):,} users, {counts.get('items', 0):,} items, {counts.get('train', 0):,} train "
         f"+ {counts.get('valid', 0):,} valid + {counts.get('test', 0):,} test pairs, {counts.get('entities', 0):,} "
-        f"entities. Sparse users: at most {metrics.get('sparse_threshold')} train items. GNN: "
+        f"entities. Sparse users: at most {metrics.get('sparse_threshold')} train items "
+        f"({hybrid.get('sparse', {}).get('n_users', '?')} users). GNN: "
         f"{config['gnn']['model']} ({config['gnn']['init']} init, best epoch {manifest['notes'].get('gnn_best_epoch')}).",
         "",
         metrics_table([(n, test[n]) for n in order], k),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -31,6 +32,14 @@ NAMES = {"als": "ALS", "itemknn": "item-KNN", "ease": "EASE", "pop": "MostPop"}
 
 def _fmt(value) -> str:
     return "–" if value is None else f"{value:.4f}"
+
+
+def _sparse(cell: str) -> tuple[float, int | None]:
+    """A sparse NDCG cell, ``0.3488 (n=213)`` or a bare ``0.3488``: (value, user count or None)."""
+    found = re.fullmatch(r"([0-9.]+)(?: \(n=(\d+)\))?", cell.strip("* "))
+    if found is None:
+        raise ValueError(f"cannot read the sparse NDCG cell {cell!r}")
+    return float(found.group(1)), int(found.group(2)) if found.group(2) else None
 
 
 def gnn_quality_rows(name: str) -> dict[str, dict]:
@@ -50,7 +59,8 @@ def gnn_quality_rows(name: str) -> dict[str, dict]:
                 rows[label] = {
                     "recall": float(values["Recall@20"]), "ndcg": float(values["NDCG@20"]),
                     "tail_recall": float(values["TailRecall@20"]), "coverage": float(values["Coverage@20"]),
-                    "sparse_ndcg": float(values["sparse NDCG@20"]) if "sparse NDCG@20" in values else None,
+                    **dict(zip(("sparse_ndcg", "sparse_users"), _sparse(values["sparse NDCG@20"])
+                                   if "sparse NDCG@20" in values else (None, None))),
                     "from": f"bench/gnn_quality.py ({path.name})",
                 }  # fmt: skip
     return rows
@@ -76,6 +86,7 @@ def main(argv=None) -> int:
             rows[label] = {
                 "recall": result["recall"], "ndcg": result["ndcg"], "tail_recall": result["tail_recall"],
                 "coverage": result["coverage"], "sparse_ndcg": result["sparse"]["ndcg"],
+                "sparse_users": result["sparse"].get("n_users"),
                 "from": "training run (bench/hybrid.py)",
             }  # fmt: skip
         for label, row in gnn_quality_rows(name).items():
@@ -91,6 +102,8 @@ def main(argv=None) -> int:
         for label, row in rows.items():
             beats = "floor" if label == "MostPop" else ("yes" if row["ndcg"] > floor else "NO")
             cells = " | ".join(_fmt(row[k]) for k in ("recall", "ndcg", "tail_recall", "coverage", "sparse_ndcg"))
+            if row["sparse_ndcg"] is not None and row.get("sparse_users") is not None:
+                cells += f" (n={row['sparse_users']})"  # a sparse-user figure always says how many users
             lines.append(f"| {label} | {cells} | {beats} | {row['from']} |")
         lines.append("")
     text = "\n".join(lines)

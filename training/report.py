@@ -52,7 +52,14 @@ def _flat(result: Mapping[str, Any]) -> dict[str, Any]:
     row = dict(result)
     if isinstance(result.get("sparse"), Mapping):
         row["sparse_ndcg"] = result["sparse"].get("ndcg")
+        row["sparse_users"] = result["sparse"].get("n_users")
     return row
+
+
+def _sparse_cell(row: Mapping[str, Any]) -> str:
+    """Sparse-user NDCG with the number of users behind it: a figure over 16 users moves a lot."""
+    cell, users = _cell(row.get("sparse_ndcg")), row.get("sparse_users")
+    return cell if users is None or cell == "–" else f"{cell} (n={users})"
 
 
 def metrics_table(rows: Sequence[tuple[str, Mapping[str, Any]]], k: int) -> str:
@@ -61,7 +68,7 @@ def metrics_table(rows: Sequence[tuple[str, Mapping[str, Any]]], k: int) -> str:
     lines = [head, "|---|" + "---:|" * len(_COLUMNS)]
     for name, result in rows:
         row = _flat(result)
-        cells = " | ".join(_cell(row.get(key)) for key, _ in _COLUMNS)
+        cells = " | ".join(_sparse_cell(row) if key == "sparse_ndcg" else _cell(row.get(key)) for key, _ in _COLUMNS)
         lines.append(f"| {_NAMES.get(name, name)} | {cells} |")
     return "\n".join(lines)
 

@@ -62,3 +62,17 @@ def test_run_name(tmp_path):
     assert run_name(tmp_path / "graphrec-demo" / "graph", demo=True) == "demo"
     assert run_name(tmp_path / "ml-100k") == "ml-100k"
     assert run_name(tmp_path / "lastfm" / "graph") == "lastfm/graph"
+
+
+def test_every_sparse_user_figure_carries_its_user_count(structured_graph):
+    from training.report import metrics_table
+
+    train, test, ids = structured_graph.matrix("train", "valid"), structured_graph.matrix("test"), structured_graph.item_ids
+    pop = evaluate(MostPop().fit(train, item_ids=ids), train=train, test=test, item_ids=ids, k=10, sparse_max_train=10)
+    n = pop.sparse["n_users"]
+    assert n == pop.n_users > 0  # every user of this graph has 10 train items
+    ablation_row = {"ndcg": 0.5, "sparse_ndcg": 0.25, "sparse_users": 7}
+    lines = metrics_table([("pop", pop.to_dict()), ("hybrid - content", ablation_row)], 10).splitlines()
+    assert lines[2].endswith(f"{pop.sparse['ndcg']:.4f} (n={n}) |")
+    assert lines[3].endswith("0.2500 (n=7) |")
+    assert "(n=" not in metrics_table([("x", {"ndcg": 0.5})], 10)  # no sparse figure, no count
