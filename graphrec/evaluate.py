@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> tuple[EvalResult, list[str], dict]:
     from eval.evaluator import evaluate, sparse_threshold  # torch loads once the inputs are checked
 
     if args.model is not None:
+        if not args.quiet:
+            print(f"graphrec.evaluate: loading {args.model}", file=sys.stderr, flush=True)
         source, notes = _model_scorer(args.model, graph, args.split)
         described = {"model": str(args.model)}
     else:
@@ -158,6 +160,7 @@ def run(args: argparse.Namespace) -> tuple[EvalResult, list[str], dict]:
         batch_size=args.batch_size,
         sparse_max_train=sparse_threshold(train, test),
         show_progress=not args.quiet,
+        progress_label=f"evaluate {Path(args.model or args.recommendations).name} ({args.split})",
     )
     if result.sparse["threshold"] != 5:
         notes.append(f"no user has 5 or fewer train items; sparse users are the lowest quintile (<= {result.sparse['threshold']}).")
