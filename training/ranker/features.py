@@ -249,46 +249,77 @@ def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray, default: fl
 def _kg_features(
     rows: np.ndarray, items: np.ndarray, history: sp.csr_matrix, times: Optional[sp.csr_matrix], stats: ItemStats
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """kg.overlap, kg.count, kg.missing and the latest time of an entity-sharing history item."""
+    """kg.overlap, kg.count, kg.missing and the latest time of an entity-sharing history item.
+
+    Sparse products over the batch: ``held = history @ item_entities`` counts the
+    history items holding each entity; ``held @ item_entities.T`` sums those counts over
+    each item's entities (``kg.count``) and the same product of ``held > 0`` counts the
+    item's entities some history item holds (``kg.overlap``); the pairs read both. The
+    latest time needs a maximum, not a sum: per chunk of rows, a dense ``[rows, entities]``
+    table of the latest time of a holding history item, read for every (pair, entity of
+    its item). Chunks keep a table under :data:`_CHUNK_ELEMENTS` entries.
+    """
     item_entities = stats.item_entities
-    num_entities = item_entities.shape[1]
+    num_entities, num_items = item_entities.shape[1], item_entities.shape[0]
+    degree = np.diff(item_entities.indptr)[items].astype(np.float64)
     binary = history.copy()
     binary.data[:] = 1.0
-    held = (binary @ item_entities).tocoo()  # [B, E]: history items holding each entity
-    held_keys = held.row.astype(np.int64) * num_entities + held.col
-    order = np.argsort(held_keys)
-    held_keys, held_counts = held_keys[order], held.data[order].astype(np.float64)
-
-    position, entity = _expand_entities(items, item_entities)
-    query = rows[position] * num_entities + entity
-    counts = _lookup(held_keys, held_counts, query, 0.0)
-    degree = np.bincount(position, minlength=len(items)).astype(np.float64)
+    held = binary @ item_entities  # [B, E]
+    covered = held.copy()
+    covered.data[:] = 1.0
+    pair_keys = rows.astype(np.int64) * num_items + items
+    count_sum = _pair_lookup(held @ item_entities.T, pair_keys)
+    overlap_sum = _pair_lookup(covered @ item_entities.T, pair_keys)
     safe = np.maximum(degree, 1.0)
-    overlap = np.bincount(position, weights=(counts > 0), minlength=len(items)) / safe
-    mean_count = np.bincount(position, weights=counts, minlength=len(items)) / safe
-    empty_history = np.diff(history.indptr)[rows] == 0
-    missing = (degree == 0) | empty_history
-
+    missing = (degree == 0) | (np.diff(history.indptr)[rows] == 0)
     latest = np.full(len(items), -np.inf)
-    if times is not None and len(position):
-        t = times.tocoo()
-        timed = np.isfinite(t.data)
-        hist_pos, hist_entity = _expand_entities(t.col[timed].astype(np.int64), item_entities)
-        hist_keys = t.row[timed].astype(np.int64)[hist_pos] * num_entities + hist_entity
-        hist_times = t.data[timed][hist_pos]
-        if len(hist_keys):
-            # Latest time per (row, entity), then per pair the latest over the item's entities.
-            order = np.lexsort((hist_times, hist_keys))
-            hist_keys, hist_times = hist_keys[order], hist_times[order]
-            last = np.r_[hist_keys[1:] != hist_keys[:-1], True]
-            entity_time = _lookup(hist_keys[last], hist_times[last], query, -np.inf)
-            np.maximum.at(latest, position, entity_time)
+    if times is not None and len(items) and num_entities:
+        latest = _latest_entity_time(rows, items, times, item_entities)
     return (
-        torch.from_numpy(overlap.astype(np.float32)),
-        torch.from_numpy(np.log1p(mean_count).astype(np.float32)),
+        torch.from_numpy((overlap_sum / safe).astype(np.float32)),
+        torch.from_numpy(np.log1p(count_sum / safe).astype(np.float32)),
         torch.from_numpy(missing.astype(np.float32)),
         torch.from_numpy(latest),
     )
+
+
+def _pair_lookup(matrix: sp.spmatrix, pair_keys: np.ndarray) -> np.ndarray:
+    """``matrix[row, item]`` for keys ``row * num_columns + item`` (0 where not stored), float64."""
+    matrix = sp.csr_matrix(matrix)
+    matrix.sum_duplicates()
+    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * matrix.shape[1]
+    return _lookup(keys + matrix.indices, matrix.data.astype(np.float64), pair_keys, 0.0)
+
+
+def _latest_entity_time(
+    rows: np.ndarray, items: np.ndarray, times: sp.csr_matrix, item_entities: sp.csr_matrix
+) -> np.ndarray:
+    """Per pair, the latest timestamp of a history item sharing an entity with the item (-inf: none)."""
+    num_entities = item_entities.shape[1]
+    position, entity = _expand_entities(items, item_entities)
+    entity_time = np.full(len(position), -np.inf)
+    t = times.tocoo()
+    keep = np.isfinite(t.data)
+    t_rows, t_cols, t_data = t.row[keep].astype(np.int64), t.col[keep].astype(np.int64), t.data[keep]
+    pair_rows = rows[position]
+    step = max(1, _CHUNK_ELEMENTS // num_entities)
+    bounds = np.searchsorted(pair_rows, np.arange(0, times.shape[0] + step, step))
+    for chunk, start in enumerate(range(0, times.shape[0], step)):
+        lo, hi = bounds[chunk], bounds[chunk + 1]
+        if lo == hi:
+            continue
+        stop = min(start + step, times.shape[0])
+        in_chunk = (t_rows >= start) & (t_rows < stop)
+        hist_pos, hist_entity = _expand_entities(t_cols[in_chunk], item_entities)
+        table = np.full((stop - start, num_entities), -np.inf)
+        np.maximum.at(table, ((t_rows[in_chunk] - start)[hist_pos], hist_entity), t_data[in_chunk][hist_pos])
+        entity_time[lo:hi] = table[pair_rows[lo:hi] - start, entity[lo:hi]]
+    latest = np.full(len(items), -np.inf)
+    degree = np.bincount(position, minlength=len(items))
+    nonempty = np.flatnonzero(degree > 0)
+    if len(nonempty):  # a pair's entities are contiguous: the latest over each pair's segment
+        latest[nonempty] = np.maximum.reduceat(entity_time, (np.cumsum(degree) - degree)[nonempty])
+    return latest
 
 
 def _content_features(
