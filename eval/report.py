@@ -91,7 +91,9 @@ def plot_data(results: Mapping[str, Mapping[str, Any]], curves: Optional[Curves]
     if len(set(sizes.values())) > 1:
         raise ValueError(f"results come from different catalogues (items per model: {sizes})")
     deciles = {
-        name: [None if d["recall"] is None or not np.isfinite(d["recall"]) else float(d["recall"]) for d in r["deciles"]]
+        name: [
+            None if d["recall"] is None or not np.isfinite(d["recall"]) else float(d["recall"]) for d in r["deciles"]
+        ]
         for name, r in results.items()
     }
     data: dict[str, Any] = {

@@ -93,9 +93,7 @@ def _as_ids(value: Any, name: str, size: Optional[int]) -> tuple[np.ndarray, boo
     return ids, scalar
 
 
-def _restrict(
-    items: Any, filter_items: Any, num_items: int
-) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+def _restrict(items: Any, filter_items: Any, num_items: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Validated ``(items, filter_items)`` as sorted int64 arrays (or ``None``)."""
     if items is not None and filter_items is not None:
         raise ValueError("set either items or filter_items, not both (as in implicit)")

@@ -52,7 +52,7 @@ def test_a_fast_loop_is_silent():
 def test_line_shows_percent_eta_and_postfix():
     out = io.StringIO()
     bar = LineProgress(total=30, desc="gnn", unit="epoch", file=out, interval=1e9, clock=FakeClock(2.0))
-    for epoch in range(12):
+    for _ in range(12):
         bar.set_postfix(loss=0.31)
         bar.update(1)
     first = out.getvalue().splitlines()[0]

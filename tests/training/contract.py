@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 
 from eval import MostPop, evaluate
@@ -179,7 +178,7 @@ class LearnerContract:
             assert (np.diff(top[r]) <= 1e-6).all()
             rest = np.setdiff1d(np.arange(structured_graph.num_items), np.concatenate([ids[r], list(seen)]))
             assert scores[r, rest].max() <= top[r, -1] + 1e-5
-        one_ids, one_top = learner.recommend(int(users[1]), rows[1], N=5)
+        one_ids, _ = learner.recommend(int(users[1]), rows[1], N=5)
         assert one_ids.shape == (5,)
         np.testing.assert_array_equal(one_ids, ids[1])
         unfiltered, _ = learner.recommend(users, None, N=5, filter_already_liked_items=False)
@@ -204,7 +203,7 @@ class LearnerContract:
             return
         assert ids.shape == top.shape == (2, 6)
         assert (np.diff(top, axis=1) <= 1e-6).all()
-        one_ids, one_top = learner.similar_items(int(query[0]), N=6)
+        _one_ids, one_top = learner.similar_items(int(query[0]), N=6)
         np.testing.assert_allclose(one_top, top[0], rtol=1e-5, atol=1e-6)
         if has_vectors:
             # cosine: the query item itself scores 1 and nothing scores higher
