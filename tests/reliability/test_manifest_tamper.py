@@ -148,3 +148,15 @@ def test_a_corrupted_model_file_is_caught(model):
     state.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match="checksum"):
         load_model(model)
+
+
+def test_export_tables_read_only_listed_entries(tmp_path_factory, tmp_path):
+    from graphrec.embeddings_export import read_embeddings
+    from graphrec.export import main as export
+
+    out = tmp_path / "export"
+    assert export(["--model", str(kit.tiny_model(tmp_path_factory)), "--out", str(out), "--format", "npy"]) == 0
+    (tmp_path / "outside.npy").write_bytes((out / "items.npy").read_bytes())
+    _edit_manifest(out, lambda m: m["tables"]["items"]["files"].update({"vectors": "../outside.npy"}))
+    with pytest.raises(ArtifactError, match="table 'items' vectors file '../outside.npy' is not a relative path"):
+        read_embeddings(out)
