@@ -87,6 +87,7 @@ class LineProgress:
         unit: what is counted (``"epoch"``, ``"user"``...).
         initial: work already done (a resumed run).
         file: where lines go (default stderr).
+        unit_scale: write counts of 10,000 and more as ``12.3k``, ``4.56M``.
         interval: a line at least this often (seconds), besides the 10 % marks.
         min_gap: seconds at least between two lines.
         quiet_below: a loop shorter than this that printed nothing stays silent.
@@ -102,6 +103,7 @@ class LineProgress:
         unit: str = "it",
         initial: float = 0,
         file: Optional[TextIO] = None,
+        unit_scale: bool = False,
         interval: float = LINE_INTERVAL,
         min_gap: float = MIN_GAP,
         quiet_below: float = QUIET_BELOW,
@@ -117,6 +119,7 @@ class LineProgress:
         self.file = sys.stderr if file is None else file
         self.interval, self.min_gap, self.quiet_below, self.clock = interval, min_gap, quiet_below, clock
         self.lines = 0
+        self.unit_scale = unit_scale
         self.start = clock()
         self._initial = initial
         self._last_time = self.start
@@ -182,10 +185,10 @@ class LineProgress:
         return f"[{self.desc}] " if self.desc else ""
 
     def _count(self) -> str:
-        done = _short(self.n)
+        show = _scaled if self.unit_scale else _short
         if self.total:
-            return f"{done}/{_short(self.total)} {self.unit}"
-        return f"{done} {self.unit}"
+            return f"{show(self.n)}/{show(self.total)} {self.unit}"
+        return f"{show(self.n)} {self.unit}"
 
     def _tail(self) -> str:
         return f", {self._postfix}" if self._postfix else ""
@@ -217,6 +220,14 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def _scaled(value: float) -> str:
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
+        if abs(value) >= factor:
+            divisor = 1e3 if suffix == "k" else factor
+            return f"{value / divisor:.3g}{suffix}"
+    return _short(value)
+
+
 class _Off(LineProgress):
     """Counts but prints nothing (``disable=True`` or ``GRAPHREC_PROGRESS=off``)."""
 
@@ -234,6 +245,7 @@ def progress_bar(
     initial: float = 0,
     file: Optional[TextIO] = None,
     leave: bool = True,
+    unit_scale: bool = False,
 ):
     """A progress bar for one stage: tqdm on a terminal, :class:`LineProgress` elsewhere.
 
@@ -249,6 +261,7 @@ def progress_bar(
         initial: work already done (resumed runs).
         file: the stream (default stderr; its being a terminal picks the mode).
         leave: keep the finished tqdm bar on screen.
+        unit_scale: show large counts as ``1.2M`` (tqdm's option; the lines do it too).
 
     Returns:
         A tqdm-compatible object (iterate it or call ``update``; close it or use ``with``).
@@ -259,10 +272,10 @@ def progress_bar(
 
         return tqdm(
             iterable, desc=f"[{desc}]", total=total, unit=unit, initial=initial, file=file, leave=leave,
-            dynamic_ncols=True,
+            dynamic_ncols=True, unit_scale=unit_scale,
         )  # fmt: skip
     cls = _Off if mode == "off" else LineProgress
-    return cls(iterable, total=total, desc=desc, unit=unit, initial=initial, file=file)
+    return cls(iterable, total=total, desc=desc, unit=unit, initial=initial, file=file, unit_scale=unit_scale)
 
 
 @contextlib.contextmanager

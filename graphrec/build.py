@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     from kg.build import build_graph  # pandas and pyarrow load only when a build runs
     from kg.graph import FORMAT as GRAPH_FORMAT
 
-    show_progress = not quiet and sys.stderr.isatty()
+    from eval.progress import progress_bar  # a bar on a terminal, plain periodic lines in a log
+
+    show_progress = not quiet
     inputs = {f"--{name.replace('_', '-')}": getattr(config, name) for name in PATH_FIELDS}
     try:
         out = output_path("--out", out)
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         with claim(out) as notes:
             print_notes("graphrec.build", notes)
             check_replaceable(out, overwrite=overwrite, replaces=GRAPH_FORMAT)
-            graph = build_graph(config, show_progress=show_progress)
+            graph = build_graph(config, show_progress=show_progress, progress=progress_bar)
             graph.save(out, overwrite=overwrite)
     except (BadInput, InputError, ValueError, FileExistsError, ArtifactError, OutputBusyError) as exc:
         print(f"graphrec.build: error: {exc}", file=sys.stderr)

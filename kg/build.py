@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -71,12 +71,16 @@ def resolve_inputs(config: BuildConfig) -> tuple[BuildConfig, dict[str, str]]:
     return (config.replace(**found) if found else config), found
 
 
-def build_graph(config: BuildConfig, *, show_progress: bool = False) -> Graph:
+def build_graph(
+    config: BuildConfig, *, show_progress: bool = False, progress: Optional[Callable[..., Any]] = None
+) -> Graph:
     """Build the graph the config describes.
 
     Args:
         config: what to read and how (see :class:`kg.BuildConfig`).
-        show_progress: tqdm bars while reading large logs.
+        show_progress: progress bars while reading large logs.
+        progress: their factory (tqdm's arguments; default ``tqdm``); the CLI passes
+            :func:`eval.progress.progress_bar` (``kg`` imports no project code).
 
     Returns:
         The graph; ``graph.meta`` holds the manifest metadata (``build_config``,
@@ -111,7 +115,7 @@ def build_graph(config: BuildConfig, *, show_progress: bool = False) -> Graph:
         )
         logs[role] = read_events(
             source, users=users, items=items, rejections=rejections, explicit_roles=explicit_roles,
-            event_weights=config.event_weights, show_progress=show_progress,
+            event_weights=config.event_weights, show_progress=show_progress, progress=progress,
         )
         notes[os.fspath(path)] = source.notes
     if config.split_method == "temporal" and logs["interactions"].timestamp is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -153,6 +153,7 @@ def read_events(
     explicit_roles: Mapping[str, str | None],
     event_weights: Mapping[str, float],
     show_progress: bool = False,
+    progress: Optional[Callable[..., Any]] = None,
 ) -> EventLog:
     """Stream a log into per-event arrays, validating every row.
 
@@ -166,7 +167,10 @@ def read_events(
         explicit_roles: ``{role: column or None}`` from the configuration.
         event_weights: weight per event type; when non-empty, an event type not
             listed is refused ("unknown event type").
-        show_progress: tqdm bar over the rows.
+        show_progress: a progress bar over the rows.
+        progress: the bar's factory, called with tqdm's ``total``, ``unit``, ``unit_scale``,
+            ``desc`` and ``disable`` (the CLI passes :func:`eval.progress.progress_bar`,
+            which prints plain lines in a log); default ``tqdm``.
 
     Raises:
         InputError: see :func:`resolve_roles`; strict mode, the first bad row;
@@ -183,7 +187,10 @@ def read_events(
     item_batches: list[int] = []
     event_counts: dict[str, int] = {}
     rows = 0
-    with tqdm(total=total, unit="rows", unit_scale=True, desc=f"reading {source.path.name}", disable=not show_progress) as bar:
+    bar_factory = tqdm if progress is None else progress
+    with bar_factory(
+        total=total, unit="rows", unit_scale=True, desc=f"reading {source.path.name}", disable=not show_progress
+    ) as bar:
         for chunk in source.batches(needed):
             rows += chunk.num_rows
             bar.update(chunk.num_rows)

@@ -340,7 +340,8 @@ def write_interactions_parquet(
     pending: list[pa.Table] = []
     pending_rows = 0
     with atomic_file(path) as tmp, pq.ParquetWriter(tmp, INTERACTION_SCHEMA) as writer, progress_bar(
-        total=config.num_interactions, unit="rows", disable=not show_progress, desc="synthetic interactions"
+        total=config.num_interactions, unit="rows", unit_scale=True, disable=not show_progress,
+        desc="synthetic interactions",
     ) as bar, ThreadPoolExecutor(max_workers=1) as pool:
         # pyarrow releases the GIL while encoding; waiting for the previous write before
         # submitting the next keeps at most one chunk in flight.

@@ -98,3 +98,11 @@ def test_quiet_library_bars_restores_state():
         assert not hf_logging.is_progress_bar_enabled()
         assert hf_logging.get_verbosity() == hf_logging.ERROR
     assert (hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()) == before
+
+
+def test_unit_scale_shortens_large_counts():
+    out = io.StringIO()
+    with LineProgress(total=30_000_000, desc="reading log.csv", unit="rows", unit_scale=True, file=out,
+                      clock=FakeClock(3.0)) as bar:  # fmt: skip
+        bar.update(12_000_000)
+    assert out.getvalue().splitlines()[0].startswith("[reading log.csv] 40% 12M/30M rows, ")
