@@ -9,6 +9,8 @@ plus the heavy libraries the verb's module pulls in on import.
 
     python bench/cli_startup.py                 # 3 runs per verb
     python bench/cli_startup.py --repeat 5
+    git archive 4c0b502 | tar -x -C /tmp/before   # the code before the verbs deferred their imports
+    python bench/cli_startup.py --baseline /tmp/before   # both, alternating, in one run
 
 Prints a markdown table and writes it to bench/results/cli_startup.md (a
 "CLI start-up" section of BENCHMARKS.md; ``python bench/merge_results.py``).
@@ -34,14 +36,18 @@ PROBE = (
 )
 
 
-def time_help(verb: str) -> float:
+def time_help(verb: str, root: Path = ROOT) -> float:
     """Seconds for one ``python -m graphrec.<verb> --help`` in a fresh process.
+
+    Args:
+        verb: the verb.
+        root: the checkout whose code runs (``python -m`` puts the working directory first on the path).
 
     Raises:
         RuntimeError: the command did not exit with status 0.
     """
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", f"graphrec.{verb}", "--help"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", f"graphrec.{verb}", "--help"], cwd=root,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -49,9 +55,9 @@ def time_help(verb: str) -> float:
     return seconds
 
 
-def heavy_imports(verb: str) -> str:
+def heavy_imports(verb: str, root: Path = ROOT) -> str:
     """The heavy libraries that importing ``graphrec.<verb>`` loads (comma-separated, or "none")."""
-    done = subprocess.run([sys.executable, "-c", PROBE, f"graphrec.{verb}"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", PROBE, f"graphrec.{verb}"], cwd=root,
                           capture_output=True, text=True, check=True)
     return done.stdout.strip() or "none"
 
@@ -59,15 +65,20 @@ def heavy_imports(verb: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per verb (the median is reported)")
+    parser.add_argument("--baseline", type=Path, help="another checkout (e.g. an older commit) timed alongside")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cli_startup.md")
     args = parser.parse_args(argv)
 
-    runs: dict[str, list[float]] = {verb: [] for verb in VERBS}
+    roots = {"now": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+    runs = {(name, verb): [] for name in roots for verb in VERBS}
     for _ in range(args.repeat):
         for verb in VERBS:
-            runs[verb].append(time_help(verb))
+            for name, root in roots.items():  # alternate, so load bursts hit both alike
+                runs[name, verb].append(time_help(verb, root))
 
     command = "python bench/cli_startup.py" + (f" --repeat {args.repeat}" if args.repeat != 3 else "")
+    if args.baseline:
+        command += f" --baseline {args.baseline}"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         "## CLI start-up",
@@ -77,12 +88,16 @@ def main(argv: list[str] | None = None) -> None:
         " `--help`: the verbs import torch, torch_geometric, transformers, implicit and pandas only when"
         " they run.",
         "",
-        "| verb | median s | slowest s | heavy modules imported by the verb's module |",
-        "|---|---:|---:|---|",
+        "| verb | median s | slowest s | heavy modules imported by the verb's module |"
+        + (" baseline median s | baseline imports |" if args.baseline else ""),
+        "|---|---:|---:|---|" + ("---:|---|" if args.baseline else ""),
     ]
     for verb in VERBS:
-        lines.append(f"| `{verb} --help` | {statistics.median(runs[verb]):.2f} | {max(runs[verb]):.2f} |"
-                     f" {heavy_imports(verb)} |")
+        now = runs["now", verb]
+        row = f"| `{verb} --help` | {statistics.median(now):.2f} | {max(now):.2f} | {heavy_imports(verb)} |"
+        if args.baseline:
+            row += f" {statistics.median(runs['baseline', verb]):.2f} | {heavy_imports(verb, roots['baseline'])} |"
+        lines.append(row)
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -203,16 +203,16 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
         ArtifactError: not a model artifact, a newer format, a missing or modified file
             (naming it), or an incomplete artifact.
     """
-    from safetensors.numpy import load_file
+    path = Path(path)
+    manifest = read_manifest(path, format=FORMAT, max_version=FORMAT_VERSION, verify=verify, required=REQUIRED_FILES)
+    shipped = _shipped_sources(path, manifest)
+    from safetensors.numpy import load_file  # the learners (torch...) load once the artifact checks out
 
     from eval.baselines import MostPop
     from kg.graph import load_graph
     from training.ranker import HybridRanker
     from training.sources import load_source, scorer_of
 
-    path = Path(path)
-    manifest = read_manifest(path, format=FORMAT, max_version=FORMAT_VERSION, verify=verify, required=REQUIRED_FILES)
-    shipped = _shipped_sources(path, manifest)
     graph = load_graph(path / "graph", verify=False)  # its files are covered by the model's checksums
     splits = tuple(manifest.get("history_splits", HISTORY_SPLITS))
     history = graph.matrix(*splits)

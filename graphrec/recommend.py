@@ -80,6 +80,11 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
         raise BadInput(f"--k must be >= 1, got {args.k}")
     if args.batch_size < 1:
         raise BadInput(f"--batch-size must be >= 1, got {args.batch_size}")
+    from graphrec.artifact import FORMAT as MODEL_FORMAT
+    from graphrec.artifact import FORMAT_VERSION as MODEL_VERSION
+    from kg.artifact import read_manifest
+
+    read_manifest(args.model, format=MODEL_FORMAT, max_version=MODEL_VERSION, verify=False)  # fails before torch loads
     if args.format == "auto":
         try:
             format_from_path(args.out)  # fail on an unknown suffix before loading anything

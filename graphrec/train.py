@@ -111,6 +111,12 @@ def run(args: argparse.Namespace, log=print) -> Path:
 
     stages = _stages(args.stages)  # checked before the demo is built or torch loads
     demo = args.graph is None
+    if not demo:  # a wrong --graph fails at once, before torch loads
+        from kg.artifact import read_manifest
+        from kg.graph import FORMAT as GRAPH_FORMAT
+        from kg.graph import FORMAT_VERSION as GRAPH_VERSION
+
+        read_manifest(args.graph, format=GRAPH_FORMAT, max_version=GRAPH_VERSION, verify=False)
     if demo:
         if args.out is None:
             args.out = args.demo_dir / "model"

@@ -55,3 +55,35 @@ def test_the_probe_sees_a_heavy_import():
     code = f"import sys, graphrec.dot_scorer; print([m for m in {HEAVY!r} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert "torch" in done.stdout
+
+
+ERRORS = """
+import contextlib, io, json, sys
+import graphrec.evaluate, graphrec.export, graphrec.recommend, graphrec.train
+missing = {missing!r}
+calls = {{
+    "train": (graphrec.train.main, ["--graph", missing, "--out", missing + "-m"]),
+    "recommend": (graphrec.recommend.main, ["--model", missing, "--out", missing + ".csv"]),
+    "export": (graphrec.export.main, ["--model", missing, "--out", missing + "-e"]),
+    "evaluate": (graphrec.evaluate.main, ["--graph", missing, "--recommendations", missing + ".csv"]),
+}}
+found = {{}}
+for verb, (main, argv) in calls.items():
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        status = main(argv)
+    found[verb] = {{"status": status, "error": err.getvalue().strip()}}
+found["heavy"] = [m for m in ("torch", "torch_geometric", "transformers", "implicit") if m in sys.modules]
+print(json.dumps(found))
+"""
+
+
+def test_a_missing_model_or_graph_fails_before_torch_loads(tmp_path):
+    code = ERRORS.format(missing=str(tmp_path / "nowhere"))
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    for verb in ("train", "recommend", "export", "evaluate"):
+        assert found[verb]["status"] == 2, (verb, found[verb])
+        assert "nowhere: no such artifact directory" in found[verb]["error"], (verb, found[verb])
+    assert found["heavy"] == []
