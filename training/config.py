@@ -34,6 +34,7 @@ __all__ = [
     "EASEConfig",
     "EvalConfig",
     "GNNConfig",
+    "GraphFilterConfig",
     "ItemKNNConfig",
     "RankerConfig",
     "STAGES",
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 STAGES = ("text", "als", "neighbors", "gnn", "ranker", "evaluate")
-"""Pipeline stages in run order (``neighbors`` fits item-KNN and EASE)."""
+"""Pipeline stages in run order (``neighbors`` fits item-KNN, the graph filter and EASE)."""
 
 
 def _doc(text: str, default: Any = None) -> Any:
@@ -159,6 +160,23 @@ class EASEConfig(Section):
 
 
 @dataclass(frozen=True)
+class GraphFilterConfig(Section):
+    """Training-free graph filter (``training.graphfilter.GraphFilter``): GF-CF linear + ideal low-pass.
+
+    Defaults chosen on validation (``bench/graphfilter.py``; test never seen).
+    """
+
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "weighted")
+    enabled: bool = _doc("fit the graph filter and use it as a ranker source (training-free, seconds)", True)
+    weighted: bool = _doc("filter interaction weights; off: binary, as the papers", False)
+    alpha: float = _doc("weight of the ideal low-pass term (top-rank singular vectors)", 0.3)
+    rank: int = _doc("singular vectors of the ideal low-pass term (0: linear filter only)", 256)
+    exponent: float = _doc("degree normalisation exponent of D_U^-e R D_I^-e", 0.5)
+    sharpen: float = _doc("BSPM-style sharpening s - sharpen * s P (0: none)", 0.0)
+    dense_max_items: int = _doc("largest catalogue whose items x items filter is held densely", 10_000)
+
+
+@dataclass(frozen=True)
 class GNNConfig(Section):
     """Graph propagation over the user-item-knowledge graph (``training.gnn``)."""
 
@@ -248,6 +266,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "als": ALSConfig,
     "itemknn": ItemKNNConfig,
     "ease": EASEConfig,
+    "graphfilter": GraphFilterConfig,
     "gnn": GNNConfig,
     "ranker": RankerConfig,
     "eval": EvalConfig,
@@ -264,6 +283,7 @@ class TrainConfig:
     als: ALSConfig = field(default_factory=ALSConfig)
     itemknn: ItemKNNConfig = field(default_factory=ItemKNNConfig)
     ease: EASEConfig = field(default_factory=EASEConfig)
+    graphfilter: GraphFilterConfig = field(default_factory=GraphFilterConfig)
     gnn: GNNConfig = field(default_factory=GNNConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

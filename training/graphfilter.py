@@ -9,7 +9,9 @@ with filters of the normalised matrix
 
     \\tilde R = D_U^{-e} R\\, D_I^{-e}, \\qquad \\tilde P = \\tilde R^\\top \\tilde R
 
-(``e`` = ``exponent``, 1/2 in the papers):
+(``e`` = ``exponent``, 1/2 in the papers; ``P~`` is divided by its largest
+eigenvalue ``sigma_1^2``, which is 1 at ``e = 1/2``, so that ``alpha`` and ``sharpen``
+mean the same for every exponent):
 
 * a **linear** low-pass filter ``r P~``;
 * an **ideal** low-pass filter ``r D_I^{-e} V V^T D_I^{e}`` with ``V`` the top
@@ -204,7 +206,8 @@ class GraphFilter(Learner):
         start = time.perf_counter()
         self._build(matrix, self._svd(matrix))
         if callback is not None:
-            energy = float(np.square(self._normalised.data, dtype=np.float64).sum())
+            # R~ is held divided by sigma_1 (see _build): undo it for ||R~||_F^2.
+            energy = float(np.square(self._normalised.data, dtype=np.float64).sum()) * float(self.singular_values_[0]) ** 2
             kept = float(np.square(self.singular_values_, dtype=np.float64).sum())
             callback(0, time.perf_counter() - start, max(0.0, 1.0 - kept / energy) if energy else 0.0)
         self.fitted_ = True
@@ -226,7 +229,7 @@ class GraphFilter(Learner):
         config.update({k: v for k, v in (("alpha", alpha), ("rank", rank), ("sharpen", sharpen)) if v is not None})
         copy = GraphFilter(**config)
         kept = self.vectors_.shape[1]
-        wanted = copy._effective_rank(self.user_items_.shape) if copy.alpha else 0
+        wanted = max(1, copy._effective_rank(self.user_items_.shape))
         if wanted > kept:
             raise ValueError(f"rank={copy.rank} needs {wanted} singular vectors; this fit kept {kept}")
         copy._build(self.user_items_, (self.singular_values_[:wanted], self.vectors_[:, :wanted]))
@@ -234,14 +237,14 @@ class GraphFilter(Learner):
         return copy
 
     def _effective_rank(self, shape: tuple[int, int]) -> int:
-        return max(0, min(self.rank, min(shape) - 1))
+        """Singular vectors the ideal term uses: ``rank`` capped, 0 when ``alpha`` is 0."""
+        return max(0, min(self.rank, min(shape) - 1)) if self.alpha else 0
 
     def _svd(self, matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """Top singular values (descending) and right vectors ``[num_items, k]`` of ``R~``."""
         normalised, _ = normalised_matrix(matrix, self.exponent)
-        rank = self._effective_rank(normalised.shape)
-        if rank == 0 or self.alpha == 0:
-            return np.zeros(0, dtype=np.float32), np.zeros((normalised.shape[1], 0), dtype=np.float32)
+        # At least one: the top singular value scales P~ to spectral radius 1 for any exponent.
+        rank = max(1, self._effective_rank(normalised.shape))
         if normalised.shape[1] <= _EIGH_MAX_ITEMS:
             # Small catalogue: the exact eigenvectors of the dense Gram matrix beat ARPACK by far.
             gram = torch.from_numpy((normalised.T @ normalised).toarray().astype(np.float64))
@@ -261,18 +264,23 @@ class GraphFilter(Learner):
         self.user_items_ = matrix
         self.singular_values_, self.vectors_ = svd
         self._normalised, item_scale = normalised_matrix(matrix, self.exponent)
+        top = float(self.singular_values_[0]) if len(self.singular_values_) else 0.0
+        if top > 0:  # P~ / sigma_1^2: eigenvalues in [0, 1] whatever the exponent (sigma_1 = 1 at e = 1/2)
+            self._normalised.data /= np.float32(top)
         device = torch.device(self.device)
         # Ideal low-pass as two factors: (r * d^-e) V and V^T * d^e.
-        left = (self.vectors_ * item_scale[:, None]).astype(np.float32)
+        vectors = self.vectors_[:, : self._effective_rank(matrix.shape)]
+        self._has_ideal = bool(vectors.shape[1])
+        left = (vectors * item_scale[:, None]).astype(np.float32)
         with np.errstate(divide="ignore"):
             inverse = np.where(item_scale > 0, 1.0 / item_scale, 0.0)
-        right = np.ascontiguousarray((self.vectors_ * inverse[:, None]).T, dtype=np.float32)
+        right = np.ascontiguousarray((vectors * inverse[:, None]).T, dtype=np.float32)
         num_items = matrix.shape[1]
         self._dense: Optional[torch.Tensor] = None
         if num_items <= self.dense_max_items:
             gram = torch.from_numpy((self._normalised.T @ self._normalised).toarray()).to(device)
             operator = gram.clone()
-            if self.vectors_.shape[1]:
+            if self._has_ideal:
                 operator += self.alpha * (torch.from_numpy(left).to(device) @ torch.from_numpy(right).to(device))
             if self.sharpen:
                 operator -= self.sharpen * (operator @ gram)
@@ -297,7 +305,7 @@ class GraphFilter(Learner):
         else:
             dense = _dense_rows(rows, device)
             scores = self._propagate(dense)
-        if self.vectors_.shape[1]:
+        if self._has_ideal:
             scaled = _dense_rows(rows, device) if device.type == "cpu" else dense
             scores += self.alpha * ((scaled @ self._left) @ self._right)
         if self.sharpen:

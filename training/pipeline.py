@@ -16,7 +16,8 @@ Two phases follow docs/PROTOCOL.md:
   any fit; they are only used by the ``evaluate`` stage.
 
 Sources: ``text`` (text similarity to the user's history), ``als``, ``itemknn``,
-``ease`` (skipped above ``ease.max_items``), ``gnn`` (LightGCN or GAT) and ``pop``
+``graphfilter`` (training-free GF-CF filter; the sparse item-item source where EASE is
+skipped), ``ease`` (skipped above ``ease.max_items``), ``gnn`` (LightGCN or GAT) and ``pop``
 (a popularity prior, cheap, never checkpointed).
 """
 
@@ -37,6 +38,7 @@ from training.base import Learner
 from training.config import STAGES, TrainConfig
 from training.ease import EASE
 from training.gnn import GAT, LightGCN
+from training.graphfilter import GraphFilter
 from training.knn import ItemKNN
 from training.ranker import HybridRanker, ablation
 from training.sources import Phase, load_source, scorer_of
@@ -163,6 +165,7 @@ class Pipeline:
             "text": self._text_on(),
             "als": "als" in self.stages and cfg.als.enabled,
             "itemknn": "neighbors" in self.stages and cfg.itemknn.enabled,
+            "graphfilter": "neighbors" in self.stages and cfg.graphfilter.enabled,
             "ease": "neighbors" in self.stages and cfg.ease.enabled,
             "gnn": "gnn" in self.stages and cfg.gnn.enabled,
         }
@@ -182,6 +185,8 @@ class Pipeline:
             return ItemKNN(**cfg.itemknn.learner_kwargs())
         if name == "ease":
             return EASE(**cfg.ease.learner_kwargs(), device=device)
+        if name == "graphfilter":
+            return GraphFilter(**cfg.graphfilter.learner_kwargs(), seed=seed, device=device)
         if name == "gnn":
             kwargs = cfg.gnn.learner_kwargs()
             if kwargs["init"] == "text" and not self._text_on():
@@ -318,6 +323,8 @@ class Pipeline:
     def _stage_neighbors(self) -> None:
         if self.config.itemknn.enabled:
             self._fit_cf("itemknn")
+        if self.config.graphfilter.enabled:
+            self._fit_cf("graphfilter")
         if self.config.ease.enabled:
             limit = self._make("ease").item_limit()
             if self.graph.num_items > limit:

@@ -23,6 +23,7 @@ _COLUMNS = (
 
 _NAMES = {
     "text": "text similarity", "als": "ALS", "itemknn": "item-KNN", "ease": "EASE", "gnn": "GNN",
+    "graphfilter": "graph filter",
     "pop": "MostPop", "hybrid": "**hybrid**",
 }  # fmt: skip
 

@@ -17,6 +17,7 @@ from training.als import ALS
 from training.base import Learner, load_state
 from training.ease import EASE
 from training.gnn import GAT, LightGCN
+from training.graphfilter import GraphFilter
 from training.knn import ItemKNN
 from training.ranker import RankerInputs
 from training.text import TextLearner
@@ -24,7 +25,8 @@ from training.text import TextLearner
 __all__ = ["SOURCE_CLASSES", "Phase", "load_source", "scorer_of"]
 
 SOURCE_CLASSES: dict[str, type[Learner]] = {
-    "text": TextLearner, "als": ALS, "itemknn": ItemKNN, "ease": EASE, "lightgcn": LightGCN, "gat": GAT,
+    "text": TextLearner, "als": ALS, "itemknn": ItemKNN, "ease": EASE, "graphfilter": GraphFilter,
+    "lightgcn": LightGCN, "gat": GAT,
 }  # fmt: skip
 """Learner class by the ``name`` a saved learner records."""
 

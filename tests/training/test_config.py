@@ -61,7 +61,7 @@ def test_file_errors_name_the_file(tmp_path):
 
 def test_every_setting_is_documented():
     table = describe()
-    for section in ("text", "als", "itemknn", "ease", "gnn", "ranker", "eval"):
+    for section in ("text", "als", "itemknn", "ease", "graphfilter", "gnn", "ranker", "eval"):
         for name in getattr(TrainConfig(), section).to_dict():
             assert f"`{section}.{name}`" in table
 

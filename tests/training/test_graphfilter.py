@@ -37,8 +37,8 @@ def _reference(user_items: sp.csr_matrix, rows: np.ndarray, *, alpha, rank, expo
     su = np.where(du > 0, du ** -exponent, 0.0) if exponent else np.ones_like(du)
     si = np.where(di > 0, di ** -exponent, 0.0) if exponent else np.ones_like(di)
     norm = su[:, None] * r * si[None, :]
-    gram = norm.T @ norm
-    _, _, vt = np.linalg.svd(norm)
+    _, values, vt = np.linalg.svd(norm)
+    gram = norm.T @ norm / values[0] ** 2
     v = vt[:rank].T
     inverse = np.where(si > 0, 1.0 / np.where(si > 0, si, 1.0), 0.0)
     operator = gram + alpha * (si[:, None] * v) @ (v.T * inverse[None, :])
@@ -76,6 +76,15 @@ def test_with_filter_reuses_the_svd(structured_graph):
         base.with_filter(rank=20)
     with pytest.raises(NotFittedError):
         GraphFilter().with_filter(rank=1)
+
+
+def test_filter_is_scaled_to_spectral_radius_one(structured_graph):
+    """Exponents other than 1/2 leave sigma_1 != 1; P~ is divided by sigma_1^2, so sharpening stays mild."""
+    train = structured_graph.matrix("train")
+    model = GraphFilter(alpha=0.0, exponent=0.2, dense_max_items=0).fit(structured_graph, train)
+    assert model.singular_values_[0] > 2.0
+    eigenvalues = np.linalg.eigvalsh((model._normalised.T @ model._normalised).toarray().astype(np.float64))
+    assert eigenvalues.max() == pytest.approx(1.0, rel=1e-4)
 
 
 def test_rank_is_capped_by_the_matrix(structured_graph):
