@@ -247,7 +247,8 @@ def read_kg_edges(
     ends = [type_endpoints(triples[end], items=items, link_entity=link_entity, link_item=link_item) for end in ("head", "tail")]
     stranded = int(_without_item(ends, num_items=len(items)).sum())
     for end in ends:
-        end.item = np.where(end.item >= 0, item_map[np.maximum(end.item, 0)], -1)
+        if len(item_map):  # no item at all: every endpoint is an entity already
+            end.item = np.where(end.item >= 0, item_map[np.maximum(end.item, 0)], -1)
     # Items removed by a filter take their triples with them.
     alive = np.ones(len(ends[0].item), dtype=bool)
     for end in ends:

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kg.attributes import attribute_edges, detect_roles
@@ -144,6 +144,8 @@ def write_bytes(path: Path, data: bytes, *, bom: bool = False) -> Path:
 @FUZZ
 @given(header=headers, rows=rows_of, end=line_end, tail=raw_tail, bom=st.booleans(), lenient=st.booleans(),
        encoding=encodings, weights=st.sampled_from([None, {"view": 1.0, "click": 2.0}]))
+# Found by a longer random run: UTF-16 without a BOM raised UnicodeError from pyarrow's transcoder.
+@example(header=None, rows=[["", "\x00"]], end="\r", tail=b"\xc3\n", bom=False, lenient=False, encoding="utf-16", weights=None)
 def test_csv_reader(workdir, header, rows, end, tail, bom, lenient, encoding, weights):
     path = write_bytes(workdir / "log.csv", delimited_text(header, rows, ",", end).encode("utf-8") + tail, bom=bom)
     check(lambda: ingest(path, lenient=lenient, encoding=encoding, event_weights=weights))
@@ -252,6 +254,12 @@ def _atomic(fields: list[str], rows: list[list[str]]) -> str:
     link_rows=st.one_of(st.none(), rows_of),
     lenient=st.booleans(),
 )
+# Found by a longer random run: the integer id "+4" broke Arrow's int64 cast in the id order.
+@example(fields=["user_id:token", "item_id:token", "rating:float", "timestamp:float"], rows=[["", "", "", " "]],
+         item_rows=[["+4", "", "", "", ""]], kg_rows=None, link_rows=None, lenient=True)
+# And a KG read when every log row was refused (no item at all) indexed an empty item map.
+@example(fields=["user_id:token", "item_id:token", "rating:float", "timestamp:float"], rows=[["", "", "0\t"]],
+         item_rows=None, kg_rows=[["u1", "u1", "u1"]], link_rows=None, lenient=True)
 def test_recbole_reader(workdir, fields, rows, item_rows, kg_rows, link_rows, lenient):
     folder = workdir / "recbole"
     folder.mkdir(exist_ok=True)
