@@ -185,7 +185,7 @@ class GNNConfig(Section):
     model: str = _doc("lightgcn or gat (relation-aware attention)", "lightgcn")
     embedding_dim: int = _doc("node embedding width", 64)
     num_layers: int = _doc("propagation layers", 3)
-    lr: float = _doc("Adam learning rate", 5e-3)
+    lr: float = _doc("Adam learning rate (1e-2: the validation pick with the auto schedule's large batches)", 1e-2)
     l2: float = _doc("L2 on the batch's embeddings", 1e-3)
     epochs: Union[int, str] = _doc(
         "maximum epochs (early stopping on validation NDCG@20 picks the best; auto: 120)", "auto"
