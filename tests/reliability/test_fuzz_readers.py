@@ -317,3 +317,49 @@ def test_full_build_never_crashes(workdir, rows, test_rows, lenient, k_core, min
     counts = graph.counts()
     assert counts["interactions"] > 0 and counts["train"] > 0
     graph.check()
+
+
+side_cell = st.sampled_from(["i1", "i2", "i3", "i9", "u1", "u2", "", "nan", "3", "4.5", "x", "a|b", "a b c d e f", "1e20", "+4"])
+side_rows = st.lists(st.lists(side_cell, min_size=3, max_size=3), max_size=6)
+
+
+def _side_table(path: Path, header: list[str], rows: list[list[str]], fmt: str) -> Path:
+    """A side table in CSV, JSON Lines (numbers stay numbers) or Parquet (all strings)."""
+    path = path.with_suffix("." + fmt)
+    if fmt == "csv":
+        path.write_text(",".join(header) + "\n" + "".join(",".join(r) + "\n" for r in rows))
+    elif fmt == "jsonl":
+        def cell(text: str):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return text
+        path.write_text("".join(json.dumps(dict(zip(header, map(cell, r)))) + "\n" for r in rows) or "\n")
+    else:
+        pq.write_table(pa.table({h: pa.array([r[i] for r in rows], pa.string()) for i, h in enumerate(header)}), path)
+    return path
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    item_header=st.sampled_from([["item_id", "title", "price"], ["title", "genre", "price"], ["id", "tags", "year"]]),
+    item_rows=side_rows, user_rows=side_rows, kg_rows=side_rows, social_rows=side_rows,
+    fmt=st.sampled_from(["csv", "jsonl", "parquet"]), lenient=st.booleans(),
+)
+def test_full_build_with_side_tables_never_crashes(workdir, item_header, item_rows, user_rows, kg_rows, social_rows, fmt, lenient):
+    log = workdir / "side_log.csv"
+    log.write_text("user_id,item_id\n" + "".join(f"u{u},i{i}\n" for u in range(1, 4) for i in range(1, 4)))
+    options = dict(
+        interactions=str(log), lenient=lenient,
+        items=str(_side_table(workdir / "side_items", item_header, item_rows, fmt)),
+        users=str(_side_table(workdir / "side_users", ["user_id", "age", "country"], user_rows, fmt)),
+        kg=str(_side_table(workdir / "side_kg", ["head", "relation", "tail"], kg_rows, fmt)),
+        social=str(_side_table(workdir / "side_social", ["user_id", "friend_id", "w"], social_rows, fmt)),
+    )
+    try:
+        graph = build_graph(BuildConfig(**options))
+    except InputError as exc:
+        assert str(exc).strip()
+        return
+    graph.check()
