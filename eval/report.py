@@ -197,7 +197,9 @@ def _training_curves(data: Mapping[str, Any], title: str) -> Figure:
             axes.scatter([epochs[best]], [values[best]], marker="*", s=90, color=styles[name]["color"], zorder=6)
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation NDCG")
-    axes.set_title(f"{title}: validation NDCG while training (* = kept epoch)")
+    # The curves are validation data whatever split the other plots show: drop a "(test)" suffix.
+    run = title[: -len(" (test)")] if title.endswith(" (test)") else title
+    axes.set_title(f"{run}: validation NDCG while training (* = kept epoch)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     return figure
