@@ -11,7 +11,9 @@ Tables (see :mod:`graphrec.embeddings_export` for the file layout and manifest):
   score the model's graph source ranks by: the GNN's propagated embeddings, or ALS's
   factors when the model has no GNN (entities only with a GNN over the KG);
 * ``als_users``, ``als_items``: ALS factors (when the model has ALS and a GNN);
-* ``text_items``, ``text_entities``: the fine-tuned text encoder's unit vectors.
+* ``text_items``, ``text_entities``: the fine-tuned text encoder's unit vectors (entities
+  with an opaque id name: the mean of their items' vectors; entities without any text are
+  left out).
 
 The hybrid ranker's re-ranking is not a dot product and needs graphrec itself; the
 exported vectors reproduce their source's scores exactly.
@@ -62,7 +64,10 @@ def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, n
     if model.item_text is not None:
         tables["text_items"] = (items, model.item_text)
     if model.entity_text is not None and len(model.entity_text):
-        tables["text_entities"] = (entities, model.entity_text)
+        # All-NaN rows mark entities without text (no readable name, no linked item): not exported.
+        described = np.isfinite(model.entity_text).all(axis=1)
+        if described.any():
+            tables["text_entities"] = (np.asarray(entities)[described], model.entity_text[described])
     if not tables:
         raise ValueError(f"{model.path}: the model holds no embeddings (no GNN, ALS or text source)")
     return tables, primary or "text"
