@@ -78,11 +78,6 @@ class Chunk:
         nested = {c: mask[keep] for c, mask in self.nested.items()}
         return Chunk(self.table.filter(pa.array(keep)), self.lines[keep], nested)
 
-    def select(self, columns: Sequence[str]) -> "Chunk":
-        """The columns ``columns`` (in that order)."""
-        nested = {c: mask for c, mask in self.nested.items() if c in columns}
-        return Chunk(self.table.select(list(columns)), self.lines, nested)
-
 
 @dataclass
 class TableSource:
