@@ -28,6 +28,7 @@ import argparse
 import fcntl
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -153,6 +154,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
               + (f", stopped: {result['why']}" if result["why"] else ""), flush=True)  # fmt: skip
         if step == "build":
             row["counts"] = _read_json(graph / "manifest.json").get("counts", {})
+            build_log = (logs / f"{name}.build.log").read_text(encoding="utf-8", errors="replace")
+            row["text_columns"] = re.findall(r"item column '([^']+)': text", build_log)
         if step == "train":
             manifest = _read_json(model / "manifest.json") if result["why"] is None else {}
             state = _read_json(model.with_name(model.name + ".work") / "state.json")

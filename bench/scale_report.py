@@ -39,7 +39,7 @@ def _columns(row: dict) -> dict[str, object]:
         "train s": _step(row, "train", "wall_s"),
         "recommend s": rec_wall,
         "users/s": round(users / rec_wall) if users and rec_wall else None,
-        "build+train+recommend s": round(sum(w for w in walls if w), 1) if any(walls) else None,
+        "build+train+recommend s": round(sum(walls), 1) if all(walls) else None,
         "build RSS MiB": _step(row, "build", "peak_rss_mib"),
         "train RSS MiB": _step(row, "train", "peak_rss_mib"),
         "recommend RSS MiB": _step(row, "recommend", "peak_rss_mib"),
@@ -60,8 +60,8 @@ def _table(rows: list[dict]) -> list[str]:
 
 def _sizes_and_quality(rows: list[dict]) -> list[str]:
     head = ["data", "users", "items", "train pairs", "entities", "hybrid NDCG@20", "hybrid Recall@20",
-            "hybrid TailRecall@20", "best source (NDCG@20)", "started", "load start/end"]  # fmt: skip
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * 7 + "---|---|---|"]
+            "hybrid TailRecall@20", "best source (NDCG@20)", "item text columns", "started", "load start/end"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * 7 + "---|---|---|---|"]
     for row in rows:
         c, m = row.get("counts", {}), row.get("metrics", {})
         hybrid = m.get("hybrid", {})
@@ -69,7 +69,8 @@ def _sizes_and_quality(rows: list[dict]) -> list[str]:
         best = max(sources, key=sources.get) if sources else None
         cells = [row["data"], *(_num(c.get(k)) for k in ("users", "items", "train", "entities")),
                  *(_num(hybrid.get(k), 4) for k in ("ndcg", "recall", "tail_recall")),
-                 f"{best} {sources[best]:.4f}" if best else "-", row["started"],
+                 f"{best} {sources[best]:.4f}" if best else "-", ", ".join(row.get("text_columns", [])) or "-",
+                 row["started"],
                  f"{row['load'][0]} / {row['load'][1]}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -101,7 +102,9 @@ def render(store: dict[str, list[dict]]) -> str:
         "wall s per process, train stages from the model manifest's timings, peak RSS of the process tree "
         "(psutil, 0.25 s polls). Machine: 2 CPU cores shared with other jobs running at the same time "
         "(load average per row), 24 GiB RAM, no GPU: absolute times are pessimistic, compare ratios. "
-        "A step that failed or ran past the per-data-set timeout or memory cap is named in the status column.",
+        "A step that failed or ran past the per-data-set timeout or memory cap is named in the status column. "
+        "Each table ran from a `git worktree` pinned at the commit named (`--results` points at the main tree), "
+        "so work landing meanwhile does not mix in; `+dirty` marks uncommitted code outside bench/.",
         "",
     ]
     for label, rows in store.items():
