@@ -148,6 +148,29 @@ def test_recommend_cli_file_evaluates_like_the_model(demo_model, tmp_path, capsy
     assert not (tmp_path / "r.csv").exists()
 
 
+def test_recommend_cli_format_flag_and_unknown_ids(demo_model, tmp_path, capsys):
+    model = str(demo_model[0] / "model")
+    assert recommend_main(["--model", model, "--out", str(tmp_path / "r.txt"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot tell the recommendations format from the suffix .txt" in err and "--format parquet|csv|jsonl" in err
+    assert recommend_main(["--model", model, "--out", str(tmp_path / "r.txt"), "--format", "csv", "--k", "3",
+                           "--quiet"]) == 0
+    frame = pd.read_csv(tmp_path / "r.txt", dtype={"user": str, "item": str})
+    assert list(frame.columns) == ["user", "item", "rank", "score"]
+    assert (frame.groupby("user").size() == 3).all() and frame["user"].nunique() == len(Recommender.load(model).user_ids)
+    assert recommend_main(["--model", model, "--out", str(tmp_path / "r.csv"), "--format", "jsonl", "--k", "2",
+                           "--quiet"]) == 0  # the flag wins over the suffix
+    first = json.loads((tmp_path / "r.csv").read_text().splitlines()[0])
+    assert set(first) == {"user", "item", "rank", "score"} and first["rank"] == 1
+    assert recommend_main(["--model", model, "--out", str(tmp_path / "r.csv"), "--format", "xml"]) == 2  # argparse
+    capsys.readouterr()
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("no-such-item\n")
+    assert recommend_main(["--model", model, "--out", str(tmp_path / "x.csv"), "--exclude", str(exclude), "--quiet"]) == 2
+    assert "unknown item id(s): no-such-item" in capsys.readouterr().err  # UnknownIdError: one line, exit 2
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_export_round_trip_with_pandas_and_numpy_alone(demo_model, tmp_path):
     base, _ = demo_model
     rec = Recommender.load(base / "model")
