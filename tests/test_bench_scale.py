@@ -1,0 +1,63 @@
+"""bench/scale.py's instrument: a step that fails, hangs or grows past the cap is recorded, not fatal."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _load(name: str):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def scale():
+    return _load("scale")
+
+
+@pytest.mark.parametrize(
+    "code, timeout, cap_mib, why",
+    [
+        ("pass", 30, 4096, None),
+        ("raise SystemExit('bad input here')", 30, 4096, "exit 1: bad input here"),
+        ("import time; time.sleep(60)", 1.0, 4096, "timeout after"),
+        ("import time; b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(60)", 30, 200, "memory"),
+    ],
+)
+def test_run_step_records_why_a_step_stopped(scale, tmp_path, code, timeout, cap_mib, why):
+    result = scale.run_step([sys.executable, "-c", code], tmp_path / "log", timeout=timeout, max_rss=cap_mib << 20)
+    if why is None:
+        assert result["why"] is None and result["rc"] == 0
+    else:
+        assert why in result["why"]
+        assert result["wall_s"] < 20
+    assert (tmp_path / "log").read_text().startswith("$ ")
+
+
+def _row(data, build, train, stages, rec, users=1000):
+    step = lambda wall: {"wall_s": wall, "peak_rss_mib": 100, "rc": 0, "why": None}  # noqa: E731
+    return {
+        "data": data, "steps": {"build": step(build), "train": step(train), "recommend": step(rec)},
+        "train_stages": stages, "stopped": None, "git": {"commit": "abc1234", "dirty": False}, "command": "cmd",
+        "started": "now", "load": [1.0, 2.0], "recommend_users": users, "device": "cpu",
+    }  # fmt: skip
+
+
+def test_report_shows_stages_and_growth_ratios(scale):
+    report = _load("scale_report")
+    rows = [_row("synth-1m", 10.0, 100.0, {"gnn": 50.0}, 5.0), _row("synth-10m", 80.0, 900.0, {"gnn": 600.0}, 40.0)]
+    text = report.render({"after": rows})
+    assert text.startswith(report.BEGIN) and text.rstrip().endswith(report.END)
+    growth = [line for line in text.splitlines() if line.startswith("| synth-1m -> synth-10m")]
+    assert growth and "8.0x" in growth[0] and "12.0x" in growth[0] and "9.0x" in growth[0]
+    assert "| 200 |" in text  # users/s = 1000 users / 5 s
