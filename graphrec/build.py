@@ -51,6 +51,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="YAML or TOML file of build settings (flags override it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing artifact at --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
+    p.add_argument("--engine", choices=("default", "spark"), help="default: this process; spark: PySpark "
+                   "(pip install 'graphrec[spark]', Java 17; item/user/KG tables and filters not yet; docs/SCALE.md)")
+    p.add_argument("--spark-master", metavar="URL", help="with --engine spark: the master URL (local[4], "
+                   "spark://host:7077, yarn); default: the one spark-submit set, else local[*]")
     hints = typing.get_type_hints(BuildConfig)
     for f in dataclasses.fields(BuildConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -85,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     config_file = args.pop("config", None)
     overwrite = args.pop("overwrite", False)
     quiet = args.pop("quiet", False)
+    engine = args.pop("engine", "default")
+    spark_master = args.pop("spark_master", None)
+    if spark_master is not None and engine != "spark":
+        print("graphrec.build: error: --spark-master needs --engine spark", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if "event_weights" in args:
         args["event_weights"] = dict(args["event_weights"])
     try:
@@ -106,7 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         with claim(out) as notes:
             print_notes("graphrec.build", notes)
             check_replaceable(out, overwrite=overwrite, replaces=GRAPH_FORMAT)
-            graph = build_graph(config, show_progress=show_progress, progress=progress_bar)
+            if engine == "spark":
+                from kg.spark.build import build_graph_spark
+                from kg.spark.session import SparkUnavailable
+
+                try:
+                    graph = build_graph_spark(config, master=spark_master)
+                except SparkUnavailable as exc:
+                    raise BadInput(str(exc)) from None
+            else:
+                graph = build_graph(config, show_progress=show_progress, progress=progress_bar)
             graph.save(out, overwrite=overwrite)
     except (BadInput, InputError, ValueError, FileExistsError, ArtifactError, OutputBusyError) as exc:
         print(f"graphrec.build: error: {exc}", file=sys.stderr)

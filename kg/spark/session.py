@@ -1,0 +1,56 @@
+"""Getting a SparkSession for the build and batch top-K."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Optional
+
+__all__ = ["SparkUnavailable", "spark_session"]
+
+
+class SparkUnavailable(RuntimeError):
+    """PySpark or Java is missing: the message says what to install."""
+
+
+def spark_session(master: Optional[str] = None, *, app_name: str = "graphrec", conf: Optional[dict[str, str]] = None) -> Any:
+    """The active SparkSession, or a new one on ``master``.
+
+    Args:
+        master: a master URL (``local[4]``, ``spark://host:7077``, ``yarn``, ...);
+            ``None`` keeps the one ``spark-submit`` set, else ``local[*]``.
+        app_name: the application name shown in the Spark UI.
+        conf: extra ``spark.*`` settings.
+
+    Raises:
+        SparkUnavailable: pyspark is not installed or no Java runtime is found.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SparkUnavailable(
+            "--engine spark needs pyspark: pip install 'graphrec[spark]' (pyspark>=3.5 and a Java 17 runtime)"
+        ) from None
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        raise SparkUnavailable("--engine spark needs a Java runtime (Java 17): none on PATH and JAVA_HOME is unset")
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+    elif not os.environ.get("SPARK_MASTER") and "spark.master" not in (conf or {}):
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            return active
+        builder = builder.master("local[*]")
+    settings = {
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+    }
+    if (master or "local").startswith("local"):
+        settings["spark.sql.shuffle.partitions"] = "8"
+    settings.update(conf or {})
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
