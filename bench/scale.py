@@ -174,6 +174,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
             if step == "train":
                 running = [s for s in TRAIN_STAGES if s not in row["train_stages"]]
                 stage = f" ({running[0]} stage)" if running else ""
+                if running:
+                    # Time in the stage it stopped in: the step's wall less the stages that finished (and startup).
+                    spent = result["wall_s"] - sum(row["train_stages"].values())
+                    row["train_running"] = {"stage": running[0], "elapsed_s": round(spent, 1)}
             row["stopped"] = f"{step}{stage}: {result['why']}"
             break
     return row

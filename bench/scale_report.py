@@ -18,6 +18,8 @@ GROWTH = ("synth-1m", "synth-10m", "synth-30m")
 def _num(value, digits: int = 1) -> str:
     if value is None:
         return "-"
+    if isinstance(value, str):
+        return value
     return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
 
 
@@ -29,6 +31,7 @@ def _step(row: dict, step: str, key: str):
 def _columns(row: dict) -> dict[str, object]:
     """Figures of one row by column; ``None`` where the step did not run (or was cached)."""
     stages = row.get("train_stages", {})
+    running = row.get("train_running")
     rec_wall = _step(row, "recommend", "wall_s")
     users = row.get("recommend_users")
     walls = [_step(row, s, "wall_s") for s in ("build", "train", "recommend")]
@@ -36,6 +39,7 @@ def _columns(row: dict) -> dict[str, object]:
         "generate s": _step(row, "generate", "wall_s"),
         "build s": _step(row, "build", "wall_s"),
         **{f"{s} s": stages.get(s) for s in TRAIN_STAGES},
+        **({f"{running['stage']} s": f"> {running['elapsed_s']:,.0f} (stopped)"} if running else {}),
         "train s": _step(row, "train", "wall_s"),
         "recommend s": rec_wall,
         "users/s": round(users / rec_wall) if users and rec_wall else None,
@@ -88,7 +92,8 @@ def _growth(rows: list[dict]) -> list[str]:
         cells = []
         for col in cols:
             x, y = by[a][col], by[b][col]
-            cells.append(f"{y / x:.1f}x" if x and y else "-")
+            numbers = isinstance(x, (int, float)) and isinstance(y, (int, float))
+            cells.append(f"{y / x:.1f}x" if numbers and x and y else "-")
         lines.append(f"| {a} -> {b} | " + " | ".join(cells) + " |")
     return lines + [""]
 
