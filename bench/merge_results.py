@@ -41,6 +41,25 @@ one run. Quality figures follow `docs/PROTOCOL.md` (full ranking, train items ma
 """
 
 
+def write_marked_section(name: str, text: str) -> None:
+    """Write ``text`` to bench/results/``name``.md and into BENCHMARKS.md between ``<!-- name:begin/end -->``.
+
+    ``text`` must hold both markers; without them in BENCHMARKS.md it is appended. Atomic replace.
+    """
+    (RESULTS / f"{name}.md").write_text(text, encoding="utf-8")
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    path = ROOT / "BENCHMARKS.md"
+    old = path.read_text(encoding="utf-8") if path.is_file() else HEADER
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + text.rstrip("\n") + rest.split(end, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    tmp = path.with_name(f".BENCHMARKS.md.{name}.tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(path)
+
+
 def main() -> None:
     sections = {p.stem: p for p in RESULTS.glob("*.md")}
     ordered = [sections.pop(name) for name in ORDER if name in sections] + sorted(sections.values())
