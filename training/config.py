@@ -163,16 +163,19 @@ class EASEConfig(Section):
 class GraphFilterConfig(Section):
     """Training-free graph filter (``training.graphfilter.GraphFilter``): GF-CF linear + ideal low-pass.
 
-    Defaults chosen on validation (``bench/graphfilter.py``; test never seen).
+    Defaults chosen on validation (``bench/graphfilter.py``; test never seen): Gowalla picked
+    rank 256, alpha 0.3, sharpen 0.2 at exponent 1/2; ml-100k rank 16-32 (hence ``rank=auto``).
     """
 
     PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "weighted")
     enabled: bool = _doc("fit the graph filter and use it as a ranker source (training-free, seconds)", True)
     weighted: bool = _doc("filter interaction weights; off: binary, as the papers", False)
     alpha: float = _doc("weight of the ideal low-pass term (top-rank singular vectors)", 0.3)
-    rank: int = _doc("singular vectors of the ideal low-pass term (0: linear filter only)", 256)
+    rank: Union[int, str] = _doc(
+        "singular vectors of the ideal low-pass term (0: linear filter only; auto: items / 50 within 16-256)", "auto"
+    )
     exponent: float = _doc("degree normalisation exponent of D_U^-e R D_I^-e", 0.5)
-    sharpen: float = _doc("BSPM-style sharpening s - sharpen * s P (0: none)", 0.0)
+    sharpen: float = _doc("BSPM-style sharpening s - sharpen * s P, P scaled to spectral radius 1 (0: none)", 0.2)
     dense_max_items: int = _doc("largest catalogue whose items x items filter is held densely", 10_000)
 
 

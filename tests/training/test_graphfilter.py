@@ -9,7 +9,7 @@ import torch
 
 from tests.training.contract import LearnerContract
 from training.base import NotFittedError
-from training.graphfilter import GraphFilter, normalised_matrix, randomized_svd
+from training.graphfilter import GraphFilter, auto_rank, normalised_matrix, randomized_svd
 
 
 class TestGraphFilterDenseContract(LearnerContract):
@@ -93,6 +93,12 @@ def test_rank_is_capped_by_the_matrix(structured_graph):
     assert model.item_embeddings().shape == model.vectors_.shape
 
 
+def test_auto_rank_follows_the_catalogue(structured_graph):
+    assert [auto_rank(n) for n in (80, 1682, 4489, 40981)] == [16, 33, 89, 256]
+    model = GraphFilter().fit(structured_graph, structured_graph.matrix("train"))
+    assert model.rank == "auto" and model.vectors_.shape[1] == 16
+
+
 def test_randomized_svd_recovers_the_top_spectrum():
     rng = np.random.default_rng(0)
     left, _ = np.linalg.qr(rng.standard_normal((300, 60)))
@@ -116,7 +122,7 @@ def test_normalisation_handles_empty_rows_and_columns():
     ("kwargs", "match"),
     [
         ({"alpha": -0.1}, "alpha"), ({"sharpen": float("nan")}, "sharpen"), ({"rank": -1}, "rank"),
-        ({"rank": 2.5}, "rank"), ({"exponent": 1.5}, "exponent"), ({"dense_max_items": True}, "dense_max_items"),
+        ({"rank": 2.5}, "rank"), ({"rank": "big"}, "rank"), ({"exponent": 1.5}, "exponent"), ({"dense_max_items": True}, "dense_max_items"),
     ],
 )  # fmt: skip
 def test_rejects_bad_hyper_parameters(kwargs, match):
