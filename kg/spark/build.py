@@ -12,9 +12,10 @@ What runs where (docs/SCALE.md has the plan for larger logs):
 
 Parity with the default engine, by construction:
 
-* ids: sorted by :func:`kg.ids.external_order`'s rule (numeric order when every id
-  of the kind is an integer, ties by spelling; code point order otherwise) with a
-  total ``orderBy`` and ``zipWithIndex`` (a dense rank over a unique key);
+* ids: the distinct ids (found on the executors) are sorted on the driver by
+  :func:`kg.ids.external_order` itself (numeric order when every id of the kind
+  is an integer, ties by spelling; code point order otherwise): index = rank in
+  that order, never a Spark-generated id;
 * pairs: count = events, weight = float64 sum of the float32 per-event weights,
   timestamp = the latest event;
 * splits: :mod:`kg.split` draws ``default_rng(seed).random(n_pairs)`` over the
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,7 @@ from kg.edges import Pairs
 from kg.errors import InputError, Rejections
 from kg.filters import filter_nodes
 from kg.graph import SPLIT_CODES, Graph
-from kg.ids import _INTEGER
+from kg.ids import external_order
 from kg.interactions import resolve_roles
 from kg.readers import open_table
 from kg.spark.events import SparkLog, read_log
@@ -60,7 +61,7 @@ TRAIN, VALID, TEST = SPLIT_CODES["train"], SPLIT_CODES["valid"], SPLIT_CODES["te
 _UNSUPPORTED = ("items", "users", "kg", "link", "social")
 
 
-def build_graph_spark(config: BuildConfig, *, master: Optional[str] = None, spark: Any = None) -> Graph:
+def build_graph_spark(config: BuildConfig, *, master: str | None = None, spark: Any = None) -> Graph:
     """Build the graph the config describes on Spark (see the module docstring).
 
     Args:
@@ -118,7 +119,7 @@ def build_graph_spark(config: BuildConfig, *, master: Optional[str] = None, spar
         pairs, overlap = _merge_given(parts["interactions"], parts["test"])
     else:
         pairs, overlap = parts["interactions"].withColumn("is_test", _false()), 0
-    table = _split(spark, pairs, num_users=len(user_ids), method=method, config=config)
+    table = _split(spark, pairs, num_users=len(user_ids), num_items=len(item_ids), method=method, config=config)
     for log in logs.values():
         log.events.unpersist()
     if table.num_rows == 0:
@@ -165,24 +166,20 @@ def _false():
 
 
 def _index_ids(spark: Any, frames: list, kind: str) -> tuple[pa.Array, Any]:
-    """``(ids by index, DataFrame (id, index))``: the distinct ids sorted by kg.ids' rule, densely ranked."""
-    from pyspark.sql import functions as F
+    """``(ids by index, DataFrame (kind, kind_index))``: the distinct ids, indexed by kg.ids' own rule.
 
-    ids = frames[0].toDF("id")
+    The distinct ids are found on the executors and collected (the artifact's node
+    table holds them anyway); :func:`kg.ids.external_order` sorts them on the driver,
+    so the indices are the default engine's by construction (a dense rank over the
+    sorted unique ids), and the (id, index) table goes back to the executors for the join.
+    """
+    ids = frames[0].toDF(kind)
     for frame in frames[1:]:
-        ids = ids.union(frame.toDF("id"))
-    ids = ids.distinct()
-    all_integer = ids.agg(F.min(F.col("id").rlike(_INTEGER).cast("int")).alias("ok")).first()["ok"]
-    if all_integer:  # numeric order, ties ("7", "007") by spelling: kg.ids.external_order
-        ordered = ids.orderBy(F.regexp_replace("id", r"^\+", "").cast("long"), F.col("id"))
-    else:  # Spark orders strings by UTF-8 bytes, which is code point order, as Arrow does
-        ordered = ids.orderBy("id")
-    indexed = ordered.rdd.map(lambda row: row[0]).zipWithIndex().toDF(["id", "index"])
-    indexed = indexed.withColumn("index", F.col("index").cast("int")).cache()
-    vocab = indexed.orderBy("index").select("id").toArrow().column("id").combine_chunks()
-    if len(vocab) == 0:
-        vocab = pa.array([], pa.string())
-    return vocab.cast(pa.string()), indexed.withColumnRenamed("id", kind).withColumnRenamed("index", f"{kind}_index")
+        ids = ids.union(frame.toDF(kind))
+    distinct = ids.distinct().toArrow().column(kind).combine_chunks().cast(pa.string())
+    vocab = distinct.take(pa.array(external_order(distinct)))
+    table = pa.table({kind: vocab, f"{kind}_index": pa.array(np.arange(len(vocab), dtype=np.int32))})
+    return vocab, spark.createDataFrame(table)
 
 
 def _dedup(events: Any, user_index: Any, item_index: Any) -> Any:
@@ -215,7 +212,7 @@ def _generator(seed: int, start: int) -> np.random.Generator:
     return np.random.Generator(bits)
 
 
-def _split(spark: Any, pairs: Any, *, num_users: int, method: str, config: BuildConfig) -> pa.Table:
+def _split(spark: Any, pairs: Any, *, num_users: int, num_items: int, method: str, config: BuildConfig) -> pa.Table:
     """Split code per pair, computed per range of users on the executors; the pairs come back sorted by (user, item)."""
     from pyspark.sql import functions as F
 
@@ -226,9 +223,7 @@ def _split(spark: Any, pairs: Any, *, num_users: int, method: str, config: Build
     n_test = np.zeros(num_users, np.int64)
     n_all[counts.column("user").to_numpy()] = counts.column("n").to_numpy()
     n_test[counts.column("user").to_numpy()] = counts.column("t").to_numpy()
-    if method == "random":  # kg.split: the first ceil(train_fraction * n_u) by key stay in train
-        n_train = np.ceil(config.train_fraction * n_all.astype(np.float64)).astype(np.int64)
-    elif method == "temporal":
+    if method == "random" or method == "temporal":  # kg.split: the first ceil(train_fraction * n_u) by key stay in train
         n_train = np.ceil(config.train_fraction * n_all.astype(np.float64)).astype(np.int64)
     else:
         n_train = n_all - n_test
@@ -265,7 +260,11 @@ def _split(spark: Any, pairs: Any, *, num_users: int, method: str, config: Build
     schema = "user int, item int, weight float, count int, timestamp double, split byte"
     # Range partitions: each holds whole users, a contiguous run of the global (user, item) order.
     ranged = pairs.select("user", "item", "weight", "count", "timestamp", "is_test").repartitionByRange("user")
-    table = ranged.mapInArrow(split_users, schema).orderBy("user", "item").toArrow()
+    # Range partitions come back in user order, each sorted: no global sort needed (checked below).
+    table = ranged.mapInArrow(split_users, schema).toArrow()
+    key = table.column("user").to_numpy().astype(np.int64) * max(num_items, 1) + table.column("item").to_numpy()
+    if len(key) > 1 and not (np.diff(key) > 0).all():
+        table = table.take(pa.array(np.argsort(key, kind="stable")))
     pairs.unpersist()
     starts.unpersist()
     return table

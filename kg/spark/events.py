@@ -15,8 +15,9 @@ as -1), and a row Spark's CSV parser cannot split is read with empty cells
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

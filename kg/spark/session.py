@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["SparkUnavailable", "spark_session"]
 
@@ -13,7 +13,7 @@ class SparkUnavailable(RuntimeError):
     """PySpark or Java is missing: the message says what to install."""
 
 
-def spark_session(master: Optional[str] = None, *, app_name: str = "graphrec", conf: Optional[dict[str, str]] = None) -> Any:
+def spark_session(master: str | None = None, *, app_name: str = "graphrec", conf: dict[str, str] | None = None) -> Any:
     """The active SparkSession, or a new one on ``master``.
 
     Args:

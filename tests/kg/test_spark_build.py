@@ -18,13 +18,13 @@ pytest.importorskip("pyspark", reason="pyspark not installed: pip install 'graph
 if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
     pytest.skip("no Java runtime (Java 17) for pyspark", allow_module_level=True)
 
-from graphrec.datasets.synthetic import SyntheticConfig, generate  # noqa: E402
-from kg.build import build_graph  # noqa: E402
-from kg.config import BuildConfig  # noqa: E402
-from kg.errors import InputError  # noqa: E402
-from kg.graph import load_graph  # noqa: E402
-from kg.spark.build import build_graph_spark  # noqa: E402
-from kg.spark.session import spark_session  # noqa: E402
+from graphrec.datasets.synthetic import SyntheticConfig, generate
+from kg.build import build_graph
+from kg.config import BuildConfig
+from kg.errors import InputError
+from kg.graph import load_graph
+from kg.spark.build import build_graph_spark
+from kg.spark.session import spark_session
 
 pytestmark = pytest.mark.slow  # a JVM and a dozen Spark jobs per build: ~40 s on an idle 2-core machine
 
