@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="user ids the model never saw: fail (default) or recommend from popularity",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--engine", choices=("default", "spark"), default="default",
+        help="spark: score user blocks on Spark executors and write Parquet part files into the --out directory "
+        "(pip install 'graphrec[spark]'; docs/SCALE.md)",
+    )  # fmt: skip
+    parser.add_argument("--spark-master", metavar="URL", help="with --engine spark: master URL (default local[*])")
+    parser.add_argument("--partitions", type=int, help="with --engine spark: user blocks (default: the parallelism)")
     return parser
 
 
@@ -85,6 +92,10 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
     from kg.artifact import read_manifest
 
     read_manifest(args.model, format=MODEL_FORMAT, max_version=MODEL_VERSION, verify=False)  # fails before torch loads
+    if args.engine == "spark":
+        return _write_spark(args)
+    if args.spark_master is not None or args.partitions is not None:
+        raise BadInput("--spark-master and --partitions need --engine spark")
     if args.format == "auto":
         try:
             format_from_path(args.out)  # fail on an unknown suffix before loading anything
@@ -143,6 +154,44 @@ def _write(args: argparse.Namespace) -> tuple[int, int]:
                 np.array([user], dtype=object), frame["item"].to_numpy()[None, :], frame["score"].to_numpy()[None, :]
             )
         return writer.users_written, writer.rows_written
+
+
+def _write_spark(args: argparse.Namespace) -> tuple[int, int]:
+    """``--engine spark``: Parquet part files under the ``--out`` directory (graphrec.spark_topk)."""
+    if args.format not in ("auto", "parquet"):
+        raise BadInput(f"--engine spark writes Parquet part files; --format {args.format} is not supported")
+    if args.unknown == "cold":
+        raise BadInput("--unknown cold is not supported with --engine spark yet; list known users or use the default engine")
+    if args.partitions is not None and args.partitions < 1:
+        raise BadInput(f"--partitions must be >= 1, got {args.partitions}")
+    if args.out.exists():
+        raise BadInput(f"--out {args.out} exists; --engine spark writes a new directory of Parquet part files")
+    import pandas as pd
+
+    from graphrec.recommender import Recommender
+    from graphrec.spark_topk import spark_recommend
+    from kg.spark.session import SparkUnavailable
+
+    recommender = Recommender.load(args.model, device="cpu")  # the checks, on the driver
+    if args.k > recommender.num_items:
+        raise BadInput(f"--k {args.k} is larger than the catalogue ({recommender.num_items} items)")
+    users = None
+    if args.users != "all":
+        ids = list(dict.fromkeys(read_ids(Path(args.users), header="user")))
+        known = pd.Index(recommender.user_ids).get_indexer(ids)
+        if (known < 0).any():
+            raise BadInput(f"{args.users}: {int((known < 0).sum())} user id(s) the model does not know, "
+                           f"e.g. {[i for i, k in zip(ids, known) if k < 0][:3]}")
+        users = known.astype(np.int64)
+    exclude = read_ids(args.exclude, header="item") if args.exclude is not None else None
+    options = dict(filter_seen=not args.keep_seen, exclude=exclude, diversity=args.diversity)
+    try:
+        rows = spark_recommend(args.model, args.out, users=users, num_users=len(recommender.user_ids), k=args.k,
+                               batch_size=args.batch_size, options=options, master=args.spark_master,
+                               partitions=args.partitions)
+    except SparkUnavailable as exc:
+        raise BadInput(str(exc)) from None
+    return (len(recommender.user_ids) if users is None else len(users)), rows
 
 
 def _model_errors() -> tuple[type[Exception], ...]:
