@@ -39,6 +39,7 @@ ROLE_ALIASES = {
         "weight", "rating", "count", "value", "score", "play_count", "listen_count", "plays", "quantity", "clicks",
     ),
 }
+_MAX_WEIGHT = float(np.finfo(np.float32).max)
 # Headerless logs: the common layouts by number of columns.
 _POSITIONAL = {2: ("user", "item"), 3: ("user", "item", "weight"), 4: ("user", "item", "weight", "timestamp")}
 
@@ -225,6 +226,19 @@ def read_events(
                     )
                     keep &= known
                 weight = weight * factor
+            huge = keep & (weight > _MAX_WEIGHT)
+            if huge.any():
+                # Weights are stored as float32: a larger one would silently become inf.
+                rejections.reject(
+                    path=path,
+                    reason="weight out of range",
+                    expected=f"a weight (times its event type's weight) <= {_MAX_WEIGHT:.4g}",
+                    lines=chunk.lines[huge],
+                    values=[float(v) for v in weight[huge][:3]],
+                    column=roles.get("weight"),
+                )
+                keep &= ~huge
+            if "event" in roles:
                 _count_events(events, keep, event_counts)
             user_batches.append(users.add(user_ids, keep))
             item_batches.append(items.add(item_ids, keep))
