@@ -19,6 +19,8 @@ ORDER = [
     "eval_scale",
     "text_finetune",
     "tune_cf",
+    "graphfilter_ml-100k",
+    "graphfilter_gowalla",
     "gnn_speed",
     "gnn_quality_ml-100k",
     "gnn_quality_ml-100k_gat",
