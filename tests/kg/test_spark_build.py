@@ -119,3 +119,19 @@ def test_strict_bad_row_and_unsupported_settings_are_clear_errors(spark, tmp_pat
     assert "log.csv" in str(caught.value)
     with pytest.raises(ValueError, match="does not support --k-core"):
         build_graph_spark(BuildConfig(interactions=os.fspath(path), k_core=2), spark=spark)
+
+
+def test_cli_engine_spark_builds_a_loadable_artifact(spark, tmp_path, capsys):
+    from graphrec.build import main
+
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,rating\n" + "".join(f"u{u},i{(u * 7 + j) % 13},{1 + j % 5}\n"
+                                                          for u in range(30) for j in range(6)))
+    out = tmp_path / "graph"
+    code = main(["--interactions", str(path), "--out", str(out), "--engine", "spark", "--spark-master", "local[2]",
+                 "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    default = build_graph(BuildConfig(interactions=os.fspath(path)))
+    assert_same_graph(default, load_graph(out))
+    assert main(["--interactions", str(path), "--out", str(tmp_path / "g2"), "--spark-master", "local[2]"]) == 2
+    assert "--spark-master needs --engine spark" in capsys.readouterr().err
