@@ -30,7 +30,9 @@ def external_order(ids: pa.Array) -> np.ndarray:
     if len(ids) == 0:
         return np.empty(0, dtype=np.int64)
     if pc.all(pc.match_substring_regex(ids, _INTEGER)).as_py():
-        table = pa.table({"number": pc.cast(ids, pa.int64()), "text": ids})
+        # Arrow's cast takes no leading "+": "+4" is the number 4, spelled its own way.
+        numbers = pc.cast(pc.replace_substring_regex(ids, r"^\+", ""), pa.int64())
+        table = pa.table({"number": numbers, "text": ids})
         order = pc.sort_indices(table, sort_keys=[("number", "ascending"), ("text", "ascending")])
     else:
         order = pc.sort_indices(ids)

@@ -78,7 +78,7 @@ def _peek_lines(path: Path, encoding: str, limit: int = 2) -> list[str]:
     for number, piece in enumerate(complete, start=1):
         try:
             text = piece.decode(encoding)
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:
             raise _encoding_error(path, encoding, number, exc) from None
         if number == 1 and text.startswith("\ufeff"):
             text = text[1:]
@@ -90,10 +90,14 @@ def _peek_lines(path: Path, encoding: str, limit: int = 2) -> list[str]:
     return lines
 
 
-def _encoding_error(path: Path, encoding: str, line: int, exc: UnicodeDecodeError) -> InputError:
+def _encoding_error(path: Path, encoding: str, line: int, exc: UnicodeError) -> InputError:
+    # A UnicodeDecodeError names the byte; a codec's own UnicodeError (UTF-16 without a BOM) does not.
+    where = (
+        f"byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start} of the line"
+        if isinstance(exc, UnicodeDecodeError) else str(exc)
+    )
     return InputError(
-        f"not valid {encoding} text (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start} "
-        f"of the line); expected {encoding}: pass the file's encoding, e.g. --encoding latin-1",
+        f"not valid {encoding} text ({where}); expected {encoding}: pass the file's encoding, e.g. --encoding latin-1",
         path=path,
         line=line,
     )
@@ -106,7 +110,7 @@ def _find_encoding_error(path: Path, encoding: str) -> InputError:
         for number, piece in enumerate(handle, start=1):
             try:
                 decoder_check().decode(piece, final=True)
-            except UnicodeDecodeError as exc:
+            except UnicodeError as exc:
                 return _encoding_error(path, encoding, number, exc)
     return InputError(f"not valid {encoding} text; pass the file's encoding, e.g. --encoding latin-1", path=path)
 
@@ -171,7 +175,7 @@ class DelimitedSource(TableSource):
             if "Empty CSV file" in str(exc):
                 return
             raise self._arrow_error(exc, undecodable) from None
-        except UnicodeDecodeError:
+        except UnicodeError:
             raise _find_encoding_error(self.path, self.encoding) from None
         first_line = 2 if self.header else 1
         rows_seen = 0
@@ -185,7 +189,7 @@ class DelimitedSource(TableSource):
                 break
             except pa.ArrowInvalid as exc:
                 raise self._arrow_error(exc, undecodable) from None
-            except UnicodeDecodeError:
+            except UnicodeError:
                 raise _find_encoding_error(self.path, self.encoding) from None
             reported = self._report_invalid(invalid, reported)
             skipped = np.array(sorted(n for n, *_ in invalid if n is not None), dtype=np.int64)
@@ -269,7 +273,7 @@ def _undecodable_bad_rows(found: list[bool]) -> Iterator[None]:
     previous = sys.unraisablehook
 
     def hook(unraisable) -> None:
-        if unraisable.exc_type is UnicodeDecodeError:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, UnicodeError):
             found.append(True)
         else:
             previous(unraisable)

@@ -45,7 +45,7 @@ class JsonlSource(TableSource):
             for number, raw in enumerate(handle, start=1):
                 try:
                     text = raw.decode(self.encoding)
-                except UnicodeDecodeError:
+                except UnicodeError:
                     self.rejections.reject(
                         path=self.path,
                         reason="invalid encoding",

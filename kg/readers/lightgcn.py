@@ -43,7 +43,7 @@ class LightGCNSource(TableSource):
             for number, raw in enumerate(handle, start=1):
                 try:
                     fields = raw.decode(self.encoding).split()
-                except UnicodeDecodeError:
+                except UnicodeError:
                     self.rejections.reject(
                         path=self.path, reason="invalid encoding",
                         expected=f"{self.encoding} text (pass --encoding for other encodings)",
