@@ -176,3 +176,21 @@ def test_loaded_learner_scores_without_graph_and_keeps_parameters(structured_gra
     torch.testing.assert_close(loaded.parameters_["embedding.item"], learner.parameters_["embedding.item"])
     rows = structured_graph.matrix("train")[:5]
     torch.testing.assert_close(loaded.score_new_users(rows), learner.score_new_users(rows))
+
+
+def test_new_item_with_a_known_items_text_lands_next_to_it(structured_graph):
+    learner = TestLightGCNContract().fitted(structured_graph)
+    features = text_features(structured_graph)["item_features"]
+    items = learner.item_embeddings()
+    unit = items / np.linalg.norm(items, axis=1, keepdims=True)
+    for known in (0, 3, 7):
+        (vector,) = learner.embed_new_items(features[[known]], features)
+        assert vector.shape == (items.shape[1],) and np.isfinite(vector).all()
+        cosine = unit @ (vector / np.linalg.norm(vector))
+        same_text = np.flatnonzero((features == features[known]).all(axis=1))  # titles repeat in this graph
+        assert int(np.argmax(cosine)) in set(same_text.tolist()) and known in same_text
+    with pytest.raises(ValueError, match="rows"):
+        learner.embed_new_items(features[:1], features[:-1])
+    random = TestRandomInitContract().fitted(structured_graph)
+    with pytest.raises(ValueError, match="init='random'"):
+        random.embed_new_items(features[:1], features)

@@ -388,38 +388,52 @@ class GraphLearner(Learner):
         vectors = to_torch_csr(weights, self._factor_device()) @ self.item_factors_
         return vectors @ self.item_factors_.T
 
-    def embed_new_items(self, features: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    def embed_new_items(
+        self, features: np.ndarray, reference: np.ndarray, *, neighbours: int = 10, temperature: float = 0.05
+    ) -> np.ndarray:
         """Final-layer vectors of items the graph has never seen, from their text features.
 
-        A new item has no edges, so propagation adds nothing to its layer-0 vector: that
-        is the learned text projection of its features, standardised with the statistics
-        of ``reference`` (the item features the model was fitted with), and no ID residual.
-        LightGCN averages layers uniformly, so an isolated node keeps ``1 / (L + 1)`` of
-        it; for GAT this is the same first-order estimate.
+        A new item has no edges, so the graph says nothing about it directly; its text
+        says which known items it resembles. Its vector is the softmax-weighted mean of
+        the final vectors of its ``neighbours`` most text-similar known items
+        (cosine of the text vectors centred on the catalogue's mean; weights
+        ``exp(cos / temperature)``), so an item whose text matches a known
+        item's lands next to that item, and one between several lands between them.
+        (The isolated-node estimate, the learned projection alone, ignores everything
+        propagation and the ID residuals learned and drifts away from trained items as
+        training goes on.)
 
         Args:
             features: ``[n, d_text]`` text embeddings of the new items.
             reference: ``[num_items, d_text]`` the ``item_features`` given to ``fit``.
+            neighbours: known items averaged per new item.
+            temperature: softmax temperature over the cosine similarities.
 
         Returns:
             float32 ``[n, embedding_dim]``, comparable with :meth:`item_embeddings`.
 
         Raises:
-            ValueError: the model was fitted with ``init="random"`` (no text projection).
+            ValueError: the model was fitted with ``init="random"`` (it was never given
+                item text), or ``reference`` does not match the fitted items.
         """
         self._check_fitted()
-        weight = self.parameters_.get("embedding.item_projection.weight")
-        if weight is None:
+        if self.parameters_.get("embedding.item_projection.weight") is None:
             raise ValueError(f"{self.name} was fitted with init='random'; it has no text projection for new items")
-        reference = np.asarray(reference, dtype=np.float32)
-        centred = reference - reference.mean(axis=0, keepdims=True)
-        rms = max(float(np.sqrt((centred**2).sum(axis=1).mean())), 1e-12)
-        standardised = (np.asarray(features, dtype=np.float32) - reference.mean(axis=0, keepdims=True)) / rms
-        projected = torch.from_numpy(standardised) @ weight.float().T
-        bias = self.parameters_.get("embedding.item_projection.bias")
-        if bias is not None:
-            projected = projected + bias.float()
-        return (projected / (self.num_layers + 1)).numpy().astype(np.float32)
+        items = torch.as_tensor(self.item_embeddings(), dtype=torch.float32)
+        reference = torch.as_tensor(np.asarray(reference, dtype=np.float32))
+        if reference.shape[0] != items.shape[0]:
+            raise ValueError(f"reference has {reference.shape[0]} rows; the model has {items.shape[0]} items")
+        # Centred on the catalogue's mean text vector (as the projection's standardisation
+        # is): encoders give every text a large common component that says nothing.
+        reference = torch.nan_to_num(reference)
+        mean = reference.mean(dim=0, keepdim=True)
+        known = reference - mean
+        known = known / known.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        query = torch.as_tensor(np.asarray(features, dtype=np.float32)) - mean
+        query = query / query.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        sims, top = torch.topk(query @ known.T, min(int(neighbours), items.shape[0]), dim=1)
+        weights = torch.softmax(sims / float(temperature), dim=1)
+        return (weights.unsqueeze(-1) * items[top]).sum(dim=1).numpy().astype(np.float32)
 
     def item_embeddings(self) -> Optional[np.ndarray]:
         """Final propagated item vectors ``[num_items, embedding_dim]``."""
