@@ -119,10 +119,17 @@ def main(argv: list[str] | None = None) -> int:
                 from kg.spark.build import build_graph_spark
                 from kg.spark.session import SparkUnavailable
 
+                from kg.spark.session import spark_failure
+
                 try:
                     graph = build_graph_spark(config, master=spark_master)
                 except SparkUnavailable as exc:
                     raise BadInput(str(exc)) from None
+                except Exception as exc:  # an executor's error arrives wrapped in Spark's exception types
+                    failure = spark_failure(exc)
+                    if failure is None:
+                        raise
+                    raise BadInput(failure) from None
             else:
                 graph = build_graph(config, show_progress=show_progress, progress=progress_bar)
             graph.save(out, overwrite=overwrite)

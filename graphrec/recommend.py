@@ -191,6 +191,13 @@ def _write_spark(args: argparse.Namespace) -> tuple[int, int]:
                                partitions=args.partitions)
     except SparkUnavailable as exc:
         raise BadInput(str(exc)) from None
+    except Exception as exc:  # an executor's error arrives wrapped in Spark's exception types
+        from kg.spark.session import spark_failure
+
+        failure = spark_failure(exc)
+        if failure is None:
+            raise
+        raise BadInput(failure) from None
     return (len(recommender.user_ids) if users is None else len(users)), rows
 
 

@@ -54,3 +54,18 @@ def spark_session(master: str | None = None, *, app_name: str = "graphrec", conf
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def spark_failure(exc: BaseException) -> str | None:
+    """One line for an exception raised by a Spark job (``None`` when ``exc`` is not Spark's).
+
+    Executor-side errors (a Python exception in a task, a Java one in the JVM) come
+    back as long traces; the CLIs print this line instead (exit status 2).
+    """
+    module = type(exc).__module__ or ""
+    if not (module.startswith("pyspark") or module.startswith("py4j")):
+        return None
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # A Python task's own exception is the last "Name: message" line of its trace.
+    detail = next((line for line in reversed(lines) if "Error: " in line or "Exception: " in line), lines[-1] if lines else "")
+    return f"the Spark job failed: {detail[:500]}"

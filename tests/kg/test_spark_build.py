@@ -135,3 +135,15 @@ def test_cli_engine_spark_builds_a_loadable_artifact(spark, tmp_path, capsys):
     assert_same_graph(default, load_graph(out))
     assert main(["--interactions", str(path), "--out", str(tmp_path / "g2"), "--spark-master", "local[2]"]) == 2
     assert "--spark-master needs --engine spark" in capsys.readouterr().err
+
+
+def test_cli_executor_error_is_one_line_exit_2(spark, tmp_path, capsys):
+    from graphrec.build import main
+
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"user_id": [1, 2], "item_id": "a"}\n{"user_id": [3], "item_id": "b"}\n')
+    code = main(["--interactions", str(path), "--out", str(tmp_path / "graph"), "--engine", "spark",
+                 "--spark-master", "local[2]", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "the Spark job failed" in err and "user id" in err and "Traceback" not in err
