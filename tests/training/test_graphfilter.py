@@ -47,7 +47,9 @@ def _reference(user_items: sp.csr_matrix, rows: np.ndarray, *, alpha, rank, expo
 
 
 @pytest.mark.parametrize("dense_max_items", [10_000, 0])
-@pytest.mark.parametrize(("alpha", "rank", "exponent", "sharpen"), [(0.3, 6, 0.5, 0.0), (1.0, 3, 0.3, 0.5), (0.0, 6, 0.5, 0.2)])
+@pytest.mark.parametrize(
+    ("alpha", "rank", "exponent", "sharpen"), [(0.3, 6, 0.5, 0.0), (1.0, 3, 0.3, 0.5), (0.0, 6, 0.5, 0.2)]
+)
 def test_scores_match_the_dense_definition(structured_graph, dense_max_items, alpha, rank, exponent, sharpen):
     train = structured_graph.matrix("train")
     model = GraphFilter(alpha=alpha, rank=rank, exponent=exponent, sharpen=sharpen, dense_max_items=dense_max_items)
@@ -61,7 +63,8 @@ def test_fold_in_is_the_same_filter(structured_graph):
     train = structured_graph.matrix("train")
     model = GraphFilter(rank=8, dense_max_items=0).fit(structured_graph, train)
     users = np.array([1, 4, 9, 30])
-    np.testing.assert_allclose(model.score_new_users(train[users]).numpy(), model.score(users).numpy(), rtol=1e-5, atol=1e-6)
+    folded = model.score_new_users(train[users]).numpy()
+    np.testing.assert_allclose(folded, model.score(users).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_with_filter_reuses_the_svd(structured_graph):
@@ -85,6 +88,17 @@ def test_filter_is_scaled_to_spectral_radius_one(structured_graph):
     assert model.singular_values_[0] > 2.0
     eigenvalues = np.linalg.eigvalsh((model._normalised.T @ model._normalised).toarray().astype(np.float64))
     assert eigenvalues.max() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_callback_reports_the_energy_the_svd_leaves_out(structured_graph):
+    losses = {}
+    for rank in (2, 20):
+        calls = []
+        train = structured_graph.matrix("train")
+        GraphFilter(rank=rank).fit(structured_graph, train, callback=lambda *args: calls.append(args))
+        assert len(calls) == 1 and calls[0][0] == 0 and calls[0][1] >= 0
+        losses[rank] = calls[0][2]
+    assert 0.0 < losses[20] < losses[2] < 1.0
 
 
 def test_rank_is_capped_by_the_matrix(structured_graph):
@@ -122,7 +136,8 @@ def test_normalisation_handles_empty_rows_and_columns():
     ("kwargs", "match"),
     [
         ({"alpha": -0.1}, "alpha"), ({"sharpen": float("nan")}, "sharpen"), ({"rank": -1}, "rank"),
-        ({"rank": 2.5}, "rank"), ({"rank": "big"}, "rank"), ({"exponent": 1.5}, "exponent"), ({"dense_max_items": True}, "dense_max_items"),
+        ({"rank": 2.5}, "rank"), ({"rank": "big"}, "rank"), ({"exponent": 1.5}, "exponent"),
+        ({"dense_max_items": True}, "dense_max_items"),
     ],
 )  # fmt: skip
 def test_rejects_bad_hyper_parameters(kwargs, match):
