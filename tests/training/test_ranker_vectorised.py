@@ -7,6 +7,8 @@ code must give the same values (float tolerance) whatever its chunking.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,9 +97,15 @@ def reference(rows, items, history, times, stats):
 
 @pytest.mark.parametrize("chunk_elements", [1 << 22, 50])  # one chunk; a chunk per few rows
 @pytest.mark.parametrize("with_times", [True, False])
-def test_vectorised_features_match_the_reference(random_case, monkeypatch, chunk_elements, with_times):
+@pytest.mark.parametrize("cosine_table", [True, False])  # item-item table gather; per-chunk products
+def test_vectorised_features_match_the_reference(
+    random_case, monkeypatch, chunk_elements, with_times, cosine_table
+):
     monkeypatch.setattr(F, "_CHUNK_ELEMENTS", chunk_elements)
     graph, history, history_times, stats, scores, candidates = random_case
+    assert stats.text_cosine is not None  # 60 items: the table is built
+    if not cosine_table:
+        stats = dataclasses.replace(stats, text_cosine=None)
     times = history_times if with_times else None
     matrix = F.build_features(
         candidates.rows, candidates.items, source_scores=scores, ranks=candidates.ranks, history=history,

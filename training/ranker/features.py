@@ -90,6 +90,9 @@ hurt where they do not (ml-100k, where EASE overtakes ALS once refitted: 0.4456 
 
 _DAY = 86400.0
 
+COSINE_TABLE_ITEMS = 4096
+"""Up to this many items (64 MiB of float32), :class:`ItemStats` keeps the item-item text cosines."""
+
 
 @dataclass(frozen=True)
 class ItemStats:
@@ -105,6 +108,9 @@ class ItemStats:
         first_time: float64 ``[num_items]``, earliest history timestamp (NaN: none).
         last_time: float64 ``[num_items]``, latest history timestamp (NaN: none).
         now: latest timestamp of the history, or ``None`` without timestamps.
+        text_cosine: float32 ``[num_items, num_items]`` cosines of ``text`` when the catalogue
+            has at most :data:`COSINE_TABLE_ITEMS` items (content features then read it
+            instead of multiplying vectors per pair), else ``None``.
     """
 
     log_popularity: torch.Tensor
@@ -115,6 +121,7 @@ class ItemStats:
     first_time: np.ndarray
     last_time: np.ndarray
     now: Optional[float]
+    text_cosine: Optional[torch.Tensor] = None
 
 
 def item_stats(
@@ -172,6 +179,7 @@ def item_stats(
         first_time=first_time,
         last_time=last_time,
         now=now,
+        text_cosine=text @ text.T if text is not None and num_items <= COSINE_TABLE_ITEMS else None,
     )
 
 
@@ -352,9 +360,12 @@ def _content_features(
         chunk_rows = active[chunk]
         pair_index, pair_mask = _padded(bounds[chunk_rows], pair_counts[chunk_rows])
         hist_index, hist_mask = _padded(history.indptr[chunk_rows], hist_counts[chunk_rows])
-        candidate_text = stats.text[items_t[pair_index]]  # [b, C, d]
-        history_text = stats.text[hist_items[hist_index]]  # [b, H, d]
-        cosine = torch.bmm(candidate_text, history_text.transpose(1, 2))  # [b, C, H]
+        if stats.text_cosine is not None:  # a gather from the item-item table: no product per pair
+            cosine = stats.text_cosine[items_t[pair_index].unsqueeze(2), hist_items[hist_index].unsqueeze(1)]
+        else:
+            candidate_text = stats.text[items_t[pair_index]]  # [b, C, d]
+            history_text = stats.text[hist_items[hist_index]]  # [b, H, d]
+            cosine = torch.bmm(candidate_text, history_text.transpose(1, 2))  # [b, C, H]
         valid = hist_mask.unsqueeze(1)
         top, arg = cosine.masked_fill(~valid, float("-inf")).max(dim=2)
         total = cosine.masked_fill(~valid, 0.0).sum(dim=2)
