@@ -121,7 +121,8 @@ def test_vectorised_features_match_the_reference(
             finite = np.isfinite(row)
             if finite.any():
                 std = max(row[finite].std(), 1e-8)
-                z[r] = np.where(finite, (row - row[finite].mean()) / std, (row[finite].min() - row[finite].mean()) / std)
+                mean = row[finite].mean()
+                z[r] = np.where(finite, (row - mean) / std, (row[finite].min() - mean) / std)
         expected[f"{name}.z"] = z[candidates.rows.numpy(), candidates.items.numpy()]
     assert expected["content.missing"].sum() > 0 and expected["content.missing"].sum() < len(candidates.items)
     for name, values in expected.items():
