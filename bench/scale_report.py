@@ -62,6 +62,14 @@ def _table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _text_columns(row: dict) -> str:
+    """Item text columns: named on the build command line, else as the build detected them."""
+    args = (_step(row, "build", "cmd") or "").split()
+    if "--item-text-columns" in args:
+        return args[args.index("--item-text-columns") + 1].replace(",", ", ") + " (given)"
+    return ", ".join(row.get("text_columns", [])) or "-"
+
+
 def _sizes_and_quality(rows: list[dict]) -> list[str]:
     head = ["data", "users", "items", "train pairs", "entities", "hybrid NDCG@20", "hybrid Recall@20",
             "hybrid TailRecall@20", "best source (NDCG@20)", "item text columns", "started", "load start/end"]  # fmt: skip
@@ -73,7 +81,7 @@ def _sizes_and_quality(rows: list[dict]) -> list[str]:
         best = max(sources, key=sources.get) if sources else None
         cells = [row["data"], *(_num(c.get(k)) for k in ("users", "items", "train", "entities")),
                  *(_num(hybrid.get(k), 4) for k in ("ndcg", "recall", "tail_recall")),
-                 f"{best} {sources[best]:.4f}" if best else "-", ", ".join(row.get("text_columns", [])) or "-",
+                 f"{best} {sources[best]:.4f}" if best else "-", _text_columns(row),
                  row["started"],
                  f"{row['load'][0]} / {row['load'][1]}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
