@@ -20,10 +20,10 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from eval import evaluate
+from eval.metrics import ndcg as ndcg_per_user
 from eval.progress import progress_bar
 from training.base import Callback, ModelFitError
-from training.ranker.candidates import Candidates, candidate_recall, history_mask
+from training.ranker.candidates import Candidates, candidate_recall, history_mask, segment_topk
 from training.ranker.model import bpr_loss, listwise_loss
 
 __all__ = ["CandidateLists", "FittingLists", "collect_lists", "fit_scorer", "inner_validator", "pad_lists"]
@@ -287,26 +287,27 @@ def inner_validator(
     history: sp.csr_matrix,
     labels: sp.csr_matrix,
     *,
-    item_ids: Sequence,
     k: int,
     device: torch.device,
 ) -> Callable[[nn.Module], float]:
-    """NDCG@k of a scorer on ``lists`` under docs/PROTOCOL.md's full ranking (``eval.evaluate``).
+    """NDCG@k of a scorer on ``lists`` under docs/PROTOCOL.md's full ranking (``eval.metrics.ndcg``).
 
-    Items outside a user's candidates rank last (``-inf``), history items are masked.
+    Items outside a user's candidates rank last (``-inf``) and history items are never
+    candidates, so the full ranking's top-k is the top-k of the candidates: computed on
+    the ``[P]`` candidate pairs, not on ``[users, num_items]`` rows. The ideal DCG counts
+    every held-out item of the user, found among the candidates or not.
     """
-    num_items = history.shape[1]
+    k = min(k, history.shape[1])
     rows = torch.repeat_interleave(torch.arange(len(lists.users)), lists.offsets[1:] - lists.offsets[:-1])
     features = lists.features.to(device)
-    train, test = history[lists.users], labels[lists.users]
-    k = min(k, num_items)
+    positive = np.append(lists.labels.numpy() > 0, False)  # index -1 (padding): no hit
+    relevant = np.diff(labels[lists.users].indptr)
 
     def validate(scorer: nn.Module) -> float:
         with torch.no_grad():
             values = scorer(features).float().cpu()
-        dense = torch.full((len(lists.users), num_items), float("-inf"))
-        dense[rows, lists.items] = values
-        result = evaluate(lambda b: dense[torch.as_tensor(b)], train=train, test=test, item_ids=item_ids, k=k)
-        return float(result.metrics["ndcg"])
+        positions, _ = segment_topk(rows, values, lists.offsets, k)
+        hits = positive[positions.numpy()]
+        return float(ndcg_per_user(hits, relevant).mean()) if len(relevant) else float("nan")
 
     return validate

@@ -283,7 +283,7 @@ class HybridRanker(RankerScoring):
         validate = None
         if n_valid:
             validate = inner_validator(
-                inner_valid, self.history_, labels, item_ids=self.item_ids_, k=self.valid_k, device=device
+                inner_valid, self.history_, labels, k=self.valid_k, device=device
             )
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
