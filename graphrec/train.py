@@ -42,7 +42,7 @@ DEMO_OVERRIDES = (
     "ranker.patience=5",
     "ranker.candidates_per_source=50",
 )
-"""Settings of the no-argument demo run, so that it finishes in a few minutes on 2 CPU cores."""
+"""Settings of the no-argument demo run, so that it finishes in about 2 minutes on 2 CPU cores (README)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
