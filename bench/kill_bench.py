@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.merge_results import write_marked_section  # noqa: E402
 from kg.locks import lock_path  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -137,17 +138,7 @@ def section(rows: dict[str, dict[str, int]], command: str, seconds: float, durat
 
 
 def write_section(text: str) -> None:
-    (ROOT / "bench" / "results" / "crash_safety.md").write_text(text, encoding="utf-8")
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text(encoding="utf-8")
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + text.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    tmp = path.with_name(".BENCHMARKS.md.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, path)
+    write_marked_section("crash-safety", text, result=ROOT / "bench" / "results" / "crash_safety.md")
 
 
 def main() -> None:

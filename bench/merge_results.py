@@ -43,14 +43,16 @@ one run. Quality figures follow `docs/PROTOCOL.md` (full ranking, train items ma
 """
 
 
-def write_marked_section(name: str, text: str) -> None:
-    """Write ``text`` to bench/results/``name``.md and into BENCHMARKS.md between ``<!-- name:begin/end -->``.
+def write_marked_section(name: str, text: str, *, result: Path | None = None, root: Path = ROOT) -> None:
+    """Write ``text`` to ``result`` (default bench/results/``name``.md) and into ``root``/BENCHMARKS.md
+    between ``<!-- name:begin/end -->``.
 
     ``text`` must hold both markers; without them in BENCHMARKS.md it is appended. Atomic replace.
+    ``root`` is another checkout's top for benches run from a pinned worktree.
     """
-    (RESULTS / f"{name}.md").write_text(text, encoding="utf-8")
+    (result or root / "bench" / "results" / f"{name}.md").write_text(text, encoding="utf-8")
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    path = ROOT / "BENCHMARKS.md"
+    path = root / "BENCHMARKS.md"
     old = path.read_text(encoding="utf-8") if path.is_file() else HEADER
     if begin in old and end in old:
         head, rest = old.split(begin, 1)

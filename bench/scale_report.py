@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from merge_results import write_marked_section
+
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
 TRAIN_STAGES = ("text", "als", "neighbors", "gnn", "ranker", "evaluate")
@@ -133,14 +135,4 @@ def render(store: dict[str, list[dict]]) -> str:
 
 def write_section(section: str, root: Path = ROOT) -> None:
     """Write ``section`` to ``root``/bench/results/scale.md and into its BENCHMARKS.md between the markers."""
-    (root / "bench" / "results" / "scale.md").write_text(section, encoding="utf-8")
-    path = root / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_marked_section("scale", section, root=root)

@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.merge_results import write_marked_section  # noqa: E402
+
 RESULT = ROOT / "bench" / "results" / "train_cost.md"
 
 
@@ -167,23 +169,7 @@ def report(args: argparse.Namespace) -> None:
         lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in rows] + [""]
     text = "\n".join(["<!-- train_cost:begin -->", *lines, "<!-- train_cost:end -->", ""])
     print(text)
-    RESULT.write_text(text)
-    _into_benchmarks(text)
-
-
-def _into_benchmarks(text: str) -> None:
-    """Replace this section between its markers in BENCHMARKS.md (append it the first time); atomic."""
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text(encoding="utf-8")
-    begin, end = "<!-- train_cost:begin -->", "<!-- train_cost:end -->"
-    if begin in old and end in old:
-        head, rest = old.split(begin, 1)
-        new = head + text.rstrip("\n") + rest.split(end, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    tmp = path.with_name(".BENCHMARKS.md.train_cost.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    tmp.replace(path)
+    write_marked_section("train_cost", text, result=RESULT)
 
 
 def main() -> None:
