@@ -14,7 +14,7 @@ import sys
 import typing
 from pathlib import Path
 
-from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes
+from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes, spark_errors
 from kg.artifact import ArtifactError
 from kg.atomic import check_replaceable, claim
 from kg.config import FORMATS, PATH_FIELDS, SPLITS, BuildConfig
@@ -117,19 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             check_replaceable(out, overwrite=overwrite, replaces=GRAPH_FORMAT)
             if engine == "spark":
                 from kg.spark.build import build_graph_spark
-                from kg.spark.session import SparkUnavailable
 
-                from kg.spark.session import spark_failure
-
-                try:
+                with spark_errors():
                     graph = build_graph_spark(config, master=spark_master)
-                except SparkUnavailable as exc:
-                    raise BadInput(str(exc)) from None
-                except Exception as exc:  # an executor's error arrives wrapped in Spark's exception types
-                    failure = spark_failure(exc)
-                    if failure is None:
-                        raise
-                    raise BadInput(failure) from None
             else:
                 graph = build_graph(config, show_progress=show_progress, progress=progress_bar)
             graph.save(out, overwrite=overwrite)

@@ -4,14 +4,36 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Iterator, Mapping, Optional
 
-__all__ = ["BadInput", "check_disjoint", "os_error_message", "output_path", "print_notes"]
+__all__ = ["BadInput", "check_disjoint", "os_error_message", "output_path", "print_notes", "spark_errors"]
 
 
 class BadInput(Exception):
     """Input the user can fix; the entry point prints it as one line and exits with status 2."""
+
+
+@contextmanager
+def spark_errors() -> Iterator[None]:
+    """Turn a missing Spark and a failed Spark job into :class:`BadInput` (one line, exit 2).
+
+    An executor's error arrives wrapped in Spark's exception types with the whole
+    remote trace; ``kg.spark.session.spark_failure`` reduces it to its last line.
+    Anything that is not Spark's propagates unchanged.
+    """
+    from kg.spark.session import SparkUnavailable, spark_failure
+
+    try:
+        yield
+    except SparkUnavailable as exc:
+        raise BadInput(str(exc)) from None
+    except Exception as exc:
+        failure = spark_failure(exc)
+        if failure is None:
+            raise
+        raise BadInput(failure) from None
 
 
 def output_path(flag: str, value: str | os.PathLike) -> Path:

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes
+from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes, spark_errors
 from graphrec.topk_writer import FORMATS, RecommendationWriter, format_from_path
 from kg.artifact import ArtifactError
 from kg.atomic import claim
@@ -170,7 +170,6 @@ def _write_spark(args: argparse.Namespace) -> tuple[int, int]:
 
     from graphrec.recommender import Recommender
     from graphrec.spark_topk import spark_recommend
-    from kg.spark.session import SparkUnavailable
 
     recommender = Recommender.load(args.model, device="cpu")  # the checks, on the driver
     if args.k > recommender.num_items:
@@ -185,19 +184,10 @@ def _write_spark(args: argparse.Namespace) -> tuple[int, int]:
         users = known.astype(np.int64)
     exclude = read_ids(args.exclude, header="item") if args.exclude is not None else None
     options = dict(filter_seen=not args.keep_seen, exclude=exclude, diversity=args.diversity)
-    try:
+    with spark_errors():
         rows = spark_recommend(args.model, args.out, users=users, num_users=len(recommender.user_ids), k=args.k,
                                batch_size=args.batch_size, options=options, master=args.spark_master,
                                partitions=args.partitions)
-    except SparkUnavailable as exc:
-        raise BadInput(str(exc)) from None
-    except Exception as exc:  # an executor's error arrives wrapped in Spark's exception types
-        from kg.spark.session import spark_failure
-
-        failure = spark_failure(exc)
-        if failure is None:
-            raise
-        raise BadInput(failure) from None
     return (len(recommender.user_ids) if users is None else len(users)), rows
 
 
