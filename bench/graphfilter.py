@@ -42,7 +42,8 @@ import psutil  # noqa: E402
 
 from eval import evaluate, sparse_threshold  # noqa: E402
 from kg.artifact import atomic_file, to_jsonable  # noqa: E402
-from kg.graph import Graph, load_graph  # noqa: E402
+from kg.graph import Graph
+from kg.graph_io import load_graph  # noqa: E402
 from training.als import ALS  # noqa: E402
 from training.ease import EASE  # noqa: E402
 from training.graphfilter import GraphFilter  # noqa: E402

@@ -18,7 +18,7 @@ import numpy as np
 
 from eval import MostPop
 from eval.ranking import iter_topk
-from kg.graph import load_graph
+from kg.graph_io import load_graph
 from training.ranker import HybridRanker
 from training.sources import load_source, scorer_of
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.merge_results import write_marked_section  # noqa: E402
 from eval import MostPop, evaluate  # noqa: E402
-from kg.graph import load_graph  # noqa: E402
+from kg.graph_io import load_graph  # noqa: E402
 from training.ranker import HybridRanker  # noqa: E402
 from training.ranker.context import RankerContext  # noqa: E402
 from training.ranker.features import feature_names  # noqa: E402

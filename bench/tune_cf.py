@@ -36,7 +36,8 @@ from typing import Any, Callable
 
 from eval import MostPop, evaluate, sparse_threshold
 from kg.artifact import atomic_file, library_versions, to_jsonable
-from kg.graph import Graph, load_graph
+from kg.graph import Graph
+from kg.graph_io import load_graph
 from training.als import ALS
 from training.base import Learner
 from training.ease import EASE

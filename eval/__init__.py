@@ -35,6 +35,8 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
+# kg.lazy.lazy_attributes does this for the other packages; eval imports nothing of the project
+# (docs/DESIGN.md), so it keeps these two functions.
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'eval' has no attribute {name!r}")

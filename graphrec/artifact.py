@@ -209,7 +209,7 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
     from safetensors.numpy import load_file  # the learners (torch...) load once the artifact checks out
 
     from eval.baselines import MostPop
-    from kg.graph import load_graph
+    from kg.graph_io import load_graph
     from training.ranker import HybridRanker
     from training.sources import load_source, scorer_of
 

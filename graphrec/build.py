@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
-from pathlib import Path
 
 from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes, spark_errors
 from kg.artifact import ArtifactError
@@ -21,7 +21,7 @@ from kg.config import FORMATS, PATH_FIELDS, SPLITS, BuildConfig
 from kg.errors import InputError
 from kg.locks import OutputBusyError
 
-__all__ = ["main", "parser"]
+__all__ = ["main", "parser", "run_build"]
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -82,6 +82,53 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_build(
+    config: BuildConfig, out: str | os.PathLike, *, overwrite: bool = False, engine: str = "default",
+    spark_master: str | None = None, show_progress: bool = False, config_file: str | os.PathLike | None = None,
+):  # fmt: skip
+    """Build the graph ``config`` describes and write it to ``out`` (what ``python -m graphrec.build`` runs).
+
+    The output directory is locked while it is written and replaced atomically.
+
+    Args:
+        config: what to read and how (:class:`kg.BuildConfig`).
+        out: the graph artifact directory to write.
+        overwrite: replace an existing graph artifact at ``out``.
+        engine: ``"default"`` (in process) or ``"spark"`` (docs/SCALE.md).
+        spark_master: with ``engine="spark"``: the master URL (default ``local[*]``).
+        show_progress: progress while reading large logs.
+        config_file: the settings file the config came from (checked not to lie inside ``out``).
+
+    Returns:
+        The :class:`kg.graph.Graph` that was written.
+
+    Raises:
+        kg.InputError: bad input (file, row, column); ValueError: unusable settings;
+        FileExistsError: ``out`` exists without ``overwrite``; OutputBusyError: another run writes ``out``.
+    """
+    from eval.progress import progress_bar  # a bar on a terminal, plain periodic lines in a log
+    from kg.build import build_graph  # pandas and pyarrow load only when a build runs
+    from kg.graph import FORMAT as GRAPH_FORMAT
+
+    if engine not in ("default", "spark"):
+        raise ValueError(f"engine must be 'default' or 'spark', got {engine!r}")
+    inputs = {f"--{name.replace('_', '-')}": getattr(config, name) for name in PATH_FIELDS}
+    out = output_path("--out", out)
+    check_disjoint("--out", out, {**inputs, "--config": config_file})
+    with claim(out) as notes:
+        print_notes("graphrec.build", notes)
+        check_replaceable(out, overwrite=overwrite, replaces=GRAPH_FORMAT)
+        if engine == "spark":
+            from kg.spark.build import build_graph_spark
+
+            with spark_errors():
+                graph = build_graph_spark(config, master=spark_master)
+        else:
+            graph = build_graph(config, show_progress=show_progress, progress=progress_bar)
+        graph.save(out, overwrite=overwrite)
+    return graph
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the build; returns the exit status (0 built, 2 bad input or settings)."""
     args = vars(parser().parse_args(argv))
@@ -102,27 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         print(f"graphrec.build: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from kg.build import build_graph  # pandas and pyarrow load only when a build runs
-    from kg.graph import FORMAT as GRAPH_FORMAT
-
-    from eval.progress import progress_bar  # a bar on a terminal, plain periodic lines in a log
-
-    show_progress = not quiet
-    inputs = {f"--{name.replace('_', '-')}": getattr(config, name) for name in PATH_FIELDS}
     try:
-        out = output_path("--out", out)
-        check_disjoint("--out", out, {**inputs, "--config": config_file})
-        with claim(out) as notes:
-            print_notes("graphrec.build", notes)
-            check_replaceable(out, overwrite=overwrite, replaces=GRAPH_FORMAT)
-            if engine == "spark":
-                from kg.spark.build import build_graph_spark
-
-                with spark_errors():
-                    graph = build_graph_spark(config, master=spark_master)
-            else:
-                graph = build_graph(config, show_progress=show_progress, progress=progress_bar)
-            graph.save(out, overwrite=overwrite)
+        graph = run_build(config, out, overwrite=overwrite, engine=engine, spark_master=spark_master,
+                      show_progress=not quiet, config_file=config_file)
     except (BadInput, InputError, ValueError, FileExistsError, ArtifactError, OutputBusyError) as exc:
         print(f"graphrec.build: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> tuple[EvalResult, list[str], dict]:
         if args.model is None:
             raise BadInput("--graph is required with --recommendations")
         args.graph = args.model / "graph"
-    from kg.graph import load_graph
+    from kg.graph_io import load_graph
 
     graph = load_graph(args.graph)
     if args.k > graph.num_items:

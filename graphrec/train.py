@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes
 from kg.artifact import ArtifactError
@@ -32,7 +33,7 @@ from training.config import STAGES, TrainConfig, describe
 from training.report import format_report, run_name
 from training.workdir import ResumeError
 
-__all__ = ["DEMO_OVERRIDES", "build_parser", "main"]
+__all__ = ["DEMO_OVERRIDES", "build_parser", "main", "run_train"]
 
 DEMO_OVERRIDES = (
     "text.fine_tune_steps=30",
@@ -143,7 +144,7 @@ def _train(
 ) -> Path:
     """The training run proper; the caller holds the locks of ``--out`` and the work directory."""
     from graphrec.artifact import write_model
-    from kg.graph import load_graph
+    from kg.graph_io import load_graph
     from training.pipeline import Pipeline
 
     graph = load_graph(args.graph)
@@ -175,6 +176,47 @@ def _train(
         log(f"wrote {args.out} in {seconds:.0f} s")
     log(f"report: {args.out / 'report' / 'report.md'} (plots beside it)")
     return args.out
+
+
+def run_train(
+    graph: str | os.PathLike, out: str | os.PathLike, *, config: str | os.PathLike | None = None,
+    settings: Mapping[str, Any] | None = None, stages: Sequence[str] | None = None, device: str | None = None,
+    overwrite: bool = False, resume: bool = False, keep_work: bool = False, quiet: bool = True, log=print,
+) -> Path:  # fmt: skip
+    """Train on a graph artifact and write the model artifact (what ``python -m graphrec.train`` runs).
+
+    Args:
+        graph: the graph artifact directory (``graphrec.build``).
+        out: the model artifact directory to write.
+        config: a YAML or TOML settings file (``configs/``).
+        settings: ``{"section.field": value}`` overrides, e.g. ``{"als.factors": 64}`` (as ``--set``).
+        stages: the stages to run (default: all).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (default: the config's).
+        overwrite: replace an existing model artifact at ``out``.
+        resume: continue an interrupted run from its work directory.
+        keep_work: keep the work directory (``OUT.work``) after success.
+        quiet: no progress bars.
+        log: where the log lines go.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        BadInput, ValueError: unusable settings; ArtifactError: a bad graph artifact;
+        FileExistsError: ``out`` exists without ``overwrite``.
+    """
+    argv = ["--graph", os.fspath(graph), "--out", os.fspath(out)]
+    if config is not None:
+        argv += ["--config", os.fspath(config)]
+    for key, value in (settings or {}).items():
+        argv += ["--set", f"{key}={value}"]
+    if stages is not None:
+        argv += ["--stages", ",".join(stages)]
+    if device is not None:
+        argv += ["--device", device]
+    argv += [flag for flag, on in (("--overwrite", overwrite), ("--resume", resume), ("--keep-work", keep_work),
+                                   ("--quiet", quiet)) if on]  # fmt: skip
+    return run(build_parser().parse_args(argv), log=log)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

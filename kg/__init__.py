@@ -7,8 +7,7 @@ and scipy.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kg.lazy import lazy_attributes
 
 _LAZY = {
     "ArtifactError": "kg.artifact",
@@ -24,7 +23,7 @@ _LAZY = {
     "build_graph": "kg.build",
     "detect_format": "kg.readers",
     "format_summary": "kg.summary",
-    "load_graph": "kg.graph",
+    "load_graph": "kg.graph_io",
     "open_delimited": "kg.readers",
     "open_jsonl": "kg.readers",
     "open_lightgcn": "kg.readers",
@@ -34,15 +33,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'kg' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

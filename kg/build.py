@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -95,93 +96,159 @@ def build_graph(
     """
     started = time.perf_counter()
     config, siblings = resolve_inputs(config)
-    rejections = Rejections(lenient=config.lenient, max_examples=config.max_examples)
-    users, items = IdEncoder("user"), IdEncoder("item")
-    notes: dict[str, Any] = {}
-    read = dict(rejections=rejections, encoding=config.encoding, batch_rows=config.batch_rows)
+    run = _Run(config, Rejections(lenient=config.lenient, max_examples=config.max_examples))
+    _read_inputs(run, show_progress=show_progress, progress=progress)
+    pairs, given_test, overlap, social_pairs = _pairs(run)
+    pairs, split, keep_user, keep_item, filter_report = _filter_and_split(run, pairs, given_test, overlap)
+    frames, roles, buckets, attr_edges = _side_tables(run, keep_user, keep_item)
+    kg, kg_report = None, {}
+    if config.kg is not None:
+        kg, kg_report = read_kg_edges(config.kg, items=run.items, link_path=config.link, item_map=run.item_map, **run.read)
+    elif config.link is not None:
+        read_link(config.link, items=run.items, **run.read)  # checked, though nothing uses it without a KG
+        run.notes.setdefault(os.fspath(config.link), {})["unused"] = "no KG file to link to"
+    entities, relations, triples = knowledge_tables(attr_edges, kg)
+    social, social_report = None, {}
+    if social_pairs is not None:
+        social, social_report = social_frame(*social_pairs, user_map=run.user_map)
 
-    # 1-2. everything that defines nodes, ids registered as they stream past.
+    interactions = pd.DataFrame(
+        {"user": pairs.user, "item": pairs.item, "weight": pairs.weight, "count": pairs.count,
+         "timestamp": pairs.timestamp, "split": split},
+        copy=False,
+    )
+    del pairs
+    meta = _meta(
+        config, siblings=siblings, logs=run.logs, roles=roles, notes=run.notes, method=config.split_method,
+        overlap=overlap, filter_report=filter_report, rejections=run.rejections, buckets=buckets, kg_report=kg_report,
+        social_report=social_report,
+    )
+    graph = Graph(
+        interactions=interactions, items=frames["item"], users=frames["user"], entities=entities,
+        relations=relations, triples=triples, social=social, meta=meta,
+    )
+    graph.meta["summary"] = summarize(graph)
+    graph.meta["warnings"] = degenerate_warnings(graph)
+    graph.meta["build_seconds"] = round(time.perf_counter() - started, 3)
+    return graph
+
+
+@dataclass
+class _Run:
+    """What the phases of one :func:`build_graph` share: the config, the id encoders, what was read."""
+
+    config: BuildConfig
+    rejections: Rejections
+    users: IdEncoder = field(default_factory=lambda: IdEncoder("user"))
+    items: IdEncoder = field(default_factory=lambda: IdEncoder("item"))
+    notes: dict[str, Any] = field(default_factory=dict)
+    logs: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, SideTable] = field(default_factory=dict)
+    social_batches: Any = None
+    side_index: dict[str, np.ndarray] = field(default_factory=dict)
+    user_map: Optional[np.ndarray] = None
+    item_map: Optional[np.ndarray] = None
+
+    @property
+    def read(self) -> dict[str, Any]:
+        """The keyword arguments every reader takes."""
+        return dict(rejections=self.rejections, encoding=self.config.encoding, batch_rows=self.config.batch_rows)
+
+
+def _read_inputs(run: _Run, *, show_progress: bool, progress: Optional[Callable[..., Any]]) -> None:
+    """Phases 1-2: everything that defines nodes, ids registered as they stream past."""
+    config = run.config
     explicit_roles = {
         "user": config.user_column, "item": config.item_column, "timestamp": config.timestamp_column,
         "event": config.event_column, "weight": config.weight_column,
     }
-    logs = {}
     for role in ("interactions", "test"):
         path = getattr(config, role)
         if path is None:
             continue
         source = open_table(
-            path, format=config.format, delimiter=config.delimiter, header=config.header, columns=config.columns, **read
+            path, format=config.format, delimiter=config.delimiter, header=config.header, columns=config.columns,
+            **run.read,
         )
-        logs[role] = read_events(
-            source, users=users, items=items, rejections=rejections, explicit_roles=explicit_roles,
+        run.logs[role] = read_events(
+            source, users=run.users, items=run.items, rejections=run.rejections, explicit_roles=explicit_roles,
             event_weights=config.event_weights, show_progress=show_progress, progress=progress,
         )
-        notes[os.fspath(path)] = source.notes
-    if config.split_method == "temporal" and logs["interactions"].timestamp is None:
+        run.notes[os.fspath(path)] = source.notes
+    if config.split_method == "temporal" and run.logs["interactions"].timestamp is None:
         raise ValueError(
             f"the temporal split needs a timestamp column; {config.interactions} has none "
-            f"(its columns map to {logs['interactions'].roles}); pass --timestamp-column"
+            f"(its columns map to {run.logs['interactions'].roles}); pass --timestamp-column"
         )
-    tables: dict[str, SideTable] = {}
     for kind, path, id_name in (("item", config.items, config.item_id_column), ("user", config.users, config.user_id_column)):
         if path is not None:
-            encoder = items if kind == "item" else users
-            tables[kind] = read_side_table(path, kind=kind, encoder=encoder, id_column_name=id_name, **read)
-            notes[tables[kind].path] = tables[kind].notes
-    social_batches = None
+            encoder = run.items if kind == "item" else run.users
+            run.tables[kind] = read_side_table(path, kind=kind, encoder=encoder, id_column_name=id_name, **run.read)
+            run.notes[run.tables[kind].path] = run.tables[kind].notes
     if config.social is not None:
-        social_batches = read_social(config.social, users=users, **read)
+        run.social_batches = read_social(config.social, users=run.users, **run.read)
 
-    # 3. final indices, pairs.
+
+def _pairs(run: _Run):
+    """Phase 3: final indices; events deduplicated into pairs; the given test merged.
+
+    Returns ``(pairs, given_test, overlap, social_pairs)``.
+    """
+    config, users, items = run.config, run.users, run.items
     users.finish()
     items.finish()
     pa.default_memory_pool().release_unused()
     num_users, num_items = len(users), len(items)
     pair_parts = {}
-    for role, log in logs.items():
+    for role, log in run.logs.items():
         # The per-event arrays are handed over (no reference kept here), so dedup frees each as
         # soon as it is folded into the pairs: memory stays bounded by the compact arrays.
         events = Events(users.codes(log.user_batches), items.codes(log.item_batches), *log.take_arrays())
         pa.default_memory_pool().release_unused()
         pair_parts[role] = dedup_events(events, num_items=num_items)
-    side_index = {kind: (users if kind == "user" else items).codes(t.handle) for kind, t in tables.items()}
+    run.side_index = {kind: (users if kind == "user" else items).codes(t.handle) for kind, t in run.tables.items()}
     social_pairs = None
-    if social_batches is not None:
-        social_pairs = users.codes(social_batches[0]), users.codes(social_batches[1])
+    if run.social_batches is not None:
+        social_pairs = users.codes(run.social_batches[0]), users.codes(run.social_batches[1])
         known = np.zeros(num_users, dtype=bool)
         for part in pair_parts.values():
             known[part.user] = True
-        if "user" in side_index:
-            known[side_index["user"]] = True
-        notes[config.social] = {"users only in the social edges": int(num_users - known.sum())}
-    method = config.split_method
+        if "user" in run.side_index:
+            known[run.side_index["user"]] = True
+        run.notes[config.social] = {"users only in the social edges": int(num_users - known.sum())}
     overlap = 0
-    if method == "given":
+    if config.split_method == "given":
         pairs, given_test, overlap = merge_given(pair_parts["interactions"], pair_parts["test"], num_items=num_items)
     else:
         pairs, given_test = pair_parts["interactions"], None
     del pair_parts
     if len(pairs) == 0:
-        refused = "; ".join(f"{path}: {reasons}" for path, reasons in rejections.report().items())
+        refused = "; ".join(f"{path}: {reasons}" for path, reasons in run.rejections.report().items())
         raise InputError(
             f"no interaction left to build a graph from: every row was refused ({refused or 'none kept'}); "
             "expected at least one valid (user, item) row",
             path=config.interactions,
         )
+    return pairs, given_test, overlap, social_pairs
 
-    # 4. filters, then split.
+
+def _filter_and_split(run: _Run, pairs, given_test, overlap: int):
+    """Phase 4: count / k-core filters (nodes renumbered), then the split.
+
+    Returns ``(pairs, split codes, keep_user, keep_item, filter report)``; sets ``run.user_map``/``item_map``.
+    """
+    config, method = run.config, run.config.split_method
     keep_user, keep_item, filter_report = filter_nodes(
-        pairs, num_users=num_users, num_items=num_items, min_user_count=config.min_user_count,
+        pairs, num_users=len(run.users), num_items=len(run.items), min_user_count=config.min_user_count,
         min_item_count=config.min_item_count, k_core=config.k_core,
     )
     refuse_emptied(filter_report, num_pairs=len(pairs))
-    user_map, item_map = _compact(keep_user), _compact(keep_item)
+    run.user_map, run.item_map = _compact(keep_user), _compact(keep_item)
     if not (keep_user.all() and keep_item.all()):
         alive = keep_user[pairs.user] & keep_item[pairs.item]
         pairs = pairs.take(alive)
-        pairs.user = user_map[pairs.user].astype(np.int32)
-        pairs.item = item_map[pairs.item].astype(np.int32)
+        pairs.user = run.user_map[pairs.user].astype(np.int32)
+        pairs.item = run.item_map[pairs.item].astype(np.int32)
         if given_test is not None:
             given_test = given_test[alive]
     split = assign_splits(
@@ -196,70 +263,44 @@ def build_graph(
             if method == "given" and overlap else f"the {method} split put every pair in validation or test"
         )
         raise InputError(f"no training pairs: {why}", path=config.test if method == "given" else config.interactions)
+    return pairs, split, keep_user, keep_item, filter_report
 
-    # 5. side tables, entities, relations, triples, social.
-    user_ids = users.ids.filter(pa.array(keep_user))
-    item_ids = items.ids.filter(pa.array(keep_item))
+
+def _side_tables(run: _Run, keep_user: np.ndarray, keep_item: np.ndarray):
+    """Phase 5a: item and user tables: column roles, attribute edges, the tables the artifact keeps.
+
+    Returns ``(frames, roles, buckets, attribute edges)`` keyed by ``"item"`` / ``"user"``.
+    """
     frames, roles, attr_edges, buckets = {}, {}, [], {}
-    for kind, ids, num_nodes, keep, node_map in (
-        ("item", item_ids, num_items, keep_item, item_map),
-        ("user", user_ids, num_users, keep_user, user_map),
+    for kind, ids, keep, node_map in (
+        ("item", run.items.ids.filter(pa.array(keep_item)), keep_item, run.item_map),
+        ("user", run.users.ids.filter(pa.array(keep_user)), keep_user, run.user_map),
     ):
-        table = tables.get(kind)
+        table = run.tables.get(kind)
         if table is None:
             frames[kind] = pd.DataFrame({f"{kind}_id": string_column(ids)})
             roles[kind] = ColumnRoles(roles={})
             continue
         roles[kind] = detect_roles(
-            table.chunk.table, table.types, explicit=_explicit_roles(config, kind),
-            multi_separator=config.multi_separator, numeric_buckets=config.numeric_buckets,
-            text_min_length=config.text_min_length, path=table.path,
+            table.chunk.table, table.types, explicit=_explicit_roles(run.config, kind),
+            multi_separator=run.config.multi_separator, numeric_buckets=run.config.numeric_buckets,
+            text_min_length=run.config.text_min_length, path=table.path,
         )
-        node = node_map[side_index[kind]]
+        node = node_map[run.side_index[kind]]
         edges, column_buckets = attribute_edges(
-            table.chunk, roles[kind], node, numeric_buckets=config.numeric_buckets,
-            path=table.path, rejections=rejections,
+            table.chunk, roles[kind], node, numeric_buckets=run.config.numeric_buckets,
+            path=table.path, rejections=run.rejections,
         )
         alive = edges.node >= 0
         edges = AttributeEdges(edges.node[alive], edges.relation.filter(pa.array(alive)),
                                edges.entity_id.filter(pa.array(alive)), edges.entity_name.filter(pa.array(alive)))
         attr_edges.append((kind, edges))
         buckets[kind] = column_buckets
-        rows = node_rows(side_index[kind], num_nodes)[keep]
+        rows = node_rows(run.side_index[kind], len(keep))[keep]
         if (rows < 0).any():
-            notes[table.path][f"{kind}s without a row here"] = int((rows < 0).sum())
+            run.notes[table.path][f"{kind}s without a row here"] = int((rows < 0).sum())
         frames[kind] = side_frame(table, roles[kind], rows, ids)
-
-    kg, kg_report = None, {}
-    if config.kg is not None:
-        kg, kg_report = read_kg_edges(config.kg, items=items, link_path=config.link, item_map=item_map, **read)
-    elif config.link is not None:
-        read_link(config.link, items=items, **read)  # checked, though nothing uses it without a KG
-        notes.setdefault(os.fspath(config.link), {})["unused"] = "no KG file to link to"
-    entities, relations, triples = knowledge_tables(attr_edges, kg)
-    social, social_report = None, {}
-    if social_pairs is not None:
-        social, social_report = social_frame(*social_pairs, user_map=user_map)
-
-    interactions = pd.DataFrame(
-        {"user": pairs.user, "item": pairs.item, "weight": pairs.weight, "count": pairs.count,
-         "timestamp": pairs.timestamp, "split": split},
-        copy=False,
-    )
-    del pairs
-    meta = _meta(
-        config, siblings=siblings, logs=logs, roles=roles, notes=notes, method=method, overlap=overlap,
-        filter_report=filter_report, rejections=rejections, buckets=buckets, kg_report=kg_report,
-        social_report=social_report,
-    )
-    graph = Graph(
-        interactions=interactions, items=frames["item"], users=frames["user"], entities=entities,
-        relations=relations, triples=triples, social=social, meta=meta,
-    )
-    graph.meta["summary"] = summarize(graph)
-    graph.meta["warnings"] = degenerate_warnings(graph)
-    graph.meta["build_seconds"] = round(time.perf_counter() - started, 3)
-    return graph
+    return frames, roles, buckets, attr_edges
 
 
 def _compact(keep: np.ndarray) -> np.ndarray:

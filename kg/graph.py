@@ -33,16 +33,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import scipy.sparse as sp
-
-from kg.artifact import ArtifactError, atomic_dir, read_manifest, write_manifest
 
 __all__ = [
     "ENTITY",
@@ -53,7 +48,6 @@ __all__ = [
     "NODE_TYPES",
     "SPLIT_CODES",
     "USER",
-    "load_graph",
 ]
 
 FORMAT = "graphrec.graph"
@@ -79,17 +73,6 @@ _TRIPLE_DTYPES = {
     "tail_type": np.int8,
 }
 _SOCIAL_DTYPES = {"user": np.int32, "friend": np.int32}
-
-_TABLE_FILES = {
-    "interactions": "interactions.parquet",
-    "triples": "triples.parquet",
-    "social": "social.parquet",
-    "items": "items.parquet",
-    "users": "users.parquet",
-    "entities": "entities.parquet",
-    "relations": "relations.parquet",
-}
-
 
 def _typed_frame(frame: pd.DataFrame | None, dtypes: dict[str, Any]) -> pd.DataFrame:
     if frame is None:
@@ -321,7 +304,7 @@ class Graph:
         matrix.sort_indices()
         return matrix
 
-    def _typed_edges(self, head_type: int, tail_type: int, symmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def typed_edges(self, head_type: int, tail_type: int, symmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(heads, tails, relations) of triples between two node types.
 
         With ``symmetric`` a triple stored the other way round (``tail_type -> head_type``)
@@ -360,7 +343,7 @@ class Graph:
         return self._binary_matrix(USER, ENTITY, self.num_users, self.num_entities, relations)
 
     def _binary_matrix(self, head_type, tail_type, rows, cols, relations) -> sp.csr_matrix:
-        heads, tails, rels = self._typed_edges(head_type, tail_type, symmetric=True)
+        heads, tails, rels = self.typed_edges(head_type, tail_type, symmetric=True)
         if relations is not None:
             wanted = set(relations)
             names = self.relation_names
@@ -397,120 +380,18 @@ class Graph:
         return np.bincount(self.interactions["item"].to_numpy()[mask], minlength=self.num_items).astype(np.int64)
 
     def to_hetero_data(self, splits: tuple[str, ...] = ("train",)):
-        """A ``torch_geometric.data.HeteroData`` view.
+        """A ``torch_geometric.data.HeteroData`` view (:func:`kg.hetero.to_hetero_data`)."""
+        from kg.hetero import to_hetero_data
 
-        Node types ``user``, ``item``, ``entity`` carry ``num_nodes``, ``ids``
-        (external ids) and ``table`` (the side table). Edge types, present when
-        non-empty: ``(user, interacts, item)`` with ``edge_weight`` for the given
-        splits and its reverse ``(item, rev_interacts, user)``;
-        ``(item, has, entity)`` / ``(entity, rev_has, item)``,
-        ``(user, has, entity)`` / ``(entity, rev_has, user)``,
-        ``(entity, related, entity)`` and ``(item, related, item)`` with
-        ``edge_type`` (relation index into ``relation_names``); ``(user, follows, user)``.
-        """
-        import torch
-        from torch_geometric.data import HeteroData
+        return to_hetero_data(self, splits)
 
-        data = HeteroData()
-        for name, table, id_col in (
-            ("user", self.users, "user_id"),
-            ("item", self.items, "item_id"),
-            ("entity", self.entities, "entity_id"),
-        ):
-            data[name].num_nodes = len(table)
-            data[name].ids = table[id_col].astype(str).tolist()
-            data[name].table = table
-        data.relation_names = self.relation_names
-
-        mask = self.split_mask(*splits)
-        inter = self.interactions
-        users = torch.from_numpy(inter["user"].to_numpy()[mask].astype(np.int64))
-        items = torch.from_numpy(inter["item"].to_numpy()[mask].astype(np.int64))
-        weight = torch.from_numpy(inter["weight"].to_numpy()[mask].astype(np.float32))
-        if len(users):
-            data["user", "interacts", "item"].edge_index = torch.stack([users, items])
-            data["user", "interacts", "item"].edge_weight = weight
-            data["item", "rev_interacts", "user"].edge_index = torch.stack([items, users])
-            data["item", "rev_interacts", "user"].edge_weight = weight
-
-        def add(src: str, rel: str, dst: str, heads, tails, rels, reverse: str | None):
-            if not len(heads):
-                return
-            edge_index = torch.from_numpy(np.stack([heads, tails]))
-            edge_type = torch.from_numpy(rels)
-            data[src, rel, dst].edge_index = edge_index
-            data[src, rel, dst].edge_type = edge_type
-            if reverse:
-                data[dst, reverse, src].edge_index = edge_index.flip(0)
-                data[dst, reverse, src].edge_type = edge_type
-
-        add("item", "has", "entity", *self._typed_edges(ITEM, ENTITY, True), "rev_has")
-        add("user", "has", "entity", *self._typed_edges(USER, ENTITY, True), "rev_has")
-        add("entity", "related", "entity", *self._typed_edges(ENTITY, ENTITY, False), None)
-        add("item", "related", "item", *self._typed_edges(ITEM, ITEM, False), None)
-        social = self.social_matrix().tocoo()
-        if social.nnz:
-            data["user", "follows", "user"].edge_index = torch.from_numpy(
-                np.stack([social.row, social.col]).astype(np.int64)
-            )
-        return data
-
-    # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> dict[str, Any]:
-        """Write the graph artifact atomically; returns the manifest.
+        """Write the graph artifact atomically; returns the manifest (:func:`kg.graph_io.save_graph`)."""
+        from kg.graph_io import save_graph
 
-        The manifest holds ``format``, ``format_version``, ``counts`` and
-        everything in :attr:`meta` (build config, rejected-row report, column roles).
-        """
-        with atomic_dir(path, overwrite=overwrite, replaces=FORMAT) as tmp:
-            for name, filename in _TABLE_FILES.items():
-                frame = getattr(self, name)
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                pq.write_table(table, tmp / filename, compression="zstd")
-            manifest = write_manifest(
-                tmp,
-                format=FORMAT,
-                format_version=FORMAT_VERSION,
-                metadata={**self.meta, "counts": self.counts()},
-                libraries=("graphrec", "numpy", "pandas", "pyarrow", "scipy"),
-            )
-        return manifest
+        return save_graph(self, path, overwrite=overwrite)
 
 
 def _check_range(name: str, values: np.ndarray, size: int) -> None:
     if len(values) and (values.min() < 0 or values.max() >= size):
         raise ValueError(f"{name} has indices outside [0, {size}): min {values.min()}, max {values.max()}")
-
-
-def load_graph(path: str | os.PathLike, *, verify: bool = True) -> Graph:
-    """Load a graph artifact written by :meth:`Graph.save` / ``python -m graphrec.build``.
-
-    Args:
-        path: the artifact directory.
-        verify: check the sha256 of every file against the manifest.
-
-    Raises:
-        ArtifactError: the directory, manifest or a file is missing, of another
-            format or version, or fails its checksum; the message names the file.
-    """
-    path = Path(path)
-    manifest = read_manifest(
-        path, format=FORMAT, max_version=FORMAT_VERSION, verify=verify, required=_TABLE_FILES.values()
-    )
-    tables = {}
-    for name, filename in _TABLE_FILES.items():
-        try:
-            tables[name] = pq.read_table(path / filename).to_pandas()
-        except (OSError, pa.ArrowException) as exc:
-            raise ArtifactError(f"{path / filename}: unreadable Parquet ({exc})") from None
-    meta = {k: v for k, v in manifest.items() if k not in ("files",)}
-    try:
-        graph = Graph(**tables, meta=meta)
-    except ValueError as exc:
-        raise ArtifactError(f"{path}: inconsistent graph ({exc})") from None
-    recorded = manifest.get("counts", {})
-    actual = graph.counts()
-    diff = {k: (recorded[k], actual[k]) for k in actual if k in recorded and recorded[k] != actual[k]}
-    if diff:
-        raise ArtifactError(f"{path}: counts differ from the manifest (recorded, found): {diff}")
-    return graph

@@ -6,8 +6,7 @@ The names are imported from :mod:`training.base` on first use (PEP 562), so that
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kg.lazy import lazy_attributes
 
 _LAZY = {
     "GraphrecWarning": "training.base",
@@ -18,15 +17,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

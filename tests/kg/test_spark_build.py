@@ -22,7 +22,7 @@ from graphrec.datasets.synthetic import SyntheticConfig, generate
 from kg.build import build_graph
 from kg.config import BuildConfig
 from kg.errors import InputError
-from kg.graph import load_graph
+from kg.graph_io import load_graph
 from kg.spark.build import build_graph_spark
 from kg.spark.session import spark_session
 
