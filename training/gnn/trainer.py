@@ -22,6 +22,7 @@ from eval.progress import progress_bar
 from training.base import Callback, ModelFitError
 from training.gnn.bpr import NegativeSampler
 from training.gnn.checkpoint import TrainProgress, load_checkpoint, save_checkpoint
+from training.gnn.distributed import Shard
 
 __all__ = ["StepFn", "TrainConfig", "train"]
 
@@ -90,6 +91,7 @@ def train(
         ModelFitError: the loss became NaN or infinite.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    shard = Shard.current()  # inside a torch.distributed group: DDP over the batches (training.gnn.distributed)
     progress, best_state = TrainProgress(), None
     if checkpoint_dir is not None:
         restored = load_checkpoint(
@@ -111,19 +113,27 @@ def train(
             batch = order[start : start + config.batch_size]
             batch_users = users[batch]
             negatives = sampler.sample(batch_users, generator)
-            loss = step(batch_users, items[batch], negatives)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise ModelFitError(f"loss became {value} in epoch {epoch}; lower lr or raise l2")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if shard is None:
+                value = _finite(_backward(step(batch_users, items[batch], negatives), 1.0), epoch)
+            else:  # this rank's share of the global batch; the summed gradient is the global mean's
+                part = shard.part(len(batch))
+                value = 0.0
+                if part.stop > part.start:
+                    share = (part.stop - part.start) / len(batch)
+                    value = _backward(step(batch_users[part], items[batch][part], negatives[part]), share)
+                value = _finite(shard.sum(value), epoch)  # every rank sees the same sum: all raise together
+                shard.sum_gradients(model)
             optimizer.step()
             total += value
             steps += 1
         record = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - started}
         if validate is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
             model.eval()
-            score = float(validate())
+            if shard is None:
+                score = float(validate())
+            else:  # the ranks hold the same weights: rank 0 validates, all stop together
+                score = shard.from_rank0(float(validate()) if shard.rank == 0 else 0.0)
             record["ndcg"] = score
             record["eval_seconds"] = time.perf_counter() - started - record["seconds"]
             if progress.best_score is None or score > progress.best_score:
@@ -136,7 +146,7 @@ def train(
             progress.best_epoch = epoch
         progress.history.append(record)
         progress.epoch = epoch
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and (shard is None or shard.rank == 0):
             save_checkpoint(
                 checkpoint_dir,
                 model=model,
@@ -155,3 +165,16 @@ def train(
         model.load_state_dict(best_state)
     model.eval()
     return progress
+
+
+def _backward(loss: torch.Tensor, share: float) -> float:
+    """Backpropagate ``loss x share``; returns that value."""
+    value = float(loss.detach()) * share
+    (loss * share if share != 1.0 else loss).backward()
+    return value
+
+
+def _finite(value: float, epoch: int) -> float:
+    if not math.isfinite(value):
+        raise ModelFitError(f"loss became {value} in epoch {epoch}; lower lr or raise l2")
+    return value
