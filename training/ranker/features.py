@@ -232,9 +232,12 @@ def _standardised_at(scores: torch.Tensor, rows: torch.Tensor, items: torch.Tens
     over the catalogue; the z-scores themselves only at the ``[P]`` pairs.
     """
     scores = scores.float()
+    var, mean = _row_var_mean(scores)
+    if bool(torch.isfinite(var).all()):  # every entry finite (an inf or NaN makes its row's var NaN)
+        std = var.sqrt().clamp(min=1e-8)
+        return (scores[rows, items] - mean[rows]) / std[rows]
     finite = torch.isfinite(scores)
-    if bool(finite.all()):
-        var, mean = torch.var_mean(scores, dim=1, unbiased=False)
+    if bool(finite.all()):  # finite entries whose variance overflowed
         lowest = scores.amin(dim=1)
     else:
         count = finite.sum(dim=1).clamp(min=1)
@@ -245,6 +248,21 @@ def _standardised_at(scores: torch.Tensor, rows: torch.Tensor, items: torch.Tens
     lowest_z = ((lowest - mean) / std).nan_to_num(posinf=0.0, neginf=0.0)
     values = scores[rows, items]
     return torch.where(torch.isfinite(values), (values - mean[rows]) / std[rows], lowest_z[rows])
+
+
+def _row_var_mean(scores: torch.Tensor, rows_per_chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Population variance and mean of each row (``torch.var_mean(dim=1, unbiased=False)``, ~10x faster on CPU).
+
+    The mean is a vectorised sum; the variance a norm of the centred rows, a few rows at a
+    time so the centred block stays in cache (no ``[B, num_items]`` temporary).
+    """
+    num_rows, num_items = scores.shape
+    mean = scores.sum(dim=1) / max(num_items, 1)
+    var = torch.empty(num_rows)
+    for start in range(0, num_rows, rows_per_chunk):
+        block = scores[start : start + rows_per_chunk] - mean[start : start + rows_per_chunk, None]
+        var[start : start + rows_per_chunk] = torch.linalg.vector_norm(block, dim=1).square()
+    return var / max(num_items, 1), mean
 
 
 def _expand_entities(items: np.ndarray, item_entities: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
