@@ -220,13 +220,20 @@ class GNNConfig(Section):
 class RankerConfig(Section):
     """The learned hybrid ranker (``training.ranker.HybridRanker``)."""
 
-    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "popularity_source", "refit", "ablation", "ablation_users")
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "enabled", "popularity_source", "refit", "ablation", "ablation_users", "ablation_ensemble",
+    )  # fmt: skip
     enabled: bool = _doc("fit the hybrid ranker on the validation split", True)
     popularity_source: bool = _doc("add a popularity prior (MostPop) as a candidate source", True)
     refit: bool = _doc("refit every source on train + validation before the final model", True)
     ablation: bool = _doc("add the ablation table (each source, hybrid, hybrid minus each group) to the report", True)
     ablation_users: int = _doc(
         "above this many users the ablation refits and evaluates on a seeded sample of this many (stated)", 5000
+    )
+    ablation_ensemble: int = _doc(
+        "ensemble members of each ablation refit; the full hybrid is refitted so too as the rows' reference "
+        "(0: the ranker's own ensemble, no reference row)",
+        1,
     )
     candidates_per_source: int = _doc("top-N of every source that forms the candidates", 100)
     model: str = _doc("mlp or linear", "mlp")
