@@ -148,7 +148,8 @@ def main() -> None:
     command = "python bench/hybrid_topk_floor.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     step_names = list(rows[0]["steps"])
     lines = [
-        f"## Hybrid batch top-K, where the time goes ({args.label or graph.num_users} users x {graph.num_items} items)",
+        f"## Hybrid batch top-K, where the time goes ({args.label or 'graph'}: {graph.num_users:,} users x "
+        f"{graph.num_items:,} items)",
         "",
         f"Command: `{command}`  ",
         f"{os.cpu_count()} CPU cores, torch {torch.__version__}; K = {args.k}, batches of {args.batch_size}; "

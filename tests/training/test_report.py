@@ -80,7 +80,8 @@ def test_every_sparse_user_figure_carries_its_user_count(structured_graph):
 
 def test_ablation_under_a_budget_compares_with_its_reference(metrics):
     rows = _ablation(metrics)
-    rows.insert(-1, dict(metrics["test"]["pop"], name="hybrid (ablation budget)", kind="reference", budget={"ensemble": 1}))
+    reference = dict(metrics["test"]["pop"], name="hybrid (ablation budget)", kind="reference", budget={"ensemble": 1})
+    rows.insert(-1, reference)
     section = _report(metrics, ablation=rows).split("## Ablation", 1)[1].split("\n## ", 1)[0]
     assert "| hybrid (ablation budget) |" in section and "| hybrid - content |" in section
     assert "ablation budget (ensemble=1)" in section

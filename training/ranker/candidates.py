@@ -18,7 +18,13 @@ import scipy.sparse as sp
 import torch
 
 __all__ = [
-    "Candidates", "candidate_recall", "generate_candidates", "history_mask", "segment_topk", "top_n_items", "top_n_ranks",
+    "Candidates",
+    "candidate_recall",
+    "generate_candidates",
+    "history_mask",
+    "segment_topk",
+    "top_n_items",
+    "top_n_ranks",
 ]
 
 
