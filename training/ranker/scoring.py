@@ -159,7 +159,10 @@ class RankerScoring:
         rows = {}
         num_items = len(self.stats_.log_popularity)
         for name in self.source_names_:
-            scores = torch.as_tensor(source_scores[name]).detach().to("cpu", torch.float32)
+            given = source_scores[name]
+            if isinstance(given, np.ndarray) and not given.flags.writeable:  # candidates mask history in place
+                given = given.copy()
+            scores = torch.as_tensor(given).detach().to("cpu", torch.float32)
             if tuple(scores.shape) != (num_rows, num_items):
                 raise ValueError(
                     f"source {name!r} gave scores of shape {tuple(scores.shape)}, expected ({num_rows}, {num_items})"
