@@ -220,7 +220,9 @@ class GNNConfig(Section):
 class RankerConfig(Section):
     """The learned hybrid ranker (``training.ranker.HybridRanker``)."""
 
-    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "popularity_source", "refit", "ablation", "ablation_users")
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "enabled", "popularity_source", "refit", "ablation", "ablation_users", "ablation_ensemble",
+    )  # fmt: skip
     enabled: bool = _doc("fit the hybrid ranker on the validation split", True)
     popularity_source: bool = _doc("add a popularity prior (MostPop) as a candidate source", True)
     refit: bool = _doc("refit every source on train + validation before the final model", True)
@@ -228,10 +230,15 @@ class RankerConfig(Section):
     ablation_users: int = _doc(
         "above this many users the ablation refits and evaluates on a seeded sample of this many (stated)", 5000
     )
-    candidates_per_source: int = _doc("top-N of every source that forms the candidates", 100)
+    ablation_ensemble: int = _doc(
+        "ensemble members of each ablation refit; the full hybrid is refitted so too as the rows' reference "
+        "(0: the ranker's own ensemble, no reference row)",
+        1,
+    )
+    candidates_per_source: int = _doc("top-N of every source that forms the candidates", 50)
     model: str = _doc("mlp or linear", "mlp")
     hidden: int = _doc("MLP hidden width", 64)
-    dropout: float = _doc("MLP dropout", 0.1)
+    dropout: float = _doc("MLP dropout", 0.0)
     loss: str = _doc("listwise (softmax over each candidate list) or bpr", "listwise")
     epochs: int = _doc("maximum epochs", 60)
     lr: float = _doc("Adam learning rate", 1e-3)
@@ -239,7 +246,7 @@ class RankerConfig(Section):
     batch_users: int = _doc("users per source call when featurising and scoring", 256)
     train_batch_users: int = _doc("candidate lists per optimisation step", 32)
     valid_fraction: float = _doc("share of fitting users held out for the ranker's early stopping", 0.1)
-    patience: int = _doc("epochs without improvement before stopping", 10)
+    patience: int = _doc("epochs without improvement before stopping", 5)
     ensemble: int = _doc("scorers fitted with successive seeds and averaged", 5)
     tail_weight: float = _doc("weight of tail positives in the listwise target (1: none)", 1.0)
     valid_k: int = _doc("cut-off of the ranker's early-stopping NDCG", 20)

@@ -435,11 +435,13 @@ class Pipeline:
         rows: list[dict[str, Any]] = []
         results: dict[str, Any] = {}  # the ablation evaluates every source and the hybrid on test already
         if self.ranker is not None and self.config.ranker.ablation:
+            members = self.config.ranker.ablation_ensemble  # cheaper refits, compared with a reference refit
+            budget = {"ensemble": members} if members and members != self.ranker.ensemble else None
             table = ablation(
                 self.ranker, self.graph, fit_inputs=fit.inputs(), fit_users=self._fit_users(), labels=self.valid,
                 eval_inputs=final.inputs(), test=test, item_text_embeddings=self.item_text, k=cfg.k,
                 sparse_max_train=threshold, sample_users=self.config.ranker.ablation_users, seed=self.config.seed,
-                show_progress=self.show_progress,
+                budget=budget, show_progress=self.show_progress,
             )  # fmt: skip
             rows, results = table.rows, dict(table.results)
             where = ""

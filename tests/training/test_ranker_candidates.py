@@ -66,3 +66,32 @@ def test_candidate_recall_counts_positives_per_source_and_union():
     recall = candidate_recall(candidates, labels)
     # a's top-2 outside the history (item 0) are items 1, 2; b's are 3, 4.
     assert recall == {"a": (2, 3), "b": (1, 3), "union": (3, 3)}
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 35))
+def test_sparse_history_exclusion_equals_the_mask_and_leaves_scores_intact(seed, n):
+    """The CSR history path masks in place for the top-k and restores every score after it."""
+    history, scores = random_case(seed)
+    scores["s0"][0, :5] = float("-inf")  # items a source cannot rank
+    before = {name: values.clone() for name, values in scores.items()}
+    dense = generate_candidates(scores, history_mask(history), n)
+    sparse = generate_candidates(scores, history, n)
+    for name, values in scores.items():
+        assert torch.equal(values, before[name])
+        np.testing.assert_array_equal(sparse.top[name].numpy(), dense.top[name].numpy())
+        assert torch.equal(sparse.ranks[name], dense.ranks[name])
+    assert torch.equal(sparse.rows, dense.rows) and torch.equal(sparse.items, dense.items)
+    assert torch.equal(sparse.offsets, dense.offsets)
+    # in_top agrees with the dense ranks at every (row, item).
+    rows, items = torch.meshgrid(torch.arange(history.shape[0]), torch.arange(history.shape[1]), indexing="ij")
+    for name in scores:
+        hit = sparse.in_top(name, rows.reshape(-1), items.reshape(-1))
+        assert torch.equal(hit, sparse.ranks[name].reshape(-1) > 0)
+
+
+def test_sparse_history_path_rejects_nan():
+    scores = {"bad": torch.tensor([[1.0, float("nan"), 0.5]])}
+    history = sp.csr_matrix(np.array([[1.0, 0.0, 0.0]], dtype=np.float32))
+    with pytest.raises(ValueError, match="'bad' returned NaN"):
+        generate_candidates(scores, history, 2)

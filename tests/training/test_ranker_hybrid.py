@@ -16,6 +16,7 @@ import torch
 from eval import MostPop, evaluate
 from training.base import GraphrecWarning, NotFittedError
 from training.ranker import ALL_GROUPS, HybridRanker, RankerInputs, ablation
+from training.ranker.ablation import REFERENCE
 from training.ranker.model import listwise_loss
 
 
@@ -261,6 +262,29 @@ def test_ablation_rows(setup):
     assert by_name["hybrid - sources"]["ndcg"] < by_name["hybrid"]["ndcg"] - 0.05
     for row in rows:
         assert 0.0 <= row["ndcg"] <= 1.0 and row["users"] > 0 and "tail_recall" in row and "sparse_ndcg" in row
+
+
+def test_ablation_budget_adds_a_reference_refit(setup):
+    """Cheaper refits (one member) are compared with the full hybrid refitted under the same budget."""
+    graph, vectors, fit, full, users = setup
+    ranker, _ = fitted(setup, text=False, ensemble=2, feature_groups=("sources", "popularity"))
+    table = ablation(
+        ranker, graph, fit_inputs=fit, fit_users=users, labels=graph.matrix("valid"), eval_inputs=full,
+        test=graph.matrix("test"), k=10, budget={"ensemble": 1},
+    )  # fmt: skip
+    rows = {r["name"]: r for r in table.rows}
+    assert [r["kind"] for r in table.rows][-3:] == ["reference", "ablation", "ablation"]
+    assert rows[REFERENCE]["budget"] == {"ensemble": 1}
+    # The reference is one member of the same lists: the member the full hybrid fitted first.
+    single, _ = fitted(setup, text=False, ensemble=1, feature_groups=("sources", "popularity"))
+    expected = evaluate(single.score, train=full.history, test=graph.matrix("test"), item_ids=graph.item_ids, k=10)
+    assert rows[REFERENCE]["ndcg"] == pytest.approx(expected.metrics["ndcg"], abs=1e-6)
+    # The same configuration as the ranker's: no reference row.
+    same = ablation(
+        ranker, graph, fit_inputs=fit, fit_users=users, labels=graph.matrix("valid"), eval_inputs=full,
+        test=graph.matrix("test"), k=10, budget={"ensemble": 2},
+    )  # fmt: skip
+    assert "reference" not in [r["kind"] for r in same.rows]
 
 
 def test_bad_arguments(setup):

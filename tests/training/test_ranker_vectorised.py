@@ -97,15 +97,15 @@ def reference(rows, items, history, times, stats):
 
 @pytest.mark.parametrize("chunk_elements", [1 << 22, 50])  # one chunk; a chunk per few rows
 @pytest.mark.parametrize("with_times", [True, False])
-@pytest.mark.parametrize("cosine_table", [True, False])  # item-item table gather; per-chunk products
+@pytest.mark.parametrize("cosine_table", [True, False])  # item-item table gathers; per-chunk products
 def test_vectorised_features_match_the_reference(
     random_case, monkeypatch, chunk_elements, with_times, cosine_table
 ):
     monkeypatch.setattr(F, "_CHUNK_ELEMENTS", chunk_elements)
     graph, history, history_times, stats, scores, candidates = random_case
-    assert stats.text_cosine is not None  # 60 items: the table is built
+    assert stats.text_cosine is not None and stats.entity_shared is not None  # 60 items: the tables are built
     if not cosine_table:
-        stats = dataclasses.replace(stats, text_cosine=None)
+        stats = dataclasses.replace(stats, text_cosine=None, entity_shared=None)
     times = history_times if with_times else None
     matrix = F.build_features(
         candidates.rows, candidates.items, source_scores=scores, ranks=candidates.ranks, history=history,

@@ -76,3 +76,13 @@ def test_every_sparse_user_figure_carries_its_user_count(structured_graph):
     assert lines[2].endswith(f"{pop.sparse['ndcg']:.4f} (n={n}) |")
     assert lines[3].endswith("0.2500 (n=7) |")
     assert "(n=" not in metrics_table([("x", {"ndcg": 0.5})], 10)  # no sparse figure, no count
+
+
+def test_ablation_under_a_budget_compares_with_its_reference(metrics):
+    rows = _ablation(metrics)
+    reference = dict(metrics["test"]["pop"], name="hybrid (ablation budget)", kind="reference", budget={"ensemble": 1})
+    rows.insert(-1, reference)
+    section = _report(metrics, ablation=rows).split("## Ablation", 1)[1].split("\n## ", 1)[0]
+    assert "| hybrid (ablation budget) |" in section and "| hybrid - content |" in section
+    assert "ablation budget (ensemble=1)" in section
+    assert "relative to the full hybrid under the same budget" in section

@@ -8,7 +8,9 @@ hybrid's come from the same rows, :func:`~training.ranker.evaluation.rank_users`
 the refits without a group reuse the full hybrid's featurised fitting lists, and
 their test lists come from the full hybrid's featurised test candidates (column
 subsets), so no source is called again. On a large log the ablated rows use a
-seeded sample of users (``sample_users``), stated in the table.
+seeded sample of users (``sample_users``), stated in the table; with a ``budget``
+(fewer ensemble members) the refits are cheaper and a reference row refitted under the
+same budget is what they compare with.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ from training.ranker.evaluation import HYBRID, rank_featurised, rank_users
 from training.ranker.features import feature_names
 from training.ranker.hybrid import HybridRanker, Scorer
 
-__all__ = ["AblationTable", "RankerInputs", "ablation"]
+__all__ = ["REFERENCE", "AblationTable", "RankerInputs", "ablation"]
+
+REFERENCE = "hybrid (ablation budget)"
+"""Name of the row of the full hybrid refitted under the ablation's budget."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ def ablation(
     sparse_max_train: int = 5,
     sample_users: Optional[int] = None,
     seed: int = 2026,
+    budget: Optional[Mapping[str, Any]] = None,
     show_progress: bool = False,
 ) -> AblationTable:
     """Evaluate each source alone, the fitted hybrid, and the hybrid refitted without each group.
@@ -126,6 +132,11 @@ def ablation(
             refits fit and the table's rows evaluate on a seeded sample of this many
             (``None``: all users). :attr:`AblationTable.results` always covers all.
         seed: seeds the sample.
+        budget: ``HybridRanker`` arguments of the refits (e.g. ``{"ensemble": 1}``), to make
+            the table cheaper than refitting the full configuration once per group. When they
+            change the ranker's configuration, the full hybrid is refitted under the same
+            budget as well (row ``"hybrid (ablation budget)"``, kind ``"reference"``) and the
+            ablated rows are to be compared with that row, like with like.
         show_progress: progress bars.
 
     Returns:
@@ -135,6 +146,7 @@ def ablation(
         ranker's source order), then ``"hybrid"``, then ``"hybrid - {group}"`` per
         feature group (none when the ranker uses a single group; a group whose features
         were all constant in fitting, such as ``content`` without text, is skipped);
+        with a budget that changes the configuration, the reference row comes before them;
         with a sample, every row also holds ``"sample_users"``.
     """
     if not ranker.is_fitted:
@@ -179,12 +191,19 @@ def ablation(
             keep = np.flatnonzero(np.isin(cached.lists.users, sample))
             cached = dataclasses.replace(cached, lists=cached.lists.subset(keep))
         refit_users = fit_users if sample is None else np.intersect1d(fit_users, sample)
-        for group in progress_bar(groups, desc="ablation", unit="refit", disable=not show_progress):
-            reduced = ranker.with_groups([g for g in ranker.feature_groups if g != group]).bind(fit_context)
+        config = {**ranker.get_config(), **dict(budget or {})}
+        refits = [(f"hybrid - {g}", "ablation", [x for x in ranker.feature_groups if x != g]) for g in groups]
+        if config != ranker.get_config():
+            refits.insert(0, (REFERENCE, "reference", list(ranker.feature_groups)))
+        for name, kind, kept in progress_bar(refits, desc="ablation", unit="refit", disable=not show_progress):
+            reduced = HybridRanker(**{**config, "feature_groups": tuple(kept)}).bind(fit_context)
             # one [ablation] bar for the refits; a bar per refit was the noise issue 10.8 is about
             reduced.fit(fit_scorers, refit_users, labels, lists=cached)
             lists = rank_featurised(reduced, ranked.featurised, eval_context, k=k)
-            rows.append(_row(f"hybrid - {group}", "ablation", run(lists, table_users)))
+            row = _row(name, kind, run(lists, table_users))
+            if kind == "reference":
+                row["budget"] = dict(budget or {})
+            rows.append(row)
     if sample is not None:
         for row in rows:
             row["sample_users"] = len(sample)

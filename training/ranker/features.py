@@ -24,8 +24,7 @@ name                          group       definition                            
                                           size): relative to the prepared history, as ``pop.log``
 ``act.{s}.z``                 activity    ``act.log * {s}.z``: lets a linear model trust a source more    real
                                           or less for heavy users (centred ``act.log`` keeps it
-                                          well-conditioned: NDCG@20 0.4556 vs 0.4539, TailRecall 0.047
-                                          vs 0.034 on ml-100k, 5 seeds)
+                                          well-conditioned)
 ``content.max``               content     max cosine of the item's text embedding with the history        [-1, 1]
                                           items' embeddings
 ``content.mean``              content     mean of those cosines                                           [-1, 1]
@@ -58,7 +57,7 @@ its ``missing`` flag, so the feature vector has the same layout on every data se
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -82,16 +81,18 @@ ALL_GROUPS: tuple[str, ...] = ("sources", "ranks", "popularity", "activity", "co
 DEFAULT_GROUPS: tuple[str, ...] = ("sources", "popularity", "activity", "content", "kg", "context")
 """The groups a ranker uses unless told otherwise: all but ``ranks``.
 
-The rank features help where the sources keep their relative quality when refitted
-on train + valid (lastfm: NDCG@20 0.2280 with them, 0.2267 without, 3 seeds) but
-hurt where they do not (ml-100k, where EASE overtakes ALS once refitted: 0.4456 with,
-0.4480 without); the per-row z-scores carry most of their information either way.
+Decided on validation (``bench/ranker_cost.py``, 3-fold cross-validation over ml-100k's
+validation users, one member, bench/results/ranker_cost.md): with ``ranks`` NDCG@20 0.2979,
+without 0.2998; the per-row z-scores carry most of their information. Dropping any other
+single group moved validation NDCG@20 by -0.001 to +0.005 with one member and one seed, within
+the noise of that comparison, so they stay.
 """
 
 _DAY = 86400.0
 
 COSINE_TABLE_ITEMS = 4096
-"""Up to this many items (64 MiB of float32), :class:`ItemStats` keeps the item-item text cosines."""
+"""Up to this many items (64 MiB of float32), :class:`ItemStats` keeps the item-item text cosines
+and the item-item shared-entity flags (16 MiB of bool)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ class ItemStats:
         text_cosine: float32 ``[num_items, num_items]`` cosines of ``text`` when the catalogue
             has at most :data:`COSINE_TABLE_ITEMS` items (content features then read it
             instead of multiplying vectors per pair), else ``None``.
+        entity_shared: bool ``[num_items, num_items]``, True where two items share an entity,
+            when the catalogue has at most :data:`COSINE_TABLE_ITEMS` items and some entity
+            (``ctx.entity_gap`` then reads it instead of expanding every pair's entities), else ``None``.
     """
 
     log_popularity: torch.Tensor
@@ -122,6 +126,7 @@ class ItemStats:
     last_time: np.ndarray
     now: Optional[float]
     text_cosine: Optional[torch.Tensor] = None
+    entity_shared: Optional[torch.Tensor] = None
 
 
 def item_stats(
@@ -170,16 +175,21 @@ def item_stats(
             first_time[np.isinf(first_time)] = np.nan
             last_time[np.isinf(last_time)] = np.nan
             now = float(coo.data[timed].max())
+    item_entities = sp.csr_matrix(graph.item_entity_matrix(), dtype=np.float32)
+    entity_shared = None
+    if item_entities.nnz and num_items <= COSINE_TABLE_ITEMS:
+        entity_shared = torch.from_numpy((item_entities @ item_entities.T).toarray() > 0)
     return ItemStats(
         log_popularity=torch.from_numpy((np.log1p(popularity) - np.log1p(popularity.mean())).astype(np.float32)),
         log_mean_activity=float(np.log1p(np.diff(history.indptr).mean())),
         tail=torch.from_numpy((~is_head).astype(np.float32)),
-        item_entities=sp.csr_matrix(graph.item_entity_matrix(), dtype=np.float32),
+        item_entities=item_entities,
         text=text,
         first_time=first_time,
         last_time=last_time,
         now=now,
         text_cosine=text @ text.T if text is not None and num_items <= COSINE_TABLE_ITEMS else None,
+        entity_shared=entity_shared,
     )
 
 
@@ -222,9 +232,12 @@ def _standardised_at(scores: torch.Tensor, rows: torch.Tensor, items: torch.Tens
     over the catalogue; the z-scores themselves only at the ``[P]`` pairs.
     """
     scores = scores.float()
+    var, mean = _row_var_mean(scores)
+    if bool(torch.isfinite(var).all()):  # every entry finite (an inf or NaN makes its row's var NaN)
+        std = var.sqrt().clamp(min=1e-8)
+        return (scores[rows, items] - mean[rows]) / std[rows]
     finite = torch.isfinite(scores)
-    if bool(finite.all()):
-        var, mean = torch.var_mean(scores, dim=1, unbiased=False)
+    if bool(finite.all()):  # finite entries whose variance overflowed
         lowest = scores.amin(dim=1)
     else:
         count = finite.sum(dim=1).clamp(min=1)
@@ -235,6 +248,21 @@ def _standardised_at(scores: torch.Tensor, rows: torch.Tensor, items: torch.Tens
     lowest_z = ((lowest - mean) / std).nan_to_num(posinf=0.0, neginf=0.0)
     values = scores[rows, items]
     return torch.where(torch.isfinite(values), (values - mean[rows]) / std[rows], lowest_z[rows])
+
+
+def _row_var_mean(scores: torch.Tensor, rows_per_chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Population variance and mean of each row (``torch.var_mean(dim=1, unbiased=False)``, ~10x faster on CPU).
+
+    The mean is a vectorised sum; the variance a norm of the centred rows, a few rows at a
+    time so the centred block stays in cache (no ``[B, num_items]`` temporary).
+    """
+    num_rows, num_items = scores.shape
+    mean = scores.sum(dim=1) / max(num_items, 1)
+    var = torch.empty(num_rows)
+    for start in range(0, num_rows, rows_per_chunk):
+        block = scores[start : start + rows_per_chunk] - mean[start : start + rows_per_chunk, None]
+        var[start : start + rows_per_chunk] = torch.linalg.vector_norm(block, dim=1).square()
+    return var / max(num_items, 1), mean
 
 
 def _expand_entities(items: np.ndarray, item_entities: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -273,22 +301,52 @@ def _kg_features(
     binary = history.copy()
     binary.data[:] = 1.0
     held = binary @ item_entities  # [B, E]
-    covered = held.copy()
-    covered.data[:] = 1.0
-    pair_keys = rows.astype(np.int64) * num_items + items
-    count_sum = _pair_lookup(held @ item_entities.T, pair_keys)
-    overlap_sum = _pair_lookup(covered @ item_entities.T, pair_keys)
+    if stats.entity_shared is not None:  # a small catalogue: dense products per chunk of rows
+        count_sum, overlap_sum = _kg_sums_dense(rows, items, held, item_entities)
+    else:
+        covered = held.copy()
+        covered.data[:] = 1.0
+        pair_keys = rows.astype(np.int64) * num_items + items
+        count_sum = _pair_lookup(held @ item_entities.T, pair_keys)
+        overlap_sum = _pair_lookup(covered @ item_entities.T, pair_keys)
     safe = np.maximum(degree, 1.0)
     missing = (degree == 0) | (np.diff(history.indptr)[rows] == 0)
     latest = np.full(len(items), -np.inf)
     if times is not None and len(items) and num_entities:
-        latest = _latest_entity_time(rows, items, times, item_entities)
+        if stats.entity_shared is not None:
+            latest = _latest_shared_time(rows, items, history, times, stats.entity_shared)
+        else:
+            latest = _latest_entity_time(rows, items, times, item_entities)
     return (
         torch.from_numpy((overlap_sum / safe).astype(np.float32)),
         torch.from_numpy(np.log1p(count_sum / safe).astype(np.float32)),
         torch.from_numpy(missing.astype(np.float32)),
         torch.from_numpy(latest),
     )
+
+
+def _kg_sums_dense(
+    rows: np.ndarray, items: np.ndarray, held: sp.csr_matrix, item_entities: sp.csr_matrix
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(held @ item_entities.T)`` and ``((held > 0) @ item_entities.T)`` at the pairs, float64.
+
+    Per chunk of rows, ``held`` as a dense ``[rows, entities]`` block and one sparse-dense
+    product ``item_entities @ block.T`` (``nnz(item_entities) x rows``): cheaper than the
+    sparse-sparse products and their pair lookup when the catalogue is small.
+    """
+    num_rows, num_entities = held.shape
+    count_sum, overlap_sum = np.zeros(len(items)), np.zeros(len(items))
+    step = max(1, _CHUNK_ELEMENTS // max(num_entities, 1))
+    bounds = np.searchsorted(rows, np.arange(0, num_rows + step, step))
+    for chunk, start in enumerate(range(0, num_rows, step)):
+        lo, hi = bounds[chunk], bounds[chunk + 1]
+        if lo == hi:
+            continue
+        block = np.ascontiguousarray(held[start : start + step].toarray(order="F").T, dtype=np.float32)  # [E, b]
+        pair_rows, pair_items = rows[lo:hi] - start, items[lo:hi]
+        count_sum[lo:hi] = (item_entities @ block)[pair_items, pair_rows]
+        overlap_sum[lo:hi] = (item_entities @ (block > 0).astype(np.float32))[pair_items, pair_rows]
+    return count_sum, overlap_sum
 
 
 def _pair_lookup(matrix: sp.spmatrix, pair_keys: np.ndarray) -> np.ndarray:
@@ -330,6 +388,47 @@ def _latest_entity_time(
     return latest
 
 
+def _latest_shared_time(
+    rows: np.ndarray, items: np.ndarray, history: sp.csr_matrix, times: sp.csr_matrix, shared: torch.Tensor
+) -> np.ndarray:
+    """:func:`_latest_entity_time` from the item-item shared-entity table: per pair, a masked
+    maximum over the user's history items of a ``[b, candidates, history]`` gather."""
+    latest = torch.full((len(items),), float("-inf"), dtype=torch.float64)
+    hist_items = torch.from_numpy(history.indices.astype(np.int64))
+    hist_times = torch.from_numpy(_history_times(history, times)).nan_to_num(nan=float("-inf"))
+    items_t = torch.from_numpy(items)
+    for pair_index, pair_mask, hist_index, hist_mask in _row_blocks(rows, history, 1):
+        sharing = shared[items_t[pair_index].unsqueeze(2), hist_items[hist_index].unsqueeze(1)]
+        sharing &= hist_mask.unsqueeze(1)
+        block_times = hist_times[hist_index].unsqueeze(1).expand(sharing.shape)
+        best = torch.where(sharing, block_times, float("-inf")).amax(dim=2)
+        latest[pair_index[pair_mask]] = best[pair_mask]
+    return latest.numpy()
+
+
+def _row_blocks(
+    rows: np.ndarray, history: sp.csr_matrix, dim: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Padded ``(pair_index, pair_mask, hist_index, hist_mask)`` blocks of the rows with pairs and history.
+
+    Rows are sorted by history size and cut by :func:`_chunks` so that a block's padded
+    ``[b, candidates, history]`` product (and ``dim``-wide gathers) stays under
+    :data:`_CHUNK_ELEMENTS`; ``pair_index`` indexes the pairs, ``hist_index`` ``history.indices``.
+    """
+    bounds = np.searchsorted(rows, np.arange(history.shape[0] + 1))
+    pair_counts = np.diff(bounds)
+    hist_counts = np.diff(history.indptr)
+    active = np.flatnonzero((pair_counts > 0) & (hist_counts > 0))
+    if not len(active):
+        return
+    active = active[np.argsort(hist_counts[active], kind="stable")]
+    for chunk in _chunks(pair_counts[active], hist_counts[active], dim):
+        chunk_rows = active[chunk]
+        pair_index, pair_mask = _padded(bounds[chunk_rows], pair_counts[chunk_rows])
+        hist_index, hist_mask = _padded(history.indptr[chunk_rows], hist_counts[chunk_rows])
+        yield pair_index, pair_mask, hist_index, hist_mask
+
+
 def _content_features(
     rows: np.ndarray, items: np.ndarray, history: sp.csr_matrix, times: Optional[sp.csr_matrix], stats: ItemStats
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -346,20 +445,10 @@ def _content_features(
     best_time = torch.full((size,), float("-inf"), dtype=torch.float64)
     if stats.text is None or not size:
         return best, mean, missing, best_time
-    bounds = np.searchsorted(rows, np.arange(history.shape[0] + 1))
-    pair_counts = np.diff(bounds)
-    hist_counts = np.diff(history.indptr)
-    active = np.flatnonzero((pair_counts > 0) & (hist_counts > 0))
-    if not len(active):
-        return best, mean, missing, best_time
     hist_items = torch.from_numpy(history.indices.astype(np.int64))
     hist_times = torch.from_numpy(_history_times(history, times)) if times is not None else None
     items_t = torch.from_numpy(items)
-    active = active[np.argsort(hist_counts[active], kind="stable")]
-    for chunk in _chunks(pair_counts[active], hist_counts[active], stats.text.shape[1]):
-        chunk_rows = active[chunk]
-        pair_index, pair_mask = _padded(bounds[chunk_rows], pair_counts[chunk_rows])
-        hist_index, hist_mask = _padded(history.indptr[chunk_rows], hist_counts[chunk_rows])
+    for pair_index, pair_mask, hist_index, hist_mask in _row_blocks(rows, history, stats.text.shape[1]):
         if stats.text_cosine is not None:  # a gather from the item-item table: no product per pair
             cosine = stats.text_cosine[items_t[pair_index].unsqueeze(2), hist_items[hist_index].unsqueeze(1)]
         else:

@@ -25,7 +25,7 @@ import torch
 
 from kg.graph import Graph
 from training.base import GraphrecWarning, NotFittedError, as_user_items
-from training.ranker.candidates import Candidates, generate_candidates, history_mask, segment_topk
+from training.ranker.candidates import Candidates, generate_candidates, segment_topk
 from training.ranker.context import RankerContext, Scorer
 from training.ranker.explain import occlusion
 from training.ranker.features import ItemStats, build_features, feature_groups
@@ -159,7 +159,10 @@ class RankerScoring:
         rows = {}
         num_items = len(self.stats_.log_popularity)
         for name in self.source_names_:
-            scores = torch.as_tensor(source_scores[name]).detach().to("cpu", torch.float32)
+            given = source_scores[name]
+            if isinstance(given, np.ndarray) and not given.flags.writeable:  # candidates mask history in place
+                given = given.copy()
+            scores = torch.as_tensor(given).detach().to("cpu", torch.float32)
             if tuple(scores.shape) != (num_rows, num_items):
                 raise ValueError(
                     f"source {name!r} gave scores of shape {tuple(scores.shape)}, expected ({num_rows}, {num_items})"
@@ -176,13 +179,13 @@ class RankerScoring:
         pairs: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> tuple[Candidates, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Candidates of the rows and the raw features of ``pairs`` (default: the candidates)."""
-        candidates = generate_candidates(scores, history_mask(history), self.candidates_per_source)
+        candidates = generate_candidates(scores, history, self.candidates_per_source)
         rows, items = pairs if pairs is not None else (candidates.rows, candidates.items)
         features = build_features(
             rows,
             items,
             source_scores=scores,
-            ranks=candidates.ranks,
+            ranks=candidates.ranks if "ranks" in self.feature_groups else {},
             history=history,
             history_times=history_times,
             stats=self.stats_,
