@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from eval import MostPop  # noqa: E402
 from eval.ranking import iter_topk  # noqa: E402
 from graphrec.recommender import _parallel_hybrid  # noqa: E402
-from kg.graph import load_graph  # noqa: E402
+from kg.graph_io import load_graph  # noqa: E402
 from training.ranker import HybridRanker  # noqa: E402
 from training.ranker.candidates import generate_candidates, segment_topk  # noqa: E402
 from training.ranker.features import build_features  # noqa: E402
