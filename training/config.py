@@ -221,7 +221,7 @@ class RankerConfig(Section):
     """The learned hybrid ranker (``training.ranker.HybridRanker``)."""
 
     PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = (
-        "enabled", "popularity_source", "refit", "ablation", "ablation_users", "ablation_ensemble",
+        "enabled", "popularity_source", "refit", "ablation", "ablation_users", "ablation_ensemble", "fit_users",
     )  # fmt: skip
     enabled: bool = _doc("fit the hybrid ranker on the validation split", True)
     popularity_source: bool = _doc("add a popularity prior (MostPop) as a candidate source", True)
@@ -234,6 +234,9 @@ class RankerConfig(Section):
         "ensemble members of each ablation refit; the full hybrid is refitted so too as the rows' reference "
         "(0: the ranker's own ensemble, no reference row)",
         1,
+    )
+    fit_users: int = _doc(
+        "the ranker learns from at most this many validation users (a seeded sample above it, noted; 0: all)", 5000
     )
     candidates_per_source: int = _doc("top-N of every source that forms the candidates", 50)
     model: str = _doc("mlp or linear", "mlp")
@@ -265,8 +268,12 @@ class RankerConfig(Section):
 class EvalConfig(Section):
     """Evaluation (docs/PROTOCOL.md) of every source and the hybrid."""
 
-    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("valid_users",)
     k: int = _doc("the cut-off K", 20)
+    valid_users: int = _doc(
+        "each source's validation row is computed on at most this many users (a seeded sample above it, stated; "
+        "0: all); test rows always use every test user", 5000,
+    )  # fmt: skip
     sparse_max_train: int = _doc("users with at most this many train items form the sparse-user row", 5)
     batch_size: int = _doc("users per scorer call", 1024)
 

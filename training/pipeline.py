@@ -389,6 +389,13 @@ class Pipeline:
         )  # fmt: skip
 
     def _fit_users(self) -> np.ndarray:
+        """Users with validation items; above ``ranker.fit_users`` a seeded sample of that many (noted)."""
+        users = _sample(self._valid_users(), self.config.ranker.fit_users, self.config.seed)
+        if len(users) < len(self._valid_users()):
+            self.work.note("ranker_fit_users", {"users": len(users), "of": len(self._valid_users()), "seed": self.config.seed})
+        return users
+
+    def _valid_users(self) -> np.ndarray:
         return np.flatnonzero(np.diff(self.valid.indptr) > 0).astype(np.int64)
 
     def _stage_ranker(self) -> None:
@@ -427,10 +434,15 @@ class Pipeline:
         threshold = sparse_threshold(final.history, test, cfg.sparse_max_train)
         metrics: dict[str, Any] = {"sparse_threshold": threshold, "valid": {}, "test": {}}
         if self.valid.nnz:
+            everyone = self._valid_users()
+            users = _sample(everyone, cfg.valid_users, self.config.seed)
+            if len(users) < len(everyone):
+                self.work.note("valid_users", {"users": len(users), "of": len(everyone), "seed": self.config.seed})
             for name, source in fit.sources.items():
                 result = self._evaluate(
-                    scorer_of(source), fit.history, self.valid, max_train=threshold, label=f"evaluate {name} (valid)"
-                )
+                    scorer_of(source), fit.history, self.valid, max_train=threshold, label=f"evaluate {name} (valid)",
+                    users=users,
+                )  # fmt: skip
                 metrics["valid"][name] = result.to_dict()
         rows: list[dict[str, Any]] = []
         results: dict[str, Any] = {}  # the ablation evaluates every source and the hybrid on test already
@@ -471,7 +483,7 @@ class Pipeline:
 
     def _evaluate(
         self, source, history: sp.csr_matrix, labels: sp.csr_matrix, *, max_train: Optional[int] = None,
-        label: str = "evaluate",
+        label: str = "evaluate", users: Optional[np.ndarray] = None,
     ):  # fmt: skip
         cfg = self.config.eval
         if max_train is None:
@@ -479,6 +491,12 @@ class Pipeline:
         return evaluate(
             source, train=history, test=labels, item_ids=self.graph.item_ids, k=cfg.k,
             batch_size=cfg.batch_size, sparse_max_train=max_train, show_progress=self.show_progress,
-            progress_label=label,
+            progress_label=label, users=users,
         )  # fmt: skip
 
+
+def _sample(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """``users`` if there are at most ``limit`` (0: no limit), else a sorted seeded sample of ``limit`` of them."""
+    if not limit or len(users) <= limit:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, size=int(limit), replace=False))
