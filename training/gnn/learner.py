@@ -30,7 +30,7 @@ from training.gnn.adjacency import (
     normalized_adjacency,
     to_torch_csr,
 )
-from training.gnn.bpr import NegativeSampler, bpr_loss, positive_pairs
+from training.gnn.bpr import NegativeSampler, gathered_bpr_loss, positive_pairs
 from training.gnn.checks import choice, digest, feature_array, positive_float, positive_int
 from training.gnn.init import INITS, USER_INITS, NodeEmbedding
 from training.gnn.sampled import NeighborSampler
@@ -229,17 +229,14 @@ class GraphLearner(Learner):
 
         k = schedule.num_negatives
 
-        def loss_of(rows: torch.Tensor, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor):
+        def loss_of(nodes: torch.Tensor, rows: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
+                    negatives: torch.Tensor) -> torch.Tensor:  # fmt: skip
+            """BPR of the batch (``rows``: its users, positives, negatives in ``nodes``) plus the L2 term."""
             size = len(users)
-            user_vec, item_vec = rows[:size], rows[size : 2 * size]
-            negative_vec = rows[2 * size :].view(size, k, -1)
             users, items, negatives = users.to(device), items.to(device), negatives.to(device)
-            penalty = (
-                embedding.user_penalty(users)
-                + embedding.item_penalty(items)
-                + embedding.item_penalty(negatives.flatten()) / k
-            )
-            return bpr_loss(user_vec, item_vec, negative_vec) + self.l2 * penalty / size
+            positives, negative_rows = rows[size : 2 * size], rows[2 * size :].view(size, k)
+            penalty = embedding.batch_penalty(users, items, negatives)
+            return gathered_bpr_loss(nodes, rows[:size], positives, negative_rows) + self.l2 * penalty / size
 
         def batch_nodes(users, items, negatives) -> torch.Tensor:
             return torch.cat([users, items + layout.item_offset, negatives.flatten() + layout.item_offset])
@@ -248,7 +245,7 @@ class GraphLearner(Learner):
 
             def step(users, items, negatives):
                 final = model(full_view)
-                return loss_of(final[batch_nodes(users, items, negatives).to(device)], users, items, negatives)
+                return loss_of(final, batch_nodes(users, items, negatives).to(device), users, items, negatives)
 
         else:
             sampler = self._sampler(edges, normalized, device)
@@ -257,7 +254,7 @@ class GraphLearner(Learner):
                 seeds, inverse = torch.unique(batch_nodes(users, items, negatives), return_inverse=True)
                 sub = sampler.sample(seeds, generator)
                 final = model(sub.view, sub.nodes)
-                return loss_of(final[inverse.to(device)], users, items, negatives)
+                return loss_of(final, inverse.to(device), users, items, negatives)
 
         pair_users, pair_items = positive_pairs(user_items)
         progress = train(
