@@ -101,7 +101,7 @@ class _GatheredBPR(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, nodes, users, positives, negatives):  # noqa: D102
+    def forward(ctx, nodes, users, positives, negatives):
         k = negatives.shape[1]
         user_vec, positive_vec = nodes[users], nodes[positives]
         negative_vec = nodes[negatives.reshape(-1)].view(len(users), k, -1)
@@ -113,7 +113,7 @@ class _GatheredBPR(torch.autograd.Function):
         return torch.nn.functional.softplus(margin).mean()
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: D102
+    def backward(ctx, grad):
         users, positives, negatives, user_vec, positive_vec, negative_vec, margin = ctx.saved_tensors
         size, k = margin.shape
         weight = torch.sigmoid(margin) * (grad / (size * k))  # [B, k]

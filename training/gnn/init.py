@@ -136,15 +136,17 @@ class NodeEmbedding(nn.Module):
             self.entity_connected = None
 
         if user_init == "mean_items":
-            self._start_users_at_item_means(user_items)
+            self.start_users_at_item_means(user_items)
 
     @torch.no_grad()
-    def _start_users_at_item_means(self, user_items: sp.csr_matrix) -> None:
+    def start_users_at_item_means(self, user_items: sp.csr_matrix, users: Optional[np.ndarray] = None) -> None:
+        """Set the vectors of ``users`` (boolean ``[num_users]``; ``None``: all) with items to their items' mean."""
         counts = np.diff(user_items.indptr)
-        has_items = counts > 0
+        has_items = counts > 0 if users is None else (counts > 0) & np.asarray(users, bool)
         weights = sp.csr_matrix(sp.diags(1.0 / np.maximum(counts, 1)) @ (user_items > 0), dtype=np.float32)
-        means = torch.from_numpy(np.asarray(weights @ self.items(None).numpy(), dtype=np.float32))
-        mask = torch.from_numpy(has_items)
+        items = self.items(None).detach().cpu().numpy()
+        means = torch.from_numpy(np.asarray(weights @ items, dtype=np.float32)).to(self.user.device)
+        mask = torch.from_numpy(has_items).to(self.user.device)
         self.user[mask] = means[mask]
 
     def items(self, index: Optional[torch.Tensor]) -> torch.Tensor:
