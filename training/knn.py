@@ -137,15 +137,29 @@ class ItemKNN(ItemItemLearner):
 
 
 def _top_neighbors(similarity: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Drop the diagonal and zeros, then keep each row's ``k`` largest entries (ties: lower column)."""
-    coo = similarity.tocoo()
-    keep = (coo.row != coo.col) & (coo.data != 0)
-    rows, cols, values = coo.row[keep], coo.col[keep], coo.data[keep]
-    order = np.lexsort((cols, -values, rows))
-    rows, cols, values = rows[order], cols[order], values[order]
-    starts = np.searchsorted(rows, np.arange(similarity.shape[0]))
-    rank = np.arange(len(rows)) - starts[rows]
-    keep = rank < k
-    result = sp.csr_matrix((values[keep], (rows[keep], cols[keep])), shape=similarity.shape, dtype=np.float32)
+    """Drop the diagonal and zeros, then keep each row's ``k`` largest entries (ties: lower column).
+
+    implicit already returns at most ``k + 1`` neighbours per row (the item itself
+    among them), so only the few rows still longer than ``k`` are sorted; the rest
+    are kept as they are, in CSR order, without a round trip through COO.
+    """
+    similarity = sp.csr_matrix(similarity, dtype=np.float32)
+    n = similarity.shape[0]
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(similarity.indptr))
+    keep = (rows != similarity.indices) & (similarity.data != 0)
+    rows, cols, values = rows[keep], similarity.indices[keep], similarity.data[keep]
+    long_rows = np.bincount(rows, minlength=n) > k
+    if long_rows.any():
+        keep = np.ones(len(rows), bool)
+        candidates = np.flatnonzero(long_rows[rows])
+        order = np.lexsort((cols[candidates], -values[candidates], rows[candidates]))
+        ranked = candidates[order]
+        starts = np.searchsorted(rows[ranked], np.arange(n))
+        rank = np.arange(len(ranked)) - starts[rows[ranked]]
+        keep[ranked[rank >= k]] = False
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    result = sp.csr_matrix((values, cols, indptr), shape=similarity.shape, dtype=np.float32)
     result.sort_indices()
     return result

@@ -10,7 +10,8 @@ Two phases follow docs/PROTOCOL.md:
   early on it), then the hybrid ranker learns from the held-out ``valid``
   interactions which source to trust for which user and item.
 * **final**: with ``ranker.refit`` the sources are refitted on ``train + valid``
-  (the GNN for the fit phase's best epoch count; the text encoder keeps its
+  (the GNN continues from its fit-phase parameters for ``best epoch x new share``
+  epochs, see ``training.gnn.schedule.warm_epochs``; the text encoder keeps its
   fine-tuned weights and only the user profiles change), and the ranker, with the
   weights it learned, is prepared on ``train + valid``. Test interactions never reach
   any fit; they are only used by the ``evaluate`` stage.
@@ -38,6 +39,7 @@ from training.base import Learner
 from training.config import STAGES, TrainConfig
 from training.ease import EASE
 from training.gnn import GAT, LightGCN
+from training.gnn.schedule import warm_epochs
 from training.graphfilter import GraphFilter
 from training.knn import ItemKNN
 from training.ranker import HybridRanker, ablation
@@ -365,13 +367,18 @@ class Pipeline:
         self.work.note("gnn_best_epoch", best)
         if self.config.ranker.refit:
             final = self.phases["final"]
+            # The final phase continues from the fit phase's parameters (same graph, same
+            # node space) for the passes the new interactions would get in a cold refit.
+            epochs = warm_epochs(best, self._matrix("gnn", fit).nnz, self._matrix("gnn", final).nnz)
+            self.work.note("gnn_final", {"warm_start": "fit phase", "epochs": epochs, "rule": "best epoch x new share"})
+            self.log(f"  gnn final phase: warm start from the fit phase, {epochs} epoch(s) (best epoch {best})")
 
             def refit() -> Learner:
                 learner = self._make("gnn")
-                learner.epochs = best
+                learner.epochs = epochs
                 return learner.fit(
                     self.graph, self._matrix("gnn", final), show_progress=self.show_progress,
-                    checkpoint_dir=self.work.gnn_checkpoints("final"), **features,
+                    checkpoint_dir=self.work.gnn_checkpoints("final"), warm_start=fit.sources["gnn"], **features,
                 )  # fmt: skip
 
             self._fit_or_load("gnn", final, refit)

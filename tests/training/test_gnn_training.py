@@ -13,7 +13,7 @@ from tests.training.test_gnn_lightgcn import text_features
 from training.base import ModelFitError
 from training.gnn import LightGCN
 from training.gnn.adjacency import NodeLayout
-from training.gnn.bpr import NegativeSampler, bpr_loss, positive_pairs
+from training.gnn.bpr import NegativeSampler, bpr_loss, gathered_bpr_loss, positive_pairs
 from training.gnn.init import NodeEmbedding, standardize_features
 from training.gnn.trainer import TrainConfig, train
 
@@ -44,6 +44,22 @@ def test_bpr_loss_values():
     expected = (np.log1p(np.exp(0.0 - 2.0)) + np.log1p(np.exp(4.0 - 2.0))) / 2
     assert float(bpr_loss(users, positives, negatives)) == pytest.approx(expected, rel=1e-6)
     assert float(bpr_loss(torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, 2, 4))) == pytest.approx(np.log(2))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_gathered_bpr_loss_matches_autograd_of_bpr_loss(k):
+    generator = torch.Generator().manual_seed(0)
+    nodes = torch.randn(30, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    users = torch.randint(30, (11,), generator=generator)
+    positives = torch.randint(30, (11,), generator=generator)
+    negatives = torch.randint(30, (11, k), generator=generator)
+    fused = gathered_bpr_loss(nodes, users, positives, negatives)
+    (fused_grad,) = torch.autograd.grad(fused, nodes)
+    plain = bpr_loss(nodes[users], nodes[positives], nodes[negatives])
+    (plain_grad,) = torch.autograd.grad(plain, nodes)
+    assert float(fused) == pytest.approx(float(plain), rel=1e-12)
+    torch.testing.assert_close(fused_grad, plain_grad, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: gathered_bpr_loss(x, users, positives, negatives), (nodes,))
 
 
 # -- initialisation ------------------------------------------------------------------------
@@ -102,6 +118,18 @@ def test_mean_items_user_init_starts_users_at_their_items_mean(structured_graph)
     user = 11
     expected = items[torch.from_numpy(train[user].indices.astype(np.int64))].mean(0)
     torch.testing.assert_close(embedding.user.detach()[user], expected)
+
+
+def test_batch_penalty_counts_each_row_as_often_as_the_batch_holds_it(structured_graph):
+    embedding = _embedding(structured_graph, text=False)
+    generator = torch.Generator().manual_seed(1)
+    users = torch.randint(structured_graph.num_users, (40,), generator=generator)
+    items = torch.randint(structured_graph.num_items, (40,), generator=generator)
+    negatives = torch.randint(structured_graph.num_items, (40, 3), generator=generator)
+    expected = (
+        embedding.user_penalty(users) + embedding.item_penalty(items) + embedding.item_penalty(negatives.flatten()) / 3
+    )
+    torch.testing.assert_close(embedding.batch_penalty(users, items, negatives), expected)
 
 
 # -- the loop --------------------------------------------------------------------------------

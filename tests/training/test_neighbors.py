@@ -11,7 +11,7 @@ from tests.training.contract import LearnerContract
 from training import ease
 from training.base import GraphrecWarning
 from training.ease import EASE, ease_memory_bytes
-from training.knn import ItemKNN
+from training.knn import ItemKNN, _top_neighbors
 
 
 class TestItemKNNCosineContract(LearnerContract):
@@ -63,6 +63,23 @@ def test_knn_keeps_the_k_most_similar_other_items(structured_graph, k):
         # every dropped item is no more similar than the weakest kept one
         others = np.setdiff1d(np.arange(80), np.append(row.indices, item))
         assert dense[item, others].max() <= row.data.min() + 1e-6
+
+
+@pytest.mark.parametrize("k", [1, 4, 12])
+def test_top_neighbors_trims_long_rows_by_value_then_column(k):
+    rng = np.random.default_rng(0)
+    # Rows longer than k (the trimmed path), ties (values on a grid of 0.25), zeros and a diagonal.
+    matrix = sp.random(40, 40, density=0.4, random_state=rng, format="csr", dtype=np.float32)
+    matrix.data = np.round(matrix.data * 4) / 4
+    matrix.setdiag(1.0)
+    trimmed = _top_neighbors(matrix, k)
+    dense = matrix.toarray()
+    for row in range(40):
+        cells = [(-dense[row, col], col) for col in range(40) if col != row and dense[row, col] != 0]
+        expected = sorted(col for _, col in sorted(cells)[:k])
+        assert trimmed[row].indices.tolist() == expected
+        np.testing.assert_array_equal(trimmed[row].data, dense[row, expected])
+    assert trimmed.has_sorted_indices and trimmed.dtype == np.float32
 
 
 def test_knn_scores_are_history_times_similarity(structured_graph):

@@ -30,7 +30,7 @@ from training.gnn.adjacency import (
     normalized_adjacency,
     to_torch_csr,
 )
-from training.gnn.bpr import NegativeSampler, bpr_loss, positive_pairs
+from training.gnn.bpr import NegativeSampler, gathered_bpr_loss, positive_pairs
 from training.gnn.checks import choice, digest, feature_array, positive_float, positive_int
 from training.gnn.init import INITS, USER_INITS, NodeEmbedding
 from training.gnn.sampled import NeighborSampler
@@ -149,6 +149,7 @@ class GraphLearner(Learner):
         show_progress: bool = False,
         callback: Optional[Callback] = None,
         checkpoint_dir: Optional[str | os.PathLike] = None,
+        warm_start: Optional["GraphLearner"] = None,
     ) -> "GraphLearner":
         """Train on ``user_items`` over the graph; cache the final embeddings.
 
@@ -170,6 +171,12 @@ class GraphLearner(Learner):
             checkpoint_dir: write a checkpoint there after every epoch, and resume
                 from the one found there (same configuration and data) with
                 results identical to an uninterrupted run.
+            warm_start: a fitted learner of the same class and architecture on the
+                same graph (the fit phase's): its layer-0 parameters replace the
+                initialisation, so the fit continues from them (a fresh Adam) on
+                ``user_items``. Users without interactions in its fit that have some
+                here start as ``user_init`` says, from the warm item vectors. See
+                :func:`training.gnn.schedule.warm_epochs` for how many epochs.
 
         Returns:
             ``self``, with ``best_epoch_``, ``history_`` and the embeddings set.
@@ -178,7 +185,8 @@ class GraphLearner(Learner):
             TypeError: ``user_items``/``valid_items`` is not a scipy sparse matrix,
                 or features are not numpy arrays.
             ValueError: a matrix or feature array has the wrong shape or values;
-                ``init="text"`` without ``item_features``.
+                ``init="text"`` without ``item_features``; a ``warm_start`` whose
+                parameters do not fit this model.
             training.base.ModelFitError: the loss diverged.
         """
         if not isinstance(graph, Graph):
@@ -209,6 +217,8 @@ class GraphLearner(Learner):
             generator=generator,
         )
         model = GraphModel(embedding, self._make_encoder(edges, generator)).to(device)
+        if warm_start is not None:
+            self._warm_start(model, warm_start, user_items)
         normalized = normalized_adjacency(edges) if self.view_kind == "adjacency" else None
         full_view = self._full_view(edges, normalized, device)
 
@@ -229,17 +239,14 @@ class GraphLearner(Learner):
 
         k = schedule.num_negatives
 
-        def loss_of(rows: torch.Tensor, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor):
+        def loss_of(nodes: torch.Tensor, rows: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
+                    negatives: torch.Tensor) -> torch.Tensor:  # fmt: skip
+            """BPR of the batch (``rows``: its users, positives, negatives in ``nodes``) plus the L2 term."""
             size = len(users)
-            user_vec, item_vec = rows[:size], rows[size : 2 * size]
-            negative_vec = rows[2 * size :].view(size, k, -1)
             users, items, negatives = users.to(device), items.to(device), negatives.to(device)
-            penalty = (
-                embedding.user_penalty(users)
-                + embedding.item_penalty(items)
-                + embedding.item_penalty(negatives.flatten()) / k
-            )
-            return bpr_loss(user_vec, item_vec, negative_vec) + self.l2 * penalty / size
+            positives, negative_rows = rows[size : 2 * size], rows[2 * size :].view(size, k)
+            penalty = embedding.batch_penalty(users, items, negatives)
+            return gathered_bpr_loss(nodes, rows[:size], positives, negative_rows) + self.l2 * penalty / size
 
         def batch_nodes(users, items, negatives) -> torch.Tensor:
             return torch.cat([users, items + layout.item_offset, negatives.flatten() + layout.item_offset])
@@ -248,7 +255,7 @@ class GraphLearner(Learner):
 
             def step(users, items, negatives):
                 final = model(full_view)
-                return loss_of(final[batch_nodes(users, items, negatives).to(device)], users, items, negatives)
+                return loss_of(final, batch_nodes(users, items, negatives).to(device), users, items, negatives)
 
         else:
             sampler = self._sampler(edges, normalized, device)
@@ -257,7 +264,7 @@ class GraphLearner(Learner):
                 seeds, inverse = torch.unique(batch_nodes(users, items, negatives), return_inverse=True)
                 sub = sampler.sample(seeds, generator)
                 final = model(sub.view, sub.nodes)
-                return loss_of(final[inverse.to(device)], users, items, negatives)
+                return loss_of(final, inverse.to(device), users, items, negatives)
 
         pair_users, pair_items = positive_pairs(user_items)
         progress = train(
@@ -276,7 +283,7 @@ class GraphLearner(Learner):
             ),
             generator=generator,
             checkpoint_dir=checkpoint_dir,
-            fingerprint=self._fingerprint(user_items, edges, item_features, entity_features),
+            fingerprint=self._fingerprint(user_items, edges, item_features, entity_features, warm_start),
             show_progress=show_progress,
             callback=callback,
         )
@@ -290,6 +297,8 @@ class GraphLearner(Learner):
         self.best_epoch_ = progress.best_epoch
         self.history_ = progress.history
         self.schedule_ = schedule
+        self.user_counts_ = np.diff(user_items.indptr).astype(np.int64)
+        self.warm_started_ = warm_start is not None
         self.fitted_ = True
         return self
 
@@ -321,9 +330,37 @@ class GraphLearner(Learner):
             device=device,
         )
 
-    def _fingerprint(self, user_items, edges, item_features, entity_features) -> dict[str, Any]:
+    def _warm_start(self, model: GraphModel, warm: "GraphLearner", user_items: sp.csr_matrix) -> None:
+        """Load ``warm``'s layer-0 parameters into ``model``; start its unseen users as ``user_init`` says."""
+        if type(warm) is not type(self) or not warm.is_fitted:
+            raise ValueError(f"warm_start must be a fitted {type(self).__name__}, got {warm!r}")
+        current = model.state_dict()
+        stored = warm.parameters_
+        mismatch = sorted(
+            key for key in set(current) | set(stored)
+            if key not in current or key not in stored or tuple(current[key].shape) != tuple(stored[key].shape)
+        )  # fmt: skip
+        if mismatch:
+            raise ValueError(
+                f"warm_start's parameters do not fit this model (differ in {mismatch}); it must be fitted on the "
+                "same graph with the same embedding_dim, num_layers, init, use_kg and use_social"
+            )
+        device = next(model.parameters()).device
+        model.load_state_dict({key: value.to(device) for key, value in stored.items()})
+        counts = np.diff(user_items.indptr)
+        seen = getattr(warm, "user_counts_", None)
+        unseen = (counts > 0) & (np.ones_like(counts, bool) if seen is None else np.asarray(seen) == 0)
+        if self.user_init == "mean_items" and unseen.any():
+            model.embedding.start_users_at_item_means(user_items, unseen)
+
+    def _fingerprint(self, user_items, edges, item_features, entity_features, warm_start=None) -> dict[str, Any]:
         config = {k: v for k, v in self.get_config().items() if k != "device"}
+        warm = None
+        if warm_start is not None:
+            params = warm_start.parameters_
+            warm = digest(*(params[key].detach().cpu().numpy() for key in sorted(params)))
         return {
+            "warm_start": warm,
             "learner": self.name,
             "config": config,
             "interactions": digest(user_items.indptr, user_items.indices),
@@ -463,6 +500,8 @@ class GraphLearner(Learner):
             "best_epoch": int(self.best_epoch_),
             "history": self.history_,
         }
+        if getattr(self, "user_counts_", None) is not None:
+            state["user_counts"] = np.asarray(self.user_counts_, dtype=np.int64)
         state.update({f"param.{k}": v for k, v in self.parameters_.items()})
         return state
 
@@ -481,3 +520,5 @@ class GraphLearner(Learner):
         }
         self.best_epoch_ = int(state.get("best_epoch", 0))
         self.history_ = list(state.get("history", []))
+        counts = state.get("user_counts")
+        self.user_counts_ = None if counts is None else np.asarray(counts, dtype=np.int64)

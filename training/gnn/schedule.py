@@ -33,6 +33,7 @@ __all__ = [
     "check_setting",
     "resolve_schedule",
     "validation_sample",
+    "warm_epochs",
 ]
 
 AUTO = "auto"
@@ -125,3 +126,22 @@ def validation_sample(valid: sp.csr_matrix, *, max_users: int = VALIDATION_USERS
     sample = sp.csr_matrix(sp.diags(keep) @ valid, dtype=valid.dtype)
     sample.eliminate_zeros()
     return sample
+
+
+def warm_epochs(best_epoch: int, fit_pairs: int, final_pairs: int) -> int:
+    """Epochs of a warm-started refit (the final phase) after a fit that was best at ``best_epoch``.
+
+    A cold refit on the ``final_pairs`` positives spends ``best_epoch`` passes over
+    every pair, the ``final_pairs - fit_pairs`` new ones included. Starting from the
+    fit's parameters, the old pairs are already learned; the fine-tune gets the
+    passes the new pairs would have had in a cold refit, spread over every pair
+    (new and old mixed, so the old are not forgotten): ``best_epoch x new share``,
+    rounded up, at least 1 and at most ``best_epoch``.
+
+    Examples:
+        >>> warm_epochs(40, 80_000, 100_000)
+        8
+    """
+    best = max(int(best_epoch), 1)
+    new = max(int(final_pairs) - int(fit_pairs), 0)
+    return int(min(best, max(1, -(-best * new // max(int(final_pairs), 1)))))
