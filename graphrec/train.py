@@ -4,7 +4,7 @@ Usage::
 
     python -m graphrec.train                       # demo: generate, build, train, report
     python -m graphrec.train --graph DIR --out DIR [--config FILE] [--set section.field=value ...]
-        [--device auto|cpu|cuda] [--stages text,als,neighbors,gnn,ranker,evaluate] [--resume]
+        [--device auto|cpu|cuda] [--stages text,als,neighbors,gnn,ranker,evaluate] [--nproc N] [--resume]
         [--work-dir DIR] [--overwrite] [--quiet]
 
 Stages are checkpointed in the work directory (default ``OUT.work``); after an
@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--stages", default=",".join(STAGES),
         help=f"comma-separated stages to run (default: all: {','.join(STAGES)}); a source stage left out is not used",
     )  # fmt: skip
+    parser.add_argument(
+        "--nproc", type=int, metavar="N",
+        help="train the GNN on N processes (torch.distributed DDP via torchrun: gloo on CPU, NCCL with one GPU each; "
+        "same as --set gnn.nproc=N)",
+    )  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its work directory")
     parser.add_argument("--work-dir", type=Path, help="checkpoint directory (default: OUT.work)")
     parser.add_argument("--keep-work", action="store_true", help="keep the work directory after success")
@@ -83,6 +88,10 @@ def _config(args: argparse.Namespace, demo: bool) -> TrainConfig:
     if demo and args.config is None:
         config = config.with_overrides(DEMO_OVERRIDES)
     config = config.with_overrides(args.overrides)
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise BadInput(f"--nproc must be >= 1, got {args.nproc}")
+        config = config.with_overrides([f"gnn.nproc={args.nproc}"])
     if args.device is not None:
         config = replace(config, device=args.device)
     from training.base import resolve_device  # torch loads only when a run starts
@@ -154,8 +163,8 @@ def _train(
     )
     started = time.perf_counter()
     pipeline = Pipeline(
-        graph, config, work_dir, graph_fingerprint=_fingerprint(args.graph), stages=stages, resume=args.resume,
-        show_progress=not args.quiet, log=log,
+        graph, config, work_dir, graph_fingerprint=_fingerprint(args.graph), graph_path=args.graph, stages=stages,
+        resume=args.resume, show_progress=not args.quiet, log=log,
     )  # fmt: skip
     result = pipeline.run()
     report = format_report(

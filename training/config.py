@@ -183,8 +183,12 @@ class GraphFilterConfig(Section):
 class GNNConfig(Section):
     """Graph propagation over the user-item-knowledge graph (``training.gnn``)."""
 
-    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "model", "heads", "relation_dim")
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "model", "heads", "relation_dim", "nproc")
     enabled: bool = _doc("fit the GNN and use it as a ranker source", True)
+    nproc: int = _doc(
+        "processes of the GNN fit: >1 runs torch.distributed DDP under torchrun (gloo on CPU, NCCL with one GPU "
+        "each; docs/SCALE.md)", 1,
+    )  # fmt: skip
     model: str = _doc("lightgcn or gat (relation-aware attention)", "lightgcn")
     embedding_dim: int = _doc("node embedding width", 64)
     num_layers: int = _doc("propagation layers", 3)

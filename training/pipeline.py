@@ -93,6 +93,7 @@ class Pipeline:
             resolved (``cpu``/``cuda[:n]``) by the entry point.
         work_dir: checkpoint directory (see :mod:`training.workdir`).
         graph_fingerprint: identifies the graph for ``resume``.
+        graph_path: the graph artifact's directory (``gnn.nproc > 1``: every DDP process loads it).
         stages: the stages to run; a source stage left out means that source is
             not used. ``ranker`` needs at least one source.
         resume: continue a run interrupted in ``work_dir``.
@@ -111,6 +112,7 @@ class Pipeline:
         work_dir,
         *,
         graph_fingerprint: str,
+        graph_path=None,
         stages: Sequence[str] = STAGES,
         resume: bool = False,
         show_progress: bool = False,
@@ -122,6 +124,7 @@ class Pipeline:
         if config.device == "auto":
             raise ValueError("config.device must be resolved to cpu or cuda by the entry point, not 'auto'")
         self.graph, self.config, self.log, self.show_progress = graph, config, log, show_progress
+        self.graph_path = graph_path
         self.stages = [s for s in STAGES if s in stages]
         # A graph of item ids only (lastfm, gowalla) has nothing to encode: no text stage, no text init.
         self.graph_has_text = any(text.strip() for text in item_texts(graph, config.text.template))
@@ -355,12 +358,13 @@ class Pipeline:
         schedule = self._make("gnn").schedule(self._matrix("gnn", fit).nnz)
         self.work.note("gnn_schedule", schedule.to_dict())
         self.log(f"  gnn schedule: {schedule.describe()}")
+        if self.config.gnn.nproc > 1:
+            self.log(f"  gnn on {self.config.gnn.nproc} processes (torch.distributed DDP)")
         self._fit_or_load(
             "gnn",
             fit,
-            lambda: self._make("gnn").fit(
-                self.graph, self._matrix("gnn", fit), valid_items=self.valid, show_progress=self.show_progress,
-                checkpoint_dir=self.work.gnn_checkpoints("fit"), **features,
+            lambda: self._fit_gnn(
+                self._make("gnn"), fit, valid=True, warm_start=None, features=features,
             ),  # fmt: skip
         )
         best = max(int(fit.sources["gnn"].best_epoch_), 1)
@@ -376,13 +380,40 @@ class Pipeline:
             def refit() -> Learner:
                 learner = self._make("gnn")
                 learner.epochs = epochs
-                return learner.fit(
-                    self.graph, self._matrix("gnn", final), show_progress=self.show_progress,
-                    checkpoint_dir=self.work.gnn_checkpoints("final"), warm_start=fit.sources["gnn"], **features,
-                )  # fmt: skip
+                return self._fit_gnn(learner, final, valid=False, warm_start=fit.sources["gnn"], features=features)
 
             self._fit_or_load("gnn", final, refit)
         self._share_fit_sources(["gnn"])
+
+    def _fit_gnn(self, learner, phase: Phase, *, valid: bool, warm_start, features: dict[str, Any]) -> Learner:
+        """Fit the GNN of ``phase``: in process, or on ``gnn.nproc`` DDP processes (training.gnn.distributed)."""
+        checkpoints = self.work.gnn_checkpoints(phase.name)
+        nproc = self.config.gnn.nproc
+        if nproc <= 1:
+            return learner.fit(
+                self.graph, self._matrix("gnn", phase), valid_items=self.valid if valid else None,
+                show_progress=self.show_progress, checkpoint_dir=checkpoints, warm_start=warm_start, **features,
+            )  # fmt: skip
+        if self.graph_path is None:
+            raise ValueError("gnn.nproc > 1 needs the graph artifact's path (Pipeline(graph_path=...))")
+        from safetensors.numpy import save_file
+
+        from training.gnn.distributed import fit_distributed
+
+        ddp = self.work.path / "gnn-ddp" / phase.name
+        ddp.mkdir(parents=True, exist_ok=True)
+        feature_file = None
+        present = {name: np.ascontiguousarray(array) for name, array in features.items() if array is not None}
+        if present:
+            feature_file = ddp / "features.safetensors"
+            save_file(present, str(feature_file))
+        warm_dir = self.work.source_dir("fit", "gnn") if warm_start is not None else None
+        splits = ("train",) if phase.name == "fit" else ("train", "valid")
+        return fit_distributed(
+            {**learner.get_config(), "model": self.config.gnn.model}, graph_path=self.graph_path, splits=splits,
+            out=ddp, nproc=nproc, valid_splits=("valid",) if valid else (), features=feature_file,
+            warm_start=warm_dir, checkpoint_dir=checkpoints, log=self.log,
+        )  # fmt: skip
 
     def _add_popularity(self) -> None:
         if self.config.ranker.popularity_source:

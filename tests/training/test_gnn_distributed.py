@@ -65,3 +65,29 @@ def test_two_gloo_processes_follow_the_one_process_trajectory(saved_graph, tmp_p
 def test_a_bad_process_count_is_refused(saved_graph, tmp_path):
     with pytest.raises(ValueError, match="nproc"):
         fit_distributed({}, graph_path=saved_graph, splits=("train",), out=tmp_path, nproc=0)
+
+
+def test_the_pipeline_trains_its_gnn_on_two_processes_like_on_one(tmp_path):
+    """gnn.nproc=2: both phases (fit with validation, warm-started final) through torchrun, same vectors as nproc=1."""
+    import dataclasses
+
+    from tests.conftest import make_structured_graph
+    from training.config import TrainConfig
+    from training.pipeline import Pipeline
+
+    graph = dataclasses.replace(make_structured_graph(num_users=50, num_items=30, per_user=7), meta={"seed": 0})
+    graph.save(tmp_path / "graph")
+    overrides = ["gnn.epochs=4", "gnn.embedding_dim=8", "gnn.num_layers=2", "gnn.init=random", "gnn.batch_size=64"]
+    results, logs = {}, {}
+    for nproc in (1, 2):
+        config = TrainConfig(device="cpu").with_overrides([*overrides, f"gnn.nproc={nproc}"])
+        logs[nproc] = []
+        results[nproc] = Pipeline(
+            graph, config, tmp_path / f"work{nproc}", graph_fingerprint="g", graph_path=tmp_path / "graph",
+            stages=("gnn",), log=logs[nproc].append,
+        ).run()  # fmt: skip
+    assert sum("rank 0 of 2" in line for line in logs[2]) == 2, logs[2]  # the fit and the final phase
+    assert results[2].notes["gnn_best_epoch"] == results[1].notes["gnn_best_epoch"]
+    one, two = results[1].final.sources["gnn"], results[2].final.sources["gnn"]
+    np.testing.assert_allclose(two.item_embeddings(), one.item_embeddings(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(two.user_embeddings(), one.user_embeddings(), rtol=1e-3, atol=1e-4)

@@ -179,7 +179,7 @@ def _run(spec: dict[str, Any]) -> None:
         extra = {"warm_start": warm} if warm is not None else {}
         rank0 = dist.get_rank() == 0
         learner = cls(**config).fit(
-            graph, graph.matrix(*spec["splits"]), valid_items=valid, show_progress=False,
+            graph, graph.matrix(*spec["splits"], weighted=True), valid_items=valid, show_progress=False,
             checkpoint_dir=spec["checkpoint_dir"], **features, **extra,
         )  # fmt: skip
         if rank0:
