@@ -89,7 +89,7 @@ class EASE(ItemItemLearner):
     name = "ease"
 
     def __init__(
-        self, *, regularization: float = 200.0, max_items: Union[int, str] = "auto", device: str = "cpu"
+        self, *, regularization: float = 500.0, max_items: Union[int, str] = "auto", device: str = "cpu"
     ) -> None:
         if not regularization > 0:
             raise ValueError(f"regularization must be > 0 (it keeps X^T X + lambda I invertible), got {regularization!r}")

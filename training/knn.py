@@ -54,7 +54,7 @@ class ItemKNN(ItemItemLearner):
     def __init__(
         self,
         *,
-        similarity: str = "cosine",
+        similarity: str = "bm25",
         neighbors: int = 400,
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,

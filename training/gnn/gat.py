@@ -105,7 +105,7 @@ class GAT(GraphLearner):
         *,
         embedding_dim: int = 64,
         num_layers: int = 2,
-        lr: float = 5e-3,
+        lr: float = 1e-2,
         l2: float = 1e-3,
         epochs: int = 200,
         batch_size: int = 8192,

@@ -70,7 +70,7 @@ class GraphLearner(Learner):
         *,
         embedding_dim: int = 64,
         num_layers: int = 3,
-        lr: float = 5e-3,
+        lr: float = 1e-2,
         l2: float = 1e-3,
         epochs: Union[int, str] = AUTO,
         batch_size: Union[int, str] = AUTO,
