@@ -261,6 +261,7 @@ class TextLearner(Learner):
                 callback=callback,
             )
         vectors = embed_texts(encoder, texts, show_progress=show_progress)
+        encoder.prefix = None  # the frozen blocks' states served the item pass; free them
         self.encoder_ = encoder
         self._encoder_source = None
         self.template_ = rendering
