@@ -16,6 +16,7 @@ Appends one JSON line per run to ``--out`` (default bench/results/text_stage.jso
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -32,6 +33,14 @@ def _timed(fn):
     return value, round(time.perf_counter() - wall, 2), round(time.process_time() - cpu, 2)
 
 
+def append_jsonl(path: Path, row: dict) -> None:
+    """Print ``row`` and append it as one JSON line to ``path``."""
+    print(json.dumps(row), flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--graph", type=Path, required=True)
@@ -41,6 +50,7 @@ def main(argv=None) -> int:
     parser.add_argument("--inits", nargs="+", default=["text", "random"], choices=["text", "random"])
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="TextLearner overrides")
     parser.add_argument("--no-eval", action="store_true", help="timing only (large graphs)")
+    parser.add_argument("--save", type=Path, default=None, help="write items.npy and entities.npy here")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "text_stage.jsonl")
     args = parser.parse_args(argv)
 
@@ -81,6 +91,12 @@ def main(argv=None) -> int:
         "overrides": overrides,
     }
     print(json.dumps(row), flush=True)
+    if args.save is not None:
+        import numpy as np
+
+        args.save.mkdir(parents=True, exist_ok=True)
+        np.save(args.save / "items.npy", learner.item_embeddings())
+        np.save(args.save / "entities.npy", entities)
     if not args.no_eval:
         result = evaluate(learner.score, train=train, test=valid, item_ids=graph.item_ids, k=20)
         row["text_valid"] = {k: round(result.metrics[k], 4) for k in METRICS}
@@ -91,19 +107,17 @@ def main(argv=None) -> int:
         for init in args.inits:
             for seed in args.gnn:
                 features = {"item_features": learner.item_embeddings(), "entity_features": entities}
-                model, wall, cpu = _timed(
-                    lambda: LightGCN(**{**GNNConfig().learner_kwargs(), "init": init}, seed=seed).fit(
-                        graph, train, valid_items=valid, **(features if init == "text" else {})
-                    )
+                gnn = LightGCN(**{**GNNConfig().learner_kwargs(), "init": init}, seed=seed)
+                fit = functools.partial(
+                    gnn.fit, graph, train, valid_items=valid, **(features if init == "text" else {})
                 )
+                model, wall, _ = _timed(fit)
                 result = evaluate(model.score, train=train, test=valid, item_ids=graph.item_ids, k=20)
                 cell = {k: round(result.metrics[k], 4) for k in METRICS}
                 cell.update(best_epoch=int(model.best_epoch_), wall_s=wall)
                 row["gnn_valid"][f"{init}/{seed}"] = cell
                 print(f"gnn {init} seed {seed} (valid)", cell, flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
+    append_jsonl(args.out, row)
     return 0
 
 

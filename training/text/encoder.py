@@ -323,7 +323,9 @@ class TextEncoder:
                     self.model.train(was_training)
         return self._splittable
 
-    def prefix_states(self, texts: Sequence[str], split: int, *, max_length: Optional[int] = None) -> list[torch.Tensor]:
+    def prefix_states(
+        self, texts: Sequence[str], split: int, *, max_length: Optional[int] = None
+    ) -> list[torch.Tensor]:
         """Hidden states after the first ``split`` blocks (eval mode, no gradients), padding dropped.
 
         Shapes:
