@@ -21,8 +21,8 @@ are masked out. Anchors are drawn with probability proportional to
 Only the top ``train_layers`` transformer blocks are updated by default: the frozen
 lower layers keep the general language knowledge that cold items depend on, and
 their output for a text never changes, so it is computed once
-(:class:`~training.text.encoder.PrefixCache`, for the texts drawn more than once)
-and every step runs only the top blocks. The cache stays on the encoder
+(:class:`~training.text.encoder.PrefixCache`: the most-drawn texts first, within a
+memory budget) and every step runs only the top blocks. The cache stays on the encoder
 (``encoder.prefix``), so the embedding pass after fine-tuning runs only the top
 blocks too. The step plan (anchors and positives) is drawn up front, which is what
 tells the cache which texts are worth keeping.
