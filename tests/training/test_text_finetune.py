@@ -186,3 +186,61 @@ def test_fine_tune_and_embed_on_cuda(tiny_model_dir, structured_graph):
     report = fine_tune(gpu, structured_graph, structured_graph.matrix("train"), FineTuneConfig(steps=20, batch_size=16))
     assert np.isfinite(report.losses).all() and next(gpu.model.parameters()).is_cuda
     assert np.isfinite(gpu.embed(texts)).all()
+
+
+def test_split_forward_reproduces_the_full_forward(tiny_model_dir, structured_graph):
+    encoder = TextEncoder(tiny_model_dir, max_length=16, batch_size=4)
+    texts = item_texts(structured_graph)[:10] + ["x"]
+    assert encoder.num_blocks == 2 and encoder.splittable
+    with torch.inference_mode():
+        whole = encoder.encode(texts)
+        states = encoder.prefix_states(texts, 1)
+        split = encoder.encode_from(states, 1)
+    # Padding is dropped: each state has the text's own token count.
+    assert [len(s) for s in states] == [
+        len(ids) for ids in encoder.tokenizer(texts, truncation=True, max_length=16)["input_ids"]
+    ]
+    assert torch.allclose(whole, split, atol=1e-5)
+
+
+def test_top_layer_fine_tuning_reuses_the_frozen_layers_for_embedding(tiny_model_dir, structured_graph):
+    encoder = TextEncoder(tiny_model_dir, max_length=16, batch_size=8)
+    config = FineTuneConfig(steps=6, batch_size=8, learning_rate=1e-3, train_layers=1, neighbours=10, seed=0)
+    report = fine_tune(encoder, structured_graph, structured_graph.matrix("train"), config)
+    prefix = encoder.prefix
+    assert prefix is not None and prefix.split == 1 and len(prefix) > 0 and prefix.valid()
+    assert 0 < prefix.stored_bytes <= prefix.budget_bytes
+    texts = [t for t in item_texts(structured_graph) if t.strip()]
+    served = encoder.embed(texts)  # the top block over the stored states
+    fresh = TextEncoder(tiny_model_dir, max_length=16, batch_size=8)
+    fresh.model.load_state_dict(encoder.model.state_dict())
+    assert fresh.fingerprint == report.fingerprint
+    np.testing.assert_allclose(served, fresh.embed(texts), atol=1e-5)
+    # Changing a frozen weight makes the stored states stale: embed stops using them.
+    with torch.no_grad():
+        weight = encoder.model.encoder.layer[0].output.dense.weight
+        weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
+    encoder.refresh_fingerprint()
+    assert not prefix.valid()
+    changed = encoder.embed(texts[:5])
+    assert encoder.prefix is None
+    assert not np.allclose(changed, served[:5], atol=1e-3)
+
+
+def test_every_layer_training_keeps_no_prefix(tiny_model_dir, structured_graph):
+    encoder, _ = tuned(tiny_model_dir, structured_graph)
+    assert encoder.prefix is None
+
+
+def test_prefix_cache_respects_its_budget(tiny_model_dir, structured_graph):
+    from training.text.encoder import PrefixCache
+
+    encoder = TextEncoder(tiny_model_dir, max_length=16)
+    texts = item_texts(structured_graph)[:20]
+    one = encoder.prefix_states(texts[:1], 1)[0]
+    cache = PrefixCache(encoder, 1, max_length=16, budget_bytes=5 * one.numel() * 4)
+    states = cache.states(texts)
+    assert len(states) == 20 and 0 < len(cache) < 20 and cache.stored_bytes <= cache.budget_bytes
+    assert len(PrefixCache(encoder, 1, max_length=16).states(texts, keep=[False] * 20)) == 20
+    with pytest.raises(ValueError, match="split must be in"):
+        PrefixCache(encoder, 2, max_length=16)

@@ -15,11 +15,12 @@ call that computed something new, written atomically).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,9 +28,11 @@ import torch
 from eval.progress import progress_bar, quiet_library_bars
 from kg.artifact import atomic_dir, atomic_file
 
-__all__ = ["TextEncoder", "default_model_path", "mean_pool"]
+__all__ = ["PrefixCache", "TextEncoder", "default_model_path", "mean_pool"]
 
 _KEY_BYTES = 32
+PREFIX_CACHE_BYTES = 256 * 2**20
+"""Default memory budget of a :class:`PrefixCache` (hidden states kept, padding dropped)."""
 
 
 def default_model_path() -> Path:
@@ -73,6 +76,106 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{index}] must be a str, got {type(text).__name__} ({text!r})")
     return texts
+
+
+def _blocks(model: torch.nn.Module) -> Optional[torch.nn.ModuleList]:
+    """The transformer blocks of a BERT-family model (``model.encoder.layer``), or ``None``."""
+    encoder = getattr(model, "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    if isinstance(layers, torch.nn.ModuleList) and len(layers) and hasattr(model, "embeddings"):
+        return layers
+    return None
+
+
+class _Passthrough(torch.nn.Module):
+    """Stands in for a model's embedding layer: hands ``inputs_embeds`` (prefix states) on unchanged."""
+
+    def forward(self, inputs_embeds: torch.Tensor, **_: object) -> torch.Tensor:
+        return inputs_embeds
+
+
+@contextlib.contextmanager
+def _swapped(model: torch.nn.Module, *, blocks: Sequence[torch.nn.Module], embeddings: bool) -> Iterator[None]:
+    """Run ``model`` with only ``blocks`` (and, if not ``embeddings``, no embedding layer)."""
+    encoder = model.encoder
+    saved_layers, saved_embeddings = encoder.layer, model.embeddings
+    encoder.layer = torch.nn.ModuleList(blocks)
+    if not embeddings:
+        model.embeddings = _Passthrough()
+    try:
+        yield
+    finally:
+        encoder.layer, model.embeddings = saved_layers, saved_embeddings
+
+
+class PrefixCache:
+    """Hidden states of texts after the encoder's first ``split`` transformer blocks.
+
+    Fine-tuning only the top blocks leaves the embeddings and the lower blocks
+    unchanged, so their output for a text is computed once (in eval mode, without
+    gradients) and every later step, and the final embedding, runs only the top
+    blocks (:meth:`TextEncoder.encode_from`). States are kept per text with the
+    padding dropped, up to ``budget_bytes``; texts beyond it are recomputed when asked.
+    The cache is valid while the frozen weights are unchanged (:meth:`valid`).
+
+    Args:
+        encoder: the encoder whose lower blocks produce the states.
+        split: blocks below the cut (``1 <= split < encoder.num_blocks``).
+        max_length: tokens per text.
+        budget_bytes: memory for stored states.
+
+    Raises:
+        ValueError: the encoder cannot be split, or ``split`` is out of range.
+    """
+
+    def __init__(
+        self, encoder: "TextEncoder", split: int, *, max_length: int, budget_bytes: int = PREFIX_CACHE_BYTES
+    ) -> None:
+        if not encoder.splittable:
+            raise ValueError(f"{encoder!r} cannot be split into lower and upper blocks")
+        if not 1 <= split < encoder.num_blocks:
+            raise ValueError(f"split must be in [1, {encoder.num_blocks - 1}], got {split!r}")
+        self.encoder = encoder
+        self.split = int(split)
+        self.max_length = int(max_length)
+        self.budget_bytes = int(budget_bytes)
+        self.stored_bytes = 0
+        self._states: dict[str, torch.Tensor] = {}
+        self._digest = self._frozen_digest()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def _frozen_digest(self) -> str:
+        digest = hashlib.sha256()
+        modules = [self.encoder.model.embeddings, *list(_blocks(self.encoder.model))[: self.split]]
+        for module in modules:
+            for tensor in module.state_dict().values():
+                digest.update(tensor.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy().data)
+        return digest.hexdigest()
+
+    def valid(self) -> bool:
+        """Whether the embeddings and lower blocks still hold the weights the states came from."""
+        return self._frozen_digest() == self._digest
+
+    def states(self, texts: Sequence[str], keep: Optional[Sequence[bool]] = None) -> list[torch.Tensor]:
+        """The ``[tokens_i, d]`` prefix state of each text; computes the missing ones.
+
+        Args:
+            texts: the texts.
+            keep: per text, whether a newly computed state is stored (within the
+                budget); ``None`` stores every one.
+        """
+        texts = _check_texts(texts)
+        missing = sorted({text for text in texts if text not in self._states})
+        fresh = dict(zip(missing, self.encoder.prefix_states(missing, self.split, max_length=self.max_length)))
+        wanted = {text for i, text in enumerate(texts) if keep is None or keep[i]}
+        for text, state in fresh.items():
+            size = state.numel() * state.element_size()
+            if text in wanted and self.stored_bytes + size <= self.budget_bytes:
+                self._states[text] = state
+                self.stored_bytes += size
+        return [self._states[text] if text in self._states else fresh[text] for text in texts]
 
 
 class TextEncoder:
@@ -130,6 +233,9 @@ class TextEncoder:
         self._memory: dict[bytes, np.ndarray] = {}
         self._disk_loaded: set[str] = set()
         self._fingerprint: Optional[str] = None
+        self._splittable: Optional[bool] = None
+        self.prefix: Optional[PrefixCache] = None
+        """Set by :func:`~training.text.fine_tune`: :meth:`embed` then runs only the blocks above it."""
 
     def __repr__(self) -> str:
         return (
@@ -186,16 +292,86 @@ class TextEncoder:
         Shapes:
             ``[len(texts), dim]`` float32 on :attr:`device`, rows of unit length.
         """
+        batch = self._tokenize(_check_texts(texts), max_length)
+        hidden = self.model(**batch).last_hidden_state
+        return mean_pool(hidden.float(), batch["attention_mask"])
+
+    # -- split forward (fine-tuning the top blocks) -----------------------------------------
+    @property
+    def num_blocks(self) -> int:
+        """Transformer blocks of a BERT-family model (0: the model cannot be split)."""
+        blocks = _blocks(self.model)
+        return 0 if blocks is None else len(blocks)
+
+    @property
+    def splittable(self) -> bool:
+        """Whether lower blocks then upper blocks reproduce the full forward pass (checked once on a probe)."""
+        if self._splittable is None:
+            self._splittable = False
+            if self.num_blocks >= 2:
+                probe = ["a probe sentence, to check the split forward pass", "short"]
+                was_training = self.model.training
+                self.model.eval()
+                try:
+                    with torch.inference_mode():
+                        whole = self.encode(probe)
+                        split = self.encode_from(self.prefix_states(probe, 1), 1)
+                    self._splittable = bool(torch.allclose(whole, split, atol=1e-4))
+                except (TypeError, ValueError, RuntimeError, AttributeError):
+                    self._splittable = False
+                finally:
+                    self.model.train(was_training)
+        return self._splittable
+
+    def prefix_states(
+        self, texts: Sequence[str], split: int, *, max_length: Optional[int] = None
+    ) -> list[torch.Tensor]:
+        """Hidden states after the first ``split`` blocks (eval mode, no gradients), padding dropped.
+
+        Shapes:
+            one ``[tokens_i, d]`` float32 tensor per text, on :attr:`device`.
+        """
+        texts = _check_texts(texts)
+        blocks = list(_blocks(self.model))
+        out: list[Optional[torch.Tensor]] = [None] * len(texts)
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode(), _swapped(self.model, blocks=blocks[:split], embeddings=True):
+                for start in range(0, len(texts), self.batch_size):
+                    rows = order[start : start + self.batch_size]
+                    batch = self._tokenize([texts[i] for i in rows], max_length)
+                    hidden = self.model(**batch).last_hidden_state.float()
+                    lengths = batch["attention_mask"].sum(dim=1).tolist()
+                    for row, state, length in zip(rows, hidden, lengths):
+                        out[row] = state[:length].clone()
+        finally:
+            self.model.train(was_training)
+        return out  # type: ignore[return-value]
+
+    def encode_from(self, states: Sequence[torch.Tensor], split: int) -> torch.Tensor:
+        """Run the blocks from ``split`` up over prefix states and mean-pool (gradients as the caller has them).
+
+        Shapes:
+            ``states``: ``[tokens_i, d]`` each -> ``[len(states), dim]``, rows of unit length.
+        """
+        lengths = torch.tensor([len(state) for state in states], device=self.device)
+        padded = torch.nn.utils.rnn.pad_sequence(list(states), batch_first=True)
+        mask = (torch.arange(padded.shape[1], device=self.device)[None, :] < lengths[:, None]).long()
+        with _swapped(self.model, blocks=list(_blocks(self.model))[split:], embeddings=False):
+            hidden = self.model(inputs_embeds=padded, attention_mask=mask).last_hidden_state
+        return mean_pool(hidden.float(), mask)
+
+    def _tokenize(self, texts: list[str], max_length: Optional[int]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer(
-            _check_texts(texts),
+            texts,
             padding=True,
             truncation=True,
             max_length=self.max_length if max_length is None else max_length,
             return_tensors="pt",
         )
-        batch = {name: value.to(self.device) for name, value in batch.items()}
-        hidden = self.model(**batch).last_hidden_state
-        return mean_pool(hidden.float(), batch["attention_mask"])
+        return {name: value.to(self.device) for name, value in batch.items()}
 
     def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         """Unit vectors of ``texts``, computed in batches, served from the cache where known.
@@ -230,6 +406,9 @@ class TextEncoder:
         # Similar lengths share a batch, so padding (wasted compute) stays small.
         order = np.argsort([len(text) for text in texts], kind="stable")
         out = np.empty((len(texts), self.dim), np.float32)
+        prefix = self.prefix if self.prefix is not None and self.prefix.max_length == self.max_length else None
+        if prefix is not None and not prefix.valid():
+            self.prefix = prefix = None  # the frozen weights changed: the stored states are stale
         was_training = self.model.training
         self.model.eval()
         try:
@@ -237,7 +416,12 @@ class TextEncoder:
                 starts = range(0, len(texts), self.batch_size)
                 for start in progress_bar(starts, desc="text embed", unit="batch", disable=not show_progress):
                     rows = order[start : start + self.batch_size]
-                    out[rows] = self.encode([texts[i] for i in rows]).cpu().numpy()
+                    batch = [texts[i] for i in rows]
+                    if prefix is None:
+                        vectors = self.encode(batch)
+                    else:  # only the blocks above the cut; no new state is stored
+                        vectors = self.encode_from(prefix.states(batch, keep=[False] * len(batch)), prefix.split)
+                    out[rows] = vectors.cpu().numpy()
         finally:
             self.model.train(was_training)
         return out

@@ -18,9 +18,14 @@ are masked out. Anchors are drawn with probability proportional to
 ``degree ** anchor_power``: 0 gives every item with a neighbour the same share
 (the long tail is trained as much as the head), 1 follows popularity.
 
-Only the top ``train_layers`` transformer blocks are updated by default: on a
-2-core CPU that makes a few hundred steps take a minute or two, and the frozen
-lower layers keep the general language knowledge that cold items depend on.
+Only the top ``train_layers`` transformer blocks are updated by default: the frozen
+lower layers keep the general language knowledge that cold items depend on, and
+their output for a text never changes, so it is computed once
+(:class:`~training.text.encoder.PrefixCache`: the most-drawn texts first, within a
+memory budget) and every step runs only the top blocks. The cache stays on the encoder
+(``encoder.prefix``), so the embedding pass after fine-tuning runs only the top
+blocks too. The step plan (anchors and positives) is drawn up front, which is what
+tells the cache which texts are worth keeping.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import torch
 from eval.progress import progress_bar
 from kg.graph import Graph
 from training.base import Callback, ModelFitError, as_user_items
-from training.text.encoder import TextEncoder
+from training.text.encoder import PrefixCache, TextEncoder
 from training.text.neighbours import co_interaction_neighbours
 from training.text.templates import item_texts
 
@@ -208,7 +213,9 @@ def fine_tune(
 
     Runs on ``encoder.device``; seeded by ``config.seed`` (the caller's global torch
     RNG state is left untouched). Afterwards the encoder is in eval mode and its
-    fingerprint is refreshed, so cached vectors of the old weights are not reused.
+    fingerprint is refreshed, so cached vectors of the old weights are not reused;
+    ``encoder.prefix`` holds the frozen blocks' states (``None`` when every block
+    trained), which :meth:`TextEncoder.embed` reuses; set it to ``None`` to free them.
     Save the result with :meth:`TextEncoder.save`.
 
     Args:
@@ -257,13 +264,31 @@ def fine_tune(
     optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = max(1, int(round(config.warmup_fraction * config.steps)))
 
+    rng = np.random.default_rng(config.seed)
+    plan = []
+    for _ in range(config.steps):
+        anchors = rng.choice(anchor_pool, size=batch, replace=False, p=anchor_p)
+        plan.append((anchors, _sample_positives(neighbours, anchors, rng)))
+    uses = np.zeros(graph.num_items, np.int64)
+    for anchors, positives in plan:
+        np.add.at(uses, np.unique(np.concatenate([anchors, positives])), 1)
+    max_length = encoder.max_length if config.max_length is None else config.max_length
+    encoder.prefix = None
+    blocks = encoder.num_blocks
+    if config.steps and config.train_layers is not None and 1 <= config.train_layers < blocks and encoder.splittable:
+        encoder.prefix = PrefixCache(encoder, blocks - config.train_layers, max_length=max_length)
+        # The most-drawn texts first, in one length-sorted pass, as many as surely fit the budget.
+        fits = encoder.prefix.budget_bytes // (max_length * encoder.dim * 4)
+        drawn = np.flatnonzero(uses)
+        first = drawn[np.argsort(-uses[drawn], kind="stable")][:fits]
+        encoder.prefix.states([texts[i] for i in first])
+
     def schedule(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         return max(0.0, (config.steps - step) / max(1, config.steps - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    rng = np.random.default_rng(config.seed)
     devices = [encoder.device] if encoder.device.type == "cuda" else []
     losses: list[float] = []
     try:
@@ -272,10 +297,13 @@ def fine_tune(
             model.train()
             bar = progress_bar(range(config.steps), desc="text fine-tune", unit="step", disable=not show_progress)
             for step in bar:
-                anchors = rng.choice(anchor_pool, size=batch, replace=False, p=anchor_p)
-                positives = _sample_positives(neighbours, anchors, rng)
+                anchors, positives = plan[step]
                 items, slots = np.unique(np.concatenate([anchors, positives]), return_inverse=True)
-                vectors = encoder.encode([texts[i] for i in items], max_length=config.max_length)
+                if encoder.prefix is None:
+                    vectors = encoder.encode([texts[i] for i in items], max_length=max_length)
+                else:  # frozen blocks from the cache (texts drawn again later are kept)
+                    states = encoder.prefix.states([texts[i] for i in items], keep=uses[items] > 1)
+                    vectors = encoder.encode_from(states, encoder.prefix.split)
                 slots = torch.as_tensor(slots, device=vectors.device)
                 loss = info_nce(
                     vectors[slots[:batch]],

@@ -261,6 +261,7 @@ class TextLearner(Learner):
                 callback=callback,
             )
         vectors = embed_texts(encoder, texts, show_progress=show_progress)
+        encoder.prefix = None  # the frozen blocks' states served the item pass; free them
         self.encoder_ = encoder
         self._encoder_source = None
         self.template_ = rendering
@@ -278,17 +279,19 @@ class TextLearner(Learner):
         self._check_fitted()
         matrix = as_user_items(user_items, num_items=len(self.item_vectors_))
         other = copy.copy(self)
-        other._set_items(self.item_vectors_, matrix)
+        other._set_items(self.item_vectors_, matrix, knn=getattr(self, "knn_", None))
         return other
 
-    def _set_items(self, vectors: np.ndarray, user_items: sp.csr_matrix) -> None:
+    def _set_items(
+        self, vectors: np.ndarray, user_items: sp.csr_matrix, *, knn: Optional[sp.csr_matrix] = None
+    ) -> None:
         self.item_vectors_ = np.ascontiguousarray(vectors, dtype=np.float32)
         self._items = torch.as_tensor(self.item_vectors_, device=self.device)
         self.history_ = user_items
         if self.profile == "mean":
             self.user_vectors_ = self._profiles(user_items)
-        else:
-            self.knn_ = _text_knn(self.item_vectors_, self.neighbours)
+        else:  # the text neighbours depend on the vectors only: a new history reuses them
+            self.knn_ = _text_knn(self.item_vectors_, self.neighbours) if knn is None else knn
 
     def _profiles(self, user_items: sp.csr_matrix) -> np.ndarray:
         summed = np.asarray(user_items @ self.item_vectors_, dtype=np.float32)
