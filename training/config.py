@@ -40,6 +40,7 @@ __all__ = [
     "STAGES",
     "TextConfig",
     "TrainConfig",
+    "TuneConfig",
     "describe",
     "parse_override",
 ]
@@ -264,6 +265,35 @@ class EvalConfig(Section):
     batch_size: int = _doc("users per scorer call", 1024)
 
 
+@dataclass(frozen=True)
+class TuneConfig(Section):
+    """Validation-driven tuning of the collaborative sources (``training.tune``, Optuna TPE).
+
+    Before a tuned source is fitted, its key settings are searched by NDCG@K on the
+    validation split (fitted on train; test never seen); the chosen values and the
+    search history go into the manifest's notes (``tune_<source>``).
+    """
+
+    PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("budget_minutes", "sources", "valid_users", "max_trials")
+    budget_minutes: float = _doc("total search time, split evenly over the tuned sources that are on (0: off)", 0.0)
+    sources: tuple[str, ...] = _doc(
+        "sources to tune (graphfilter, als, itemknn, ease)", ("graphfilter", "als", "itemknn", "ease")
+    )
+    valid_users: int = _doc("validation users scored per trial (a seeded sample; 0: all)", 2000)
+    max_trials: int = _doc("trials per source at most (0: only the budget stops a search)", 0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.budget_minutes < 0:
+            raise ValueError(f"tune.budget_minutes must be >= 0 (0: off), got {self.budget_minutes!r}")
+        known = ("graphfilter", "als", "itemknn", "ease")
+        unknown = [name for name in self.sources if name not in known]
+        if unknown:
+            raise ValueError(f"tune.sources: no tuner for {unknown}; tunable: {', '.join(known)}")
+        if self.valid_users < 0 or self.max_trials < 0:
+            raise ValueError("tune.valid_users and tune.max_trials must be >= 0")
+
+
 _SECTIONS: dict[str, type[Section]] = {
     "text": TextConfig,
     "als": ALSConfig,
@@ -273,6 +303,7 @@ _SECTIONS: dict[str, type[Section]] = {
     "gnn": GNNConfig,
     "ranker": RankerConfig,
     "eval": EvalConfig,
+    "tune": TuneConfig,
 }
 
 
@@ -290,6 +321,7 @@ class TrainConfig:
     gnn: GNNConfig = field(default_factory=GNNConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
