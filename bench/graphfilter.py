@@ -65,19 +65,19 @@ def _grid(size: str) -> list[dict[str, Any]]:
     Taylor step of ``exp(-t P~)``: ``sharpen`` = ``t``, ``sharpen_order`` 1/2/4) and
     ChebyCF (Chebyshev plateau response, degree pre/post normalisation, unsharpened ideal).
     """
-    ranks, alphas = ((16, 32, 64), (1.0, 3.0, 10.0)) if size == "small" else ((256, 448, 512), (0.1, 0.2, 0.3))
+    ranks, alphas = ((16, 32, 64), (1.0, 3.0, 10.0)) if size == "small" else ((256, 512), (0.1, 0.2, 0.3))
+    sharpening = [(0.0, 1), (0.2, 1), (0.5, 1), (1.0, 2), (1.5, 2), (1.5, 4), (2.0, 4), (2.5, 4), (3.0, 4)]
     grid = [
         {"kind": "linear", "rank": rank, "alpha": alpha, "sharpen": sharpen, "sharpen_order": order}
         for rank, alpha in itertools.product(ranks, alphas)
-        for sharpen, order in [(0.0, 1), (0.2, 1), (0.5, 1)] + [(t, m) for t in (1.0, 1.5, 2.0, 2.5, 3.0) for m in (2, 4)]
+        for sharpen, order in sharpening
     ]
     grid += [
         {"kind": "chebyshev", "rank": rank, "alpha": alpha, "sharpen": 0.0, "order": order, "flatness": flatness,
-         "degree_power": power, "ideal_exponent": ideal}
+         "degree_power": power, "ideal_exponent": power or 0.5}
         for rank, alpha in itertools.product(ranks, alphas)
-        for order, flatness in itertools.product((4, 8), (1.0, 1.5, 2.0, 3.0))
+        for order, flatness in [(8, 1.0), (8, 1.5), (8, 2.0), (8, 3.0), (4, 1.5), (4, 2.0)]
         for power in (0.0, 0.2, 0.4)
-        for ideal in [power or 0.5]
     ]  # fmt: skip
     return grid
 

@@ -176,7 +176,13 @@ class GraphFilterConfig(Section):
         "singular vectors of the ideal low-pass term (0: linear filter only; auto: items / 50 within 16-256)", "auto"
     )
     exponent: float = _doc("degree normalisation exponent of D_U^-e R D_I^-e", 0.5)
-    sharpen: float = _doc("BSPM-style sharpening s - sharpen * s P, P scaled to spectral radius 1 (0: none)", 0.2)
+    sharpen: float = _doc("BSPM sharpening time t: s <- s exp(-t P), P scaled to spectral radius 1 (0: none)", 0.2)
+    sharpen_order: int = _doc("Taylor degree of the one sharpening step (1: Euler s - t s P; 4: Runge-Kutta 4)", 1)
+    kind: str = _doc("low-pass filter: linear (P, GF-CF/BSPM) or chebyshev (ChebyCF's plateau response)", "linear")
+    order: int = _doc("Chebyshev polynomial degree (kind=chebyshev; one pass over R per degree)", 8)
+    flatness: float = _doc("ChebyCF's plateau flatness phi (1: the linear response)", 1.5)
+    degree_power: float = _doc("ChebyCF's item-degree pre/post normalisation b of the low-pass term (0: none)", 0.0)
+    ideal_exponent: Optional[float] = _doc("degree exponent of the ideal term (None: exponent)")
     dense_max_items: int = _doc("largest catalogue whose items x items filter is held densely", 10_000)
 
 
