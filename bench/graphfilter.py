@@ -65,7 +65,7 @@ def _grid(size: str) -> list[dict[str, Any]]:
     Taylor step of ``exp(-t P~)``: ``sharpen`` = ``t``, ``sharpen_order`` 1/2/4) and
     ChebyCF (Chebyshev plateau response, degree pre/post normalisation, unsharpened ideal).
     """
-    ranks, alphas = ((16, 32, 64), (1.0, 3.0, 10.0)) if size == "small" else ((256, 512), (0.1, 0.2, 0.3))
+    ranks, alphas = ((16, 32, 64), (0.3, 1.0, 3.0, 10.0)) if size == "small" else ((256, 512), (0.1, 0.2, 0.3))
     sharpening = [(0.0, 1), (0.2, 1), (0.5, 1), (1.0, 2), (1.5, 2), (1.5, 4), (2.0, 4), (2.5, 4), (3.0, 4)]
     grid = [
         {"kind": "linear", "rank": rank, "alpha": alpha, "sharpen": sharpen, "sharpen_order": order}
