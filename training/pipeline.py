@@ -346,7 +346,10 @@ class Pipeline:
         phases = self._phases()
         tune = self.config.tune
         tuned = [n for n in tune.sources if n in self._source_stages()]
-        if tune.budget_minutes > 0 and name in tuned:
+        if tune.budget_minutes > 0 and name in tuned and not self.valid.nnz:
+            self.work.note(f"tune_{name}", "skipped: the graph has no validation split to tune on")
+            self.log(f"  {name} not tuned: the graph has no validation split")
+        elif tune.budget_minutes > 0 and name in tuned:
             from training.tune import tune_source
 
             fit = self.phases["fit"]

@@ -123,3 +123,19 @@ def test_pipeline_tunes_on_train_and_valid_only_and_notes_the_search(tmp_path, m
             assert fitted.get_config()[key] == value
     assert "tune_itemknn" not in notes and any("graphfilter tuned" in line for line in lines)
     assert np.isfinite(pipeline.phases["final"].sources["graphfilter"].score(np.arange(5)).numpy()).all()
+
+
+def test_pipeline_without_a_validation_split_skips_tuning_with_a_note(tmp_path):
+    import dataclasses
+
+    graph = make_structured_graph(num_users=40, num_items=30, per_user=8)
+    interactions = graph.interactions.assign(split=graph.interactions["split"].replace({1: 0}))
+    graph = dataclasses.replace(graph, interactions=interactions)
+    config = TrainConfig(device="cpu").with_overrides(["tune.budget_minutes=1", "ranker.refit=false"])
+    lines: list[str] = []
+    pipeline = Pipeline(graph, config, tmp_path / "work", graph_fingerprint="no-valid", stages=("neighbors",),
+                        log=lines.append)  # fmt: skip
+    pipeline.run()
+    assert pipeline.work.notes()["tune_graphfilter"].startswith("skipped")
+    assert any("graphfilter not tuned" in line for line in lines)
+    assert "graphfilter" in pipeline.phases["fit"].sources
