@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -79,7 +80,7 @@ def _graphfilter_space(trial, defaults: dict[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {
         "kind": kind,
         "alpha": trial.suggest_float("alpha", 0.01, 10.0, log=True),
-        "rank": trial.suggest_categorical("rank", [0.25, 0.5, 0.75, 1.0]),  # share of the largest rank
+        "rank": trial.suggest_categorical("rank", [0.25, 0.5, 0.75, 1.0]),  # share of the largest rank searched
         "degree_power": trial.suggest_float("degree_power", 0.0, 0.5),
     }
     if kind == "linear":
@@ -212,7 +213,10 @@ def tune_source(
         return value
 
     optuna.logging.set_verbosity(logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    with warnings.catch_warnings():  # multivariate TPE (models the settings jointly) is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=1)  # the configured setting, whatever the budget
     left = budget_seconds - (time.perf_counter() - start)
     if left > 0 and (max_trials == 0 or max_trials > 1):
@@ -228,15 +232,16 @@ def tune_source(
 def _graphfilter_trials(graph: Graph, fit_items, make, defaults) -> Callable[[dict[str, Any]], Learner]:
     """Trials of the graph filter: one SVD at the largest rank, every trial a :meth:`with_filter` copy.
 
-    The space's ``rank`` is a share of the largest rank (the configured one, ``auto``
-    resolved; ``auto`` when 0 is configured), so the search adapts to the catalogue;
-    trial 0 is the configured filter.
+    The space's ``rank`` is a share of the largest rank: twice the configured one (``auto``
+    resolved; ``auto`` when 0 is configured), at most 512 unless the configured rank is
+    larger, so the search adapts to the catalogue; trial 0 is the configured filter.
     """
     from training.graphfilter import auto_rank
 
     configured = make()
     rank = auto_rank(fit_items.shape[1]) if configured.rank == "auto" else configured.rank
-    top = max(1, min(rank or auto_rank(fit_items.shape[1]), min(fit_items.shape) - 1))
+    rank = rank or auto_rank(fit_items.shape[1])
+    top = max(1, min(max(rank, min(2 * rank, 512)), min(fit_items.shape) - 1))
     base = make(rank=top, alpha=configured.alpha or 1.0).fit(graph, fit_items)
 
     def trial(changes: dict[str, Any]) -> Learner:
