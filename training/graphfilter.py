@@ -555,6 +555,9 @@ class GraphFilter(Learner):
         return {
             "singular_values": self.singular_values_,
             "vectors": self.vectors_,
+            # also in the config; here too so that artifacts saved before sharpen_order existed
+            # (whose config lacks it) load with the one Euler step they were fitted with
+            "sharpen_order": self.sharpen_order,
             **csr_state("user_items", self.user_items_),
         }
 
@@ -562,6 +565,7 @@ class GraphFilter(Learner):
         for key in ("singular_values", "vectors"):
             if key not in state:
                 raise ValueError(f"saved GraphFilter state has no {key!r} array")
+        self.sharpen_order = int(state.get("sharpen_order", 1))
         matrix = csr_from_state("user_items", state)
         vectors = np.asarray(state["vectors"], dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != matrix.shape[1]:

@@ -255,3 +255,24 @@ def test_score_settings_equals_each_filter(structured_graph):
         list(base.score_settings(rows, [{"rank": 20}]))
     with pytest.raises(ValueError, match="unknown settings"):
         base.with_filter(colour="red")
+
+
+def test_artifacts_saved_before_sharpen_order_load_with_one_euler_step(structured_graph, tmp_path):
+    import json
+
+    train = structured_graph.matrix("train")
+    euler = GraphFilter(rank=4, sharpen=0.5, sharpen_order=1).fit(structured_graph, train)
+    euler.save(tmp_path / "gf")
+    assert GraphFilter.load(tmp_path / "gf").sharpen_order == 1
+    # an old artifact: neither the config nor the state knows sharpen_order
+    stored = json.loads((tmp_path / "gf" / "config.json").read_text())
+    text = json.dumps(stored)
+    assert "sharpen_order" in text
+    for section in stored.values():
+        if isinstance(section, dict):
+            section.pop("sharpen_order", None)
+    (tmp_path / "gf" / "config.json").write_text(json.dumps(stored))
+    old = GraphFilter.load(tmp_path / "gf")
+    assert old.sharpen_order == 1
+    users = np.arange(10)
+    np.testing.assert_allclose(old.score(users).numpy(), euler.score(users).numpy(), rtol=1e-6, atol=1e-7)
