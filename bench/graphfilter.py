@@ -3,11 +3,13 @@
 For each graph artifact (``python -m graphrec.build``):
 
 1. for each normalisation exponent, one SVD of the largest rank is fitted on
-   ``train``; every (rank, alpha, sharpen) of the grid reuses it
-   (``GraphFilter.with_filter``) and is scored by NDCG@20 on the ``valid`` split
-   (train masked), on at most ``--valid-users`` seeded users;
+   ``train``; every setting of the grid (GF-CF, Euler/BSPM sharpening, ChebyCF's
+   Chebyshev filter; see ``_grid``) reuses it, its scores built from powers of ``P~``
+   shared by all settings (``GraphFilter.score_settings``), and is scored by NDCG@20
+   on the ``valid`` split (train masked), on at most ``--valid-users`` seeded users;
 2. the winner is refitted on train+valid (fit seconds and peak RSS growth measured)
-   and evaluated once on ``test`` (train+valid masked, docs/PROTOCOL.md, full ranking);
+   and evaluated once on ``test`` (train+valid masked, docs/PROTOCOL.md, full ranking;
+   the top-K seconds of that evaluation are reported);
 3. with ``--compare``, ALS and EASE with their validation-tuned configs
    (``bench/results/tune_cf.json``) are refitted and evaluated in the same run.
 
