@@ -340,8 +340,49 @@ class Pipeline:
             self._fit_cf("ease")
 
     def _fit_cf(self, name: str) -> None:
-        for phase in self._phases():
-            self._fit_or_load(name, phase, lambda p=phase: self._make(name).fit(self.graph, self._matrix(name, p)))
+        """Fit a collaborative source per phase; with ``tune.budget_minutes`` > 0, tuned on valid first.
+
+        Tuning (``training.tune.tune_source``) runs in the fit phase only: trials are
+        fitted on train and scored on the validation split (never test); the best trial's
+        learner is the fit-phase source, and the final phase refits its settings on
+        train+valid. A resumed run takes the settings from the saved fit-phase source.
+        """
+        make: Callable[[], Learner] = lambda: self._make(name)  # noqa: E731
+        phases = self._phases()
+        tune = self.config.tune
+        tuned = [n for n in tune.sources if n in self._source_stages()]
+        if tune.budget_minutes > 0 and name in tuned and not self.valid.nnz:
+            self.work.note(f"tune_{name}", "skipped: the graph has no validation split to tune on")
+            self.log(f"  {name} not tuned: the graph has no validation split")
+        elif tune.budget_minutes > 0 and name in tuned:
+            from training.tune import tune_source
+
+            fit = self.phases["fit"]
+
+            def search() -> Learner:
+                def configured(**changes: Any) -> Learner:
+                    learner = self._make(name)
+                    return type(learner)(**{**learner.get_config(), **changes})
+
+                result = tune_source(
+                    name, self.graph, self._matrix(name, fit), self.valid, configured,
+                    budget_seconds=tune.budget_minutes * 60.0 / len(tuned), seed=self.config.seed,
+                    valid_users=tune.valid_users, max_trials=tune.max_trials, k=self.config.eval.k, log=self.log,
+                )  # fmt: skip
+                self.work.note(f"tune_{name}", result.to_dict())
+                self.log(
+                    f"  {name} tuned: valid NDCG@{self.config.eval.k} {result.best_value:.4f} "
+                    f"(configured {result.default_value:.4f}) in {len(result.history)} trials, {result.seconds:.0f} s: "
+                    f"{result.changed or 'configured setting kept'}"
+                )
+                return result.learner
+
+            self._fit_or_load(name, fit, search)
+            chosen = fit.sources[name]
+            make = lambda: type(chosen)(**chosen.get_config())  # noqa: E731
+            phases = [phase for phase in phases if phase is not fit]
+        for phase in phases:
+            self._fit_or_load(name, phase, lambda p=phase: make().fit(self.graph, self._matrix(name, p)))
         self._share_fit_sources([name])
 
     def _stage_gnn(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -9,7 +11,7 @@ import torch
 
 from tests.training.contract import LearnerContract
 from training.base import NotFittedError
-from training.graphfilter import GraphFilter, auto_rank, normalised_matrix, randomized_svd
+from training.graphfilter import GraphFilter, auto_rank, chebyshev_coefficients, normalised_matrix, randomized_svd
 
 
 class TestGraphFilterDenseContract(LearnerContract):
@@ -52,7 +54,8 @@ def _reference(user_items: sp.csr_matrix, rows: np.ndarray, *, alpha, rank, expo
 )
 def test_scores_match_the_dense_definition(structured_graph, dense_max_items, alpha, rank, exponent, sharpen):
     train = structured_graph.matrix("train")
-    model = GraphFilter(alpha=alpha, rank=rank, exponent=exponent, sharpen=sharpen, dense_max_items=dense_max_items)
+    model = GraphFilter(alpha=alpha, rank=rank, exponent=exponent, sharpen=sharpen, sharpen_order=1,
+                        dense_max_items=dense_max_items)  # fmt: skip
     model.fit(structured_graph, train)
     users = np.arange(0, structured_graph.num_users, 5)
     expected = _reference(train, users, alpha=alpha, rank=rank, exponent=exponent, sharpen=sharpen)
@@ -108,7 +111,7 @@ def test_rank_is_capped_by_the_matrix(structured_graph):
 
 
 def test_auto_rank_follows_the_catalogue(structured_graph):
-    assert [auto_rank(n) for n in (80, 1682, 4489, 40981)] == [16, 33, 89, 256]
+    assert [auto_rank(n) for n in (80, 1682, 4489, 40981, 100_000)] == [16, 21, 56, 512, 512]
     model = GraphFilter().fit(structured_graph, structured_graph.matrix("train"))
     assert model.rank == "auto" and model.vectors_.shape[1] == 16
 
@@ -137,7 +140,9 @@ def test_normalisation_handles_empty_rows_and_columns():
     [
         ({"alpha": -0.1}, "alpha"), ({"sharpen": float("nan")}, "sharpen"), ({"rank": -1}, "rank"),
         ({"rank": 2.5}, "rank"), ({"rank": "big"}, "rank"), ({"exponent": 1.5}, "exponent"),
-        ({"dense_max_items": True}, "dense_max_items"),
+        ({"dense_max_items": True}, "dense_max_items"), ({"kind": "cubic"}, "kind"), ({"order": 0}, "order"),
+        ({"sharpen_order": 9}, "sharpen_order"), ({"flatness": 0.0}, "flatness"), ({"degree_power": 2.0}, "degree_power"),
+        ({"ideal_exponent": -0.1}, "ideal_exponent"),
     ],
 )  # fmt: skip
 def test_rejects_bad_hyper_parameters(kwargs, match):
@@ -169,3 +174,105 @@ def test_scores_on_cuda_match_cpu(structured_graph, tmp_path, dense_max_items):
     scores = on_cuda.score(users)
     assert scores.device.type == "cuda"
     np.testing.assert_allclose(scores.cpu().numpy(), model.score(users).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _polynomial_reference(user_items, rows, *, alpha, rank, sharpen, sharpen_order, order, flatness, degree_power,
+                          ideal_exponent) -> np.ndarray:  # fmt: skip
+    """The Chebyshev filter written out from its definition: the plateau response on P~'s eigenvalues."""
+    r = user_items.toarray().astype(np.float64)
+    du, di = r.sum(1), r.sum(0)
+    su = np.where(du > 0, du**-0.5, 0.0)
+    si = np.where(di > 0, di**-0.5, 0.0)
+    norm = su[:, None] * r * si[None, :]
+    _, values, vt = np.linalg.svd(norm)
+    gram = norm.T @ norm / values[0] ** 2
+    eigenvalues, basis = np.linalg.eigh(gram)
+    x = 1.0 - 2.0 * np.clip(eigenvalues, 0.0, 1.0)
+    response = np.polynomial.chebyshev.chebval(x, chebyshev_coefficients(order, flatness))
+    filtered = basis @ np.diag(response) @ basis.T
+    pre = np.where(di > 0, di ** -degree_power, 0.0)
+    post = np.where(di > 0, di**degree_power, 0.0)
+    ci = np.where(di > 0, di ** -ideal_exponent, 0.0)
+    ce = np.where(di > 0, di**ideal_exponent, 0.0)
+    v = vt[:rank].T
+    operator = (pre[:, None] * filtered * post[None, :]) + alpha * (ci[:, None] * v) @ (v.T * ce[None, :])
+    sharpening = sum(np.linalg.matrix_power(-sharpen * gram, j) / math.factorial(j) for j in range(sharpen_order + 1))
+    return r[rows] @ operator @ sharpening
+
+
+def test_chebyshev_coefficients_interpolate_the_plateau():
+    nodes = np.cos(np.pi * (np.arange(9) + 0.5) / 9)
+    target = 0.5 - 0.5 * np.sign(nodes) * np.abs(nodes) ** 1.5
+    np.testing.assert_allclose(np.polynomial.chebyshev.chebval(nodes, chebyshev_coefficients(8, 1.5)), target, atol=1e-12)
+    # flatness 1 is the linear response 1/2 - x/2 = l (x = 1 - 2 l): exactly two coefficients
+    np.testing.assert_allclose(chebyshev_coefficients(6, 1.0), [0.5, -0.5, 0, 0, 0, 0, 0], atol=1e-12)
+
+
+@pytest.mark.parametrize("dense_max_items", [10_000, 0])
+@pytest.mark.parametrize(
+    ("sharpen", "sharpen_order", "degree_power", "ideal_exponent"), [(0.0, 1, 0.4, 0.4), (1.5, 4, 0.0, 0.5), (0.5, 2, 0.2, 0.3)]
+)
+def test_chebyshev_filter_matches_its_spectral_definition(
+    structured_graph, dense_max_items, sharpen, sharpen_order, degree_power, ideal_exponent
+):
+    train = structured_graph.matrix("train")
+    kwargs = dict(alpha=0.3, rank=6, sharpen=sharpen, sharpen_order=sharpen_order, order=8, flatness=1.5,
+                  degree_power=degree_power, ideal_exponent=ideal_exponent)  # fmt: skip
+    model = GraphFilter(kind="chebyshev", dense_max_items=dense_max_items, **kwargs).fit(structured_graph, train)
+    users = np.arange(0, structured_graph.num_users, 5)
+    expected = _polynomial_reference(train, users, **kwargs)
+    np.testing.assert_allclose(model.score(users).numpy(), expected, rtol=2e-4, atol=2e-5)
+
+
+def test_taylor_sharpening_is_exp_of_the_filter_to_its_order(structured_graph):
+    """sharpen_order=4 is one Runge-Kutta step of ds/dt = -s P~: s (I - tP + (tP)^2/2 - (tP)^3/6 + (tP)^4/24)."""
+    train = structured_graph.matrix("train")
+    users = np.arange(12)
+    base = GraphFilter(alpha=0.0, sharpen=0.0, dense_max_items=0).fit(structured_graph, train)
+    blurred = base.score(users).numpy().astype(np.float64)
+    gram = (base._normalised.T @ base._normalised).toarray().astype(np.float64)
+    step = sum(np.linalg.matrix_power(-2.5 * gram, j) / math.factorial(j) for j in range(5))
+    sharpened = base.with_filter(sharpen=2.5, sharpen_order=4).score(users).numpy()
+    np.testing.assert_allclose(sharpened, blurred @ step, rtol=2e-4, atol=2e-5)
+
+
+def test_score_settings_equals_each_filter(structured_graph):
+    train = structured_graph.matrix("train")
+    base = GraphFilter(rank=12, dense_max_items=0).fit(structured_graph, train)
+    settings = [
+        {}, {"alpha": 0.0}, {"rank": 5, "alpha": 0.7, "sharpen": 2.0, "sharpen_order": 4},
+        {"sharpen": 0.0, "degree_power": 0.3}, {"sharpen": 1.0, "sharpen_order": 2, "degree_power": 0.2},
+        {"kind": "chebyshev", "order": 6, "flatness": 2.0, "degree_power": 0.4, "ideal_exponent": 0.4, "sharpen": 0.0},
+        {"kind": "chebyshev", "order": 4, "flatness": 1.5, "sharpen": 0.5, "sharpen_order": 2},
+    ]  # fmt: skip
+    rows = train[np.arange(0, 40, 3)]
+    for setting, scores in zip(settings, base.score_settings(rows, settings), strict=True):
+        expected = base.with_filter(**setting).score_new_users(rows).numpy()
+        np.testing.assert_allclose(scores.numpy(), expected, rtol=2e-4, atol=2e-5, err_msg=str(setting))
+    with pytest.raises(ValueError, match="exponent"):
+        list(base.score_settings(rows, [{"exponent": 0.3}]))
+    with pytest.raises(ValueError, match="rank=20"):
+        list(base.score_settings(rows, [{"rank": 20}]))
+    with pytest.raises(ValueError, match="unknown settings"):
+        base.with_filter(colour="red")
+
+
+def test_artifacts_saved_before_sharpen_order_load_with_one_euler_step(structured_graph, tmp_path):
+    import json
+
+    train = structured_graph.matrix("train")
+    euler = GraphFilter(rank=4, sharpen=0.5, sharpen_order=1).fit(structured_graph, train)
+    euler.save(tmp_path / "gf")
+    assert GraphFilter.load(tmp_path / "gf").sharpen_order == 1
+    # an old artifact: neither the config nor the state knows sharpen_order
+    stored = json.loads((tmp_path / "gf" / "config.json").read_text())
+    text = json.dumps(stored)
+    assert "sharpen_order" in text
+    for section in stored.values():
+        if isinstance(section, dict):
+            section.pop("sharpen_order", None)
+    (tmp_path / "gf" / "config.json").write_text(json.dumps(stored))
+    old = GraphFilter.load(tmp_path / "gf")
+    assert old.sharpen_order == 1
+    users = np.arange(10)
+    np.testing.assert_allclose(old.score(users).numpy(), euler.score(users).numpy(), rtol=1e-6, atol=1e-7)
