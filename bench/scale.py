@@ -188,7 +188,7 @@ def _git() -> dict:
         return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
     # Dirty = code under measurement differs from the commit (the bench's own files do not count).
-    dirty = git("status", "--porcelain", "-uno", "--", ".", ":!bench")
+    dirty = git("status", "--porcelain", "-uno", "--", ".", ":!bench", ":!BENCHMARKS.md")
     return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(dirty)}
 
 
