@@ -43,12 +43,13 @@ __all__ = ["build_parser", "embedding_tables", "main"]
 def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """``({name: (ids, vectors)}, primary source name)`` of a loaded model."""
     from training.base import Learner  # torch loads only when an export runs
+    from training.sources import embedding_source
 
     graph = model.graph
     users, items, entities = (graph.user_ids.astype(str), graph.item_ids.astype(str), graph.entity_ids.astype(str))
     tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    gnn, als, text = (model.sources.get(n) for n in ("gnn", "als", "text"))
-    primary = "gnn" if isinstance(gnn, Learner) else "als" if isinstance(als, Learner) else None
+    gnn, als = model.sources.get("gnn"), model.sources.get("als")
+    primary = embedding_source(model.sources)  # the same precedence as Recommender.item_vectors
     if primary == "gnn":
         tables["users"] = (users, gnn.user_embeddings())
         tables["items"] = (items, gnn.item_embeddings())
@@ -70,7 +71,7 @@ def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, n
             tables["text_entities"] = (np.asarray(entities)[described], model.entity_text[described])
     if not tables:
         raise ValueError(f"{model.path}: the model holds no embeddings (no GNN, ALS or text source)")
-    return tables, primary or "text"
+    return tables, primary or "text"  # no learner vectors: the text tables only
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -366,13 +366,14 @@ class Recommender:
         return torch.as_tensor(next(s for n, s in sources.items() if n != "pop")).float().cpu()
 
     def item_vectors(self) -> np.ndarray:
-        """Item embeddings used for similarity and diversity: the GNN's, else ALS's, else text."""
-        for name in ("gnn", "als", "text"):
-            source = self.model.sources.get(name)
-            if isinstance(source, Learner) and source.item_embeddings() is not None:
-                vectors = np.asarray(source.item_embeddings(), dtype=np.float32)
-                return np.concatenate([vectors, self.new_items.vectors(name, self.model, len(vectors[0]))])
-        raise ValueError("the model holds no source with item embeddings")
+        """Item embeddings used for similarity and diversity (training.sources.EMBEDDING_PRECEDENCE)."""
+        from training.sources import embedding_source
+
+        name = embedding_source(self.model.sources)
+        if name is None:
+            raise ValueError("the model holds no source with item embeddings")
+        vectors = np.asarray(self.model.sources[name].item_embeddings(), dtype=np.float32)
+        return np.concatenate([vectors, self.new_items.vectors(name, self.model, len(vectors[0]))])
 
     def similar_items(self, item_ids: Sequence[Any], k: int = 10) -> pd.DataFrame:
         """The ``k`` most cosine-similar items of each item: DataFrame ``item, similar, rank, score``."""

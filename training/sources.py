@@ -22,13 +22,26 @@ from training.knn import ItemKNN
 from training.ranker import RankerInputs
 from training.text import TextLearner
 
-__all__ = ["SOURCE_CLASSES", "Phase", "load_source", "scorer_of"]
+__all__ = ["EMBEDDING_PRECEDENCE", "SOURCE_CLASSES", "Phase", "embedding_source", "load_source", "scorer_of"]
 
 SOURCE_CLASSES: dict[str, type[Learner]] = {
     "text": TextLearner, "als": ALS, "itemknn": ItemKNN, "ease": EASE, "graphfilter": GraphFilter,
     "lightgcn": LightGCN, "gat": GAT,
 }  # fmt: skip
 """Learner class by the ``name`` a saved learner records."""
+
+
+EMBEDDING_PRECEDENCE = ("gnn", "als", "text")
+"""Whose vectors stand for the model's items (similarity, diversity, export): the GNN's, else ALS's, else text."""
+
+
+def embedding_source(sources: dict[str, Any]) -> Optional[str]:
+    """The first name of :data:`EMBEDDING_PRECEDENCE` whose source is a learner with item vectors, or ``None``."""
+    for name in EMBEDDING_PRECEDENCE:
+        source = sources.get(name)
+        if isinstance(source, Learner) and source.item_embeddings() is not None:
+            return name
+    return None
 
 
 def load_source(path, *, device: Optional[str] = None) -> Learner:
