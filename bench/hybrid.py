@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kg.artifact import atomic_file  # noqa: E402
+from bench.merge_results import publish  # noqa: E402
 from training.report import metrics_table  # noqa: E402
 
 
@@ -74,11 +74,7 @@ def main(argv=None) -> int:
     for spec in args.model:
         name, _, path = spec.partition("=")
         lines += section(name, Path(path))
-    text = "\n".join(lines)
-    print(text)
-    with atomic_file(args.out) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return 0
+    return publish("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
-from kg.artifact import atomic_file  # noqa: E402
+from bench.merge_results import publish  # noqa: E402
 
 NAMES = {"als": "ALS", "itemknn": "item-KNN", "ease": "EASE", "pop": "MostPop"}
 
@@ -106,11 +106,7 @@ def main(argv=None) -> int:
                 cells += f" (n={row['sparse_users']})"  # a sparse-user figure always says how many users
             lines.append(f"| {label} | {cells} | {beats} | {row['from']} |")
         lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    with atomic_file(args.out) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return 0
+    return publish("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

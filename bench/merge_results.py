@@ -68,6 +68,16 @@ def write_marked_section(name: str, text: str, *, result: Path | None = None, ro
     tmp.replace(path)
 
 
+def publish(text: str, out: Path) -> int:
+    """Print a bench's section and write it to ``out`` atomically; returns exit status 0."""
+    from kg.artifact import atomic_file
+
+    print(text)
+    with atomic_file(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return 0
+
+
 def main() -> None:
     sections = {p.stem: p for p in RESULTS.glob("*.md")}
     ordered = [sections.pop(name) for name in ORDER if name in sections] + sorted(sections.values())
