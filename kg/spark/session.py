@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from typing import Any
 
 __all__ = ["SparkUnavailable", "spark_session"]
@@ -48,6 +49,9 @@ def spark_session(master: str | None = None, *, app_name: str = "graphrec", conf
     }
     if (master or "local").startswith("local"):
         settings["spark.sql.shuffle.partitions"] = "8"
+        # Local workers run the driver's interpreter, whose packages (pyarrow, graphrec) they need; otherwise
+        # PySpark starts the python3 on PATH, e.g. the system's when the virtual environment is not activated.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings.update(conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)
