@@ -120,6 +120,16 @@ def as_user_items(
     return matrix
 
 
+def sample_at_most(users: np.ndarray, limit: Optional[int], seed: int) -> np.ndarray:
+    """``users`` itself when there are at most ``limit`` of them (``None`` or 0: no limit), else a sorted
+    seeded sample of ``limit`` of them: the one way the pipeline, the ablation, the tuner and the GNN's
+    early stopping cut a large set of users down.
+    """
+    if not limit or len(users) <= limit:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, size=int(limit), replace=False))
+
+
 def as_user_index(users: Any, *, num_users: int, name: str = "users") -> np.ndarray:
     """Validate a batch of internal user indices and return them as a 1-D int64 array.
 

@@ -35,7 +35,7 @@ import torch
 from eval import EvalResult, MostPop, evaluate, sparse_threshold
 from kg.graph import Graph
 from training.als import ALS
-from training.base import Learner
+from training.base import Learner, sample_at_most
 from training.config import STAGES, TrainConfig
 from training.ease import EASE
 from training.gnn import GAT, LightGCN
@@ -469,9 +469,14 @@ class Pipeline:
 
     def _fit_users(self) -> np.ndarray:
         """Users with validation items; above ``ranker.fit_users`` a seeded sample of that many (noted)."""
-        users = _sample(self._valid_users(), self.config.ranker.fit_users, self.config.seed)
-        if len(users) < len(self._valid_users()):
-            self.work.note("ranker_fit_users", {"users": len(users), "of": len(self._valid_users()), "seed": self.config.seed})
+        return self._valid_sample("ranker_fit_users", self.config.ranker.fit_users)
+
+    def _valid_sample(self, note: str, limit: int) -> np.ndarray:
+        """The users with validation items, cut to a seeded sample of ``limit`` (noted as ``note``) above it."""
+        everyone = self._valid_users()
+        users = sample_at_most(everyone, limit, self.config.seed)
+        if len(users) < len(everyone):
+            self.work.note(note, {"users": len(users), "of": len(everyone), "seed": self.config.seed})
         return users
 
     def _valid_users(self) -> np.ndarray:
@@ -513,10 +518,7 @@ class Pipeline:
         threshold = sparse_threshold(final.history, test, cfg.sparse_max_train)
         metrics: dict[str, Any] = {"sparse_threshold": threshold, "valid": {}, "test": {}}
         if self.valid.nnz:
-            everyone = self._valid_users()
-            users = _sample(everyone, cfg.valid_users, self.config.seed)
-            if len(users) < len(everyone):
-                self.work.note("valid_users", {"users": len(users), "of": len(everyone), "seed": self.config.seed})
+            users = self._valid_sample("valid_users", cfg.valid_users)
             for name, source in fit.sources.items():
                 result = self._evaluate(
                     scorer_of(source), fit.history, self.valid, max_train=threshold, label=f"evaluate {name} (valid)",
@@ -572,10 +574,3 @@ class Pipeline:
             batch_size=cfg.batch_size, sparse_max_train=max_train, show_progress=self.show_progress,
             progress_label=label, users=users,
         )  # fmt: skip
-
-
-def _sample(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    """``users`` if there are at most ``limit`` (0: no limit), else a sorted seeded sample of ``limit`` of them."""
-    if not limit or len(users) <= limit:
-        return users
-    return np.sort(np.random.default_rng(seed).choice(users, size=int(limit), replace=False))

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from eval import evaluate
 from kg.graph import Graph
-from training.base import Learner
+from training.base import Learner, sample_at_most
 
 __all__ = ["SPACES", "TuneResult", "tune_source"]
 
@@ -178,8 +178,7 @@ def tune_source(
     users = np.flatnonzero(np.diff(valid_items.indptr) > 0)
     if not len(users):
         raise ValueError("the validation matrix has no items: nothing to tune on")
-    if valid_users and len(users) > valid_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, valid_users, replace=False))
+    users = sample_at_most(users, valid_users, seed)
     exclude = sp.csr_matrix(fit_items)
     start = time.perf_counter()
     defaults = make().get_config()

@@ -1,19 +1,19 @@
-"""The pipeline's user samples on large logs: the ranker's fitting users and the validation rows."""
+"""User samples on large logs (training.base.sample_at_most): the ranker's fitting users and the validation rows."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from training.pipeline import _sample
+from training.base import sample_at_most
 
 
 def test_sample_keeps_small_sets_and_draws_a_sorted_seeded_subset():
     users = np.arange(100, 400, 3, dtype=np.int64)
-    assert _sample(users, 0, 1) is users and _sample(users, 100, 1) is users
-    drawn = _sample(users, 40, 7)
+    assert sample_at_most(users, 0, 1) is users and sample_at_most(users, 100, 1) is users
+    drawn = sample_at_most(users, 40, 7)
     assert len(drawn) == 40 and np.all(np.diff(drawn) > 0) and np.isin(drawn, users).all()
-    np.testing.assert_array_equal(drawn, _sample(users, 40, 7))
-    assert not np.array_equal(drawn, _sample(users, 40, 8))
+    np.testing.assert_array_equal(drawn, sample_at_most(users, 40, 7))
+    assert not np.array_equal(drawn, sample_at_most(users, 40, 8))
 
 
 def test_the_ranker_fits_on_a_noted_sample_and_valid_rows_use_one(tmp_path):

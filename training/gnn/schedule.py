@@ -21,6 +21,8 @@ from typing import Any, Union
 import numpy as np
 import scipy.sparse as sp
 
+from training.base import sample_at_most
+
 __all__ = [
     "AUTO",
     "AUTO_EPOCHS",
@@ -122,7 +124,7 @@ def validation_sample(valid: sp.csr_matrix, *, max_users: int = VALIDATION_USERS
     if len(users) <= max_users:
         return valid
     keep = np.zeros(valid.shape[0], np.float32)
-    keep[np.random.default_rng(seed).choice(users, size=max_users, replace=False)] = 1.0
+    keep[sample_at_most(users, max_users, seed)] = 1.0
     sample = sp.csr_matrix(sp.diags(keep) @ valid, dtype=valid.dtype)
     sample.eliminate_zeros()
     return sample

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from eval import EvalResult, evaluate
 from eval.progress import progress_bar
 from kg.graph import Graph
+from training.base import sample_at_most
 from training.ranker.context import RankerContext
 from training.ranker.evaluation import HYBRID, rank_featurised, rank_users
 from training.ranker.features import feature_names
@@ -164,7 +165,7 @@ def ablation(
     everyone = np.union1d(evaluated, fit_users)
     sample = None
     if sample_users is not None and len(everyone) > sample_users:
-        sample = np.sort(np.random.default_rng(seed).choice(everyone, size=int(sample_users), replace=False))
+        sample = sample_at_most(everyone, sample_users, seed)
     table_users = evaluated if sample is None else np.intersect1d(evaluated, sample)
 
     def run(lists, on: np.ndarray) -> EvalResult:
