@@ -83,11 +83,6 @@ class Shard:
         dist.broadcast(tensor, src=0)
         return float(tensor.item())
 
-    def barrier(self) -> None:
-        import torch.distributed as dist
-
-        dist.barrier()
-
     @staticmethod
     def _device() -> torch.device:
         import torch.distributed as dist
@@ -170,17 +165,16 @@ def _run(spec: dict[str, Any]) -> None:
         cls = GAT if config.pop("model", "lightgcn") == "gat" else LightGCN
         if cuda:
             config["device"] = f"cuda:{torch.cuda.current_device()}"
-        graph = load_graph(spec["graph"], verify=dist.get_rank() == 0)
+        rank0 = dist.get_rank() == 0
+        graph = load_graph(spec["graph"], verify=rank0)
         features: dict[str, Any] = {}
         if spec["features"]:
             features = {k: np.asarray(v) for k, v in load_file(spec["features"]).items()}
         valid = graph.matrix(*spec["valid_splits"]) if spec["valid_splits"] else None
         warm = load_source(spec["warm_start"]) if spec["warm_start"] else None
-        extra = {"warm_start": warm} if warm is not None else {}
-        rank0 = dist.get_rank() == 0
         learner = cls(**config).fit(
             graph, graph.matrix(*spec["splits"], weighted=True), valid_items=valid, show_progress=False,
-            checkpoint_dir=spec["checkpoint_dir"], **features, **extra,
+            checkpoint_dir=spec["checkpoint_dir"], warm_start=warm, **features,
         )  # fmt: skip
         if rank0:
             learner.save(Path(spec["out"]) / "learner")
