@@ -62,6 +62,20 @@ def test_scores_match_the_dense_definition(structured_graph, dense_max_items, al
     np.testing.assert_allclose(model.score(users).numpy(), expected, rtol=2e-4, atol=2e-5)
 
 
+def test_a_batch_across_cpu_column_blocks_equals_user_by_user(structured_graph):
+    """The CPU filter works in blocks of COLUMN_BLOCK users: a batch spanning several blocks
+    (with a ragged last one) scores every user as scoring that user alone does."""
+    from training.graphfilter import COLUMN_BLOCK
+
+    train = structured_graph.matrix("train")
+    model = GraphFilter(alpha=0.4, rank=6, sharpen=0.5, sharpen_order=4, dense_max_items=0).fit(structured_graph, train)
+    users = np.resize(np.arange(structured_graph.num_users), 2 * COLUMN_BLOCK + 7)
+    batch = model.score(users).numpy()
+    alone = np.concatenate([model.score(users[i : i + 1]).numpy() for i in range(len(users))])
+    assert batch.shape == (len(users), structured_graph.num_items)
+    np.testing.assert_allclose(batch, alone, rtol=1e-5, atol=1e-6)
+
+
 def test_fold_in_is_the_same_filter(structured_graph):
     train = structured_graph.matrix("train")
     model = GraphFilter(rank=8, dense_max_items=0).fit(structured_graph, train)
