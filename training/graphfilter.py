@@ -43,9 +43,8 @@ and the fitted state is ``R`` plus the ``num_items x rank`` matrix ``V``.
 
 from __future__ import annotations
 
-import math
 import time
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -54,114 +53,21 @@ import torch
 from kg.graph import Graph
 from training.base import Callback, Learner, ModelFitError, as_user_index, as_user_items
 from training.neighbors import csr_from_state, csr_state, fit_matrix
-
-COLUMN_BLOCK = 64
-"""Users per cache-sized block in the CPU filter (:meth:`GraphFilter._filter_columns`)."""
+from training.spectral import (
+    KINDS,
+    _degree_scales,
+    _dense_rows,
+    _torch_csr,
+    auto_rank,
+    chebyshev_coefficients,
+    check_settings,
+    filter_columns,
+    filter_settings,
+    normalised_matrix,
+    randomized_svd,
+)
 
 __all__ = ["GraphFilter", "auto_rank", "chebyshev_coefficients", "normalised_matrix", "randomized_svd"]
-
-
-def normalised_matrix(user_items: sp.csr_matrix, exponent: float) -> tuple[sp.csr_matrix, np.ndarray]:
-    """``R~ = D_U^-e R D_I^-e`` and the item scale ``d_I^-e`` (0 for items nobody has).
-
-    Args:
-        user_items: float32 CSR ``[num_users, num_items]``.
-        exponent: ``e``; 0 leaves ``R`` as it is.
-
-    Returns:
-        ``(R~ as float32 CSR, item_scale float64 [num_items])``.
-    """
-    user_degree = np.asarray(user_items.sum(axis=1), dtype=np.float64).ravel()
-    item_degree = np.asarray(user_items.sum(axis=0), dtype=np.float64).ravel()
-    user_scale = np.zeros_like(user_degree)
-    item_scale = np.zeros_like(item_degree)
-    np.power(user_degree, -exponent, out=user_scale, where=user_degree > 0)
-    np.power(item_degree, -exponent, out=item_scale, where=item_degree > 0)
-    normalised = sp.diags(user_scale) @ user_items.astype(np.float64) @ sp.diags(item_scale)
-    return sp.csr_matrix(normalised, dtype=np.float32), item_scale
-
-
-def randomized_svd(
-    matrix: sp.csr_matrix, rank: int, *, seed: int, oversample: int = 64, power_iterations: int = 4
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``rank`` singular values and right singular vectors of a sparse matrix.
-
-    Halko, Martinsson and Tropp's randomized range finder with power iterations
-    (each re-orthonormalised by QR), run on the item side: ``Q`` spans
-    ``(A^T A)^q A^T G`` for a seeded Gaussian ``G``. Only sparse x dense products
-    and orthonormalisation of ``[num_items, rank + oversample]`` blocks are needed
-    (ARPACK's ``svds`` took minutes for rank 256 on Gowalla).
-
-    Args:
-        matrix: CSR ``[m, n]``.
-        rank: ``k``, at most ``min(m, n)``.
-        seed: seeds ``G``.
-        oversample: extra columns of the sketch.
-        power_iterations: ``q``; more sharpens the tail of the spectrum.
-
-    Returns:
-        ``(values float32 [k] descending, vectors float32 [n, k])``.
-    """
-    left = matrix.astype(np.float64).tocsr()
-    right = left.T.tocsr()
-    width = min(rank + oversample, min(left.shape))
-    sketch = np.random.default_rng(seed).standard_normal((left.shape[0], width))
-    basis = _orthonormal(right @ sketch)
-    for _ in range(power_iterations):
-        basis = _orthonormal(right @ _orthonormal(left @ basis))
-    # (A Q)^T (A Q) = W S^2 W^T  =>  A ~ U S (Q W)^T; a [width, width] eigenproblem.
-    projected = torch.from_numpy(left @ basis)
-    squares, small = torch.linalg.eigh(projected.T @ projected)
-    values = squares.flip(0).clamp_min(0).sqrt().numpy()
-    vectors = basis @ small.flip(1)[:, :rank].numpy()
-    return values[:rank].astype(np.float32), np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-def _orthonormal(block: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of a tall block's columns: CholeskyQR2, QR where it fails.
-
-    Two Cholesky passes cost two small Gram products; LAPACK's Householder QR of
-    a ``[40k, 320]`` block was 5-40x slower on a shared 2-core machine.
-    """
-    basis = torch.from_numpy(block)
-    try:
-        for _ in range(2):
-            factor = torch.linalg.cholesky(basis.T @ basis)
-            basis = torch.linalg.solve_triangular(factor, basis.T, upper=False).T
-    except torch.linalg.LinAlgError:
-        basis, _ = torch.linalg.qr(torch.from_numpy(block))
-    return basis.contiguous().numpy()
-
-
-def auto_rank(num_items: int) -> int:
-    """``rank="auto"``: ``num_items / 80`` within [16, 512].
-
-    A rule read off the validation searches of ``bench/graphfilter.py``: a small
-    dense catalogue wants few singular vectors (ml-100k, 1,682 items: 16-32), a
-    large sparse one many (Gowalla, 41k items: 512 beat 256 in every filter family;
-    BSPM used 448, ChebyCF 512).
-    """
-    return int(min(512, max(16, num_items // 80)))
-
-
-def chebyshev_coefficients(order: int, flatness: float) -> np.ndarray:
-    """Chebyshev interpolation coefficients of ChebyCF's plateau response.
-
-    The target on ``x`` in [-1, 1] (``x = 1 - 2 l`` for an eigenvalue ``l`` of ``P~``)
-    is ``f(x) = 1/2 - 1/2 sign(x) |x|^flatness``: 1 at the top of the spectrum
-    (``l = 1``), 0 at its bottom, flat around the middle for ``flatness > 1``. It is
-    interpolated at the ``order + 1`` Chebyshev nodes ``x_j = cos(pi (j + 1/2) / (order + 1))``
-    (the discrete orthogonality of ``T_k`` at those nodes gives the coefficients).
-
-    Returns:
-        float64 ``[order + 1]``: ``f(x) ~ sum_k c_k T_k(x)``.
-    """
-    nodes = np.cos(np.pi * (np.arange(order + 1) + 0.5) / (order + 1))
-    target = 0.5 - 0.5 * np.sign(nodes) * np.abs(nodes) ** flatness
-    basis = np.polynomial.chebyshev.chebvander(nodes, order)  # [nodes, k]: T_k(x_j)
-    coefficients = basis.T @ target * (2.0 / (order + 1))
-    coefficients[0] /= 2.0
-    return coefficients
 
 
 class GraphFilter(Learner):
@@ -200,7 +106,7 @@ class GraphFilter(Learner):
     """
 
     name = "graphfilter"
-    KINDS = ("linear", "chebyshev")
+    KINDS = KINDS  # the filter families, owned by training.spectral
 
     def __init__(
         self,
@@ -219,27 +125,9 @@ class GraphFilter(Learner):
         seed: int = 2026,
         device: str = "cpu",
     ) -> None:
-        checked = (("dense_max_items", dense_max_items, 0, None), ("seed", seed, 0, None),
-                   ("sharpen_order", sharpen_order, 1, 8), ("order", order, 1, 64))  # fmt: skip
-        if rank != "auto":
-            checked += (("rank", rank, 0, None),)
-        for arg, value, low, high in checked:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
-            if high is not None and value > high:
-                raise ValueError(f"{arg} must be at most {high}, got {value!r}")
-        for arg, value in (("alpha", alpha), ("sharpen", sharpen), ("flatness", flatness)):
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-                raise ValueError(f"{arg} must be a finite number >= 0, got {value!r}")
-        if not flatness > 0:
-            raise ValueError(f"flatness must be > 0 (1: the linear response), got {flatness!r}")
-        for arg, value in (("exponent", exponent), ("degree_power", degree_power), ("ideal_exponent", ideal_exponent)):
-            if value is None and arg == "ideal_exponent":
-                continue
-            if not (isinstance(value, (int, float)) and 0 <= value <= 1):
-                raise ValueError(f"{arg} must be in [0, 1] (1/2: symmetric normalisation), got {value!r}")
-        if kind not in self.KINDS:
-            raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        check_settings(alpha=alpha, rank=rank, exponent=exponent, sharpen=sharpen, sharpen_order=sharpen_order,
+                       kind=kind, order=order, flatness=flatness, degree_power=degree_power,
+                       ideal_exponent=ideal_exponent, dense_max_items=dense_max_items, seed=seed)  # fmt: skip
         self.alpha = float(alpha)
         self.rank = rank if rank == "auto" else int(rank)
         self.exponent = float(exponent)
@@ -383,7 +271,7 @@ class GraphFilter(Learner):
         if self._dense is not None:
             return _dense_rows(rows, device) @ self._dense
         if self.kind == "linear" and device.type == "cpu":
-            return self._filter_columns(rows)
+            return filter_columns(self, rows)
         scaled = rows @ self._pre if self._pre is not None else rows
         if self.kind == "linear":
             scores = self._propagate(_dense_rows(scaled, device))
@@ -399,38 +287,6 @@ class GraphFilter(Learner):
                 term = self._propagate(term) * (-self.sharpen / step)
                 scores = scores + term
         return scores
-
-    def _filter_columns(self, rows: sp.csr_matrix) -> torch.Tensor:
-        """:meth:`_filter` of the linear kind on CPU, computed on transposed ``[num_items, b]`` blocks.
-
-        The same terms in the same order as the row form, laid out for the cache: users
-        go through in blocks of :data:`COLUMN_BLOCK`, each kept as C-ordered columns, so
-        every power of ``P~`` is ``R~^T (R~ X)`` streamed row by row over an ``X`` that
-        stays in the last-level cache (gowalla, 41k items, one thread: 0.56 ms per user and
-        power with blocks of 64 against 0.92 ms with 256). The first pass ``r R~^T`` is
-        sparse on the user's row, and the ideal term multiplies the sparse rows (not a
-        dense copy) by ``V``. Scores equal the row form's up to float rounding.
-        """
-        left = self._left.numpy() if self._has_ideal else None
-        right = self._right.numpy().T if self._has_ideal else None  # [n, k]
-        out = np.empty(rows.shape, dtype=np.float32)
-        for start in range(0, rows.shape[0], COLUMN_BLOCK):
-            part = rows[start : start + COLUMN_BLOCK]
-            scaled = part @ self._pre if self._pre is not None else part
-            users = np.asarray((scaled @ self._rt_csr).T.toarray(), dtype=np.float32)  # r R~^T: [num_users, b]
-            block = self._rt_csr @ users  # r P~: [n, b]
-            if self._post is not None:
-                block *= self._post.numpy()[:, None]
-            if self._has_ideal:
-                block += self.alpha * (right @ np.asarray(part @ left, dtype=np.float32).T)
-            if self.sharpen:
-                term = block
-                for step in range(1, self.sharpen_order + 1):  # sum_j (-t P~)^j / j!, as in the row form
-                    term = self._rt_csr @ (self._normalised @ term)
-                    term *= np.float32(-self.sharpen / step)
-                    block += term
-            out[start : start + part.shape[0]] = block.T
-        return torch.from_numpy(out)
 
     def _chebyshev(self, signal: torch.Tensor) -> torch.Tensor:
         """``sum_k c_k T_k(L) signal`` with ``L = I - 2 P~`` (three-term recurrence, row form)."""
@@ -471,83 +327,7 @@ class GraphFilter(Learner):
             NotFittedError: before ``fit``/``load``.
             ValueError: as :meth:`with_filter` (checked for every setting before any work).
         """
-        self._check_fitted()
-        rows = as_user_items(rows, num_items=self.user_items_.shape[1])
-        config = self.get_config()
-        learners = []
-        for setting in settings:
-            unknown = sorted(set(setting) - set(config))
-            if unknown or any(setting.get(k, config[k]) != config[k] for k in ("exponent", "seed")):
-                raise ValueError(f"score_settings: {dict(setting)} changes {unknown or 'exponent/seed'}")
-            learner = GraphFilter(**{**config, **setting})
-            if learner._effective_rank(self.user_items_.shape) > self.vectors_.shape[1]:
-                raise ValueError(f"rank={learner.rank} needs more singular vectors than this fit kept ({self.vectors_.shape[1]})")
-            learners.append(learner)
-        device = torch.device(self.device)
-        degree = np.asarray(self.user_items_.sum(axis=0), dtype=np.float64).ravel()
-        dense = _dense_rows(rows, device)
-        memo: dict[tuple, torch.Tensor] = {}
-
-        def scales(power: float) -> tuple[torch.Tensor, torch.Tensor]:
-            if ("d", power) not in memo:
-                pre, post = _degree_scales(degree, power)
-                memo["d", power] = torch.from_numpy(pre.astype(np.float32)).to(device)
-                memo["D", power] = torch.from_numpy(post.astype(np.float32)).to(device)
-            return memo["d", power], memo["D", power]
-
-        def cached(key: tuple, make: Callable[[], torch.Tensor]) -> torch.Tensor:
-            if key not in memo:
-                memo[key] = make()
-            return memo[key]
-
-        def signal(power: float) -> torch.Tensor:  # r D^-b
-            return cached(("x", power), lambda: dense * scales(power)[0] if power else dense)
-
-        def linear(power: float, j: int) -> torch.Tensor:  # ((r D^-b P~) D^b) P~^j
-            if j == 0:
-                return cached(("lin", power, 0), lambda: self._propagate(signal(power)) * (scales(power)[1] if power else 1.0))
-            return cached(("lin", power, j), lambda: self._propagate(linear(power, j - 1)))
-
-        def chebyshev(power: float, k: int) -> torch.Tensor:  # T_k(I - 2 P~) applied to r D^-b
-            if k == 0:
-                return signal(power)
-            if k == 1:
-                return cached(("T", power, 1), lambda: signal(power) - 2.0 * self._propagate(signal(power)))
-            return cached(("T", power, k), lambda: 2.0 * (chebyshev(power, k - 1) - 2.0 * self._propagate(
-                chebyshev(power, k - 1))) - chebyshev(power, k - 2))  # fmt: skip
-
-        def ideal(rank: int, power: float, j: int) -> torch.Tensor:  # (r D^-c V V^T D^c) P~^j
-            if j == 0:
-                def make() -> torch.Tensor:
-                    pre, post = scales(power)
-                    vectors = torch.from_numpy(self.vectors_[:, :rank]).to(device)
-                    return ((dense * pre) @ vectors) @ (vectors.T * post)
-                return cached(("ideal", rank, power, 0), make)
-            return cached(("ideal", rank, power, j), lambda: self._propagate(ideal(rank, power, j - 1)))
-
-        for learner in learners:
-            power = learner.degree_power
-            steps = learner.sharpen_order if learner.sharpen else 0
-            weights = [(-learner.sharpen) ** j / math.factorial(j) for j in range(steps + 1)]
-            rank = learner._effective_rank(self.user_items_.shape)
-            ideal_power = learner.exponent if learner.ideal_exponent is None else learner.ideal_exponent
-            if learner.kind == "linear":
-                scores = sum(w * linear(power, j) for j, w in enumerate(weights))
-                if rank:
-                    scores = scores + learner.alpha * sum(w * ideal(rank, ideal_power, j) for j, w in enumerate(weights))
-                yield scores
-                continue
-            coefficients = chebyshev_coefficients(learner.order, learner.flatness)
-            scores = sum(float(c) * chebyshev(power, k) for k, c in enumerate(coefficients))
-            if power:
-                scores = scores * scales(power)[1]
-            if rank:
-                scores = scores + learner.alpha * ideal(rank, ideal_power, 0)
-            term = scores
-            for j in range(1, steps + 1):  # sharpening a Chebyshev output: no shared powers
-                term = self._propagate(term) * (-learner.sharpen / j)
-                scores = scores + term
-            yield scores
+        return filter_settings(self, rows, settings)
 
     def score(self, users: np.ndarray) -> torch.Tensor:
         """Filtered scores of every item for known users (their ``fit`` rows).
@@ -606,32 +386,3 @@ class GraphFilter(Learner):
         if vectors.ndim != 2 or vectors.shape[0] != matrix.shape[1]:
             raise ValueError(f"saved GraphFilter vectors have shape {vectors.shape}, expected ({matrix.shape[1]}, k)")
         self._build(matrix, (np.asarray(state["singular_values"], dtype=np.float32), vectors))
-
-
-def _degree_scales(degree: np.ndarray, power: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(d^-power, d^power)`` per item, both 0 for items nobody has."""
-    scale = np.zeros_like(degree)
-    np.power(degree, -power, out=scale, where=degree > 0)
-    inverse = np.zeros_like(degree)
-    np.power(degree, power, out=inverse, where=degree > 0)
-    return scale, inverse
-
-
-def _dense_rows(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
-    """A CSR batch as a dense float32 tensor on ``device``."""
-    if device.type == "cpu":
-        return torch.from_numpy(rows.toarray().astype(np.float32, copy=False))
-    coo = rows.tocoo()
-    dense = torch.zeros(rows.shape, dtype=torch.float32, device=device)
-    index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)).to(device)
-    dense[index[0], index[1]] = torch.from_numpy(coo.data.astype(np.float32)).to(device)
-    return dense
-
-
-def _torch_csr(matrix: sp.csr_matrix, device: torch.device) -> torch.Tensor:
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(matrix.indptr.astype(np.int64)),
-        torch.from_numpy(matrix.indices.astype(np.int64)),
-        torch.from_numpy(matrix.data.astype(np.float32)),
-        size=matrix.shape,
-    ).to(device)

@@ -65,7 +65,7 @@ def test_scores_match_the_dense_definition(structured_graph, dense_max_items, al
 def test_a_batch_across_cpu_column_blocks_equals_user_by_user(structured_graph):
     """The CPU filter works in blocks of COLUMN_BLOCK users: a batch spanning several blocks
     (with a ragged last one) scores every user as scoring that user alone does."""
-    from training.graphfilter import COLUMN_BLOCK
+    from training.spectral import COLUMN_BLOCK
 
     train = structured_graph.matrix("train")
     model = GraphFilter(alpha=0.4, rank=6, sharpen=0.5, sharpen_order=4, dense_max_items=0).fit(structured_graph, train)
