@@ -16,6 +16,7 @@ import torch
 
 from kg.graph import ENTITY, ITEM, Graph
 from training.ranker import features as F
+from training.ranker import history_features as H
 from training.ranker.candidates import generate_candidates, history_mask
 
 DAY = 86400.0
@@ -101,7 +102,7 @@ def reference(rows, items, history, times, stats):
 def test_vectorised_features_match_the_reference(
     random_case, monkeypatch, chunk_elements, with_times, cosine_table
 ):
-    monkeypatch.setattr(F, "_CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(H, "_CHUNK_ELEMENTS", chunk_elements)
     graph, history, history_times, stats, scores, candidates = random_case
     assert stats.text_cosine is not None and stats.entity_shared is not None  # 60 items: the tables are built
     if not cosine_table:
