@@ -2,6 +2,23 @@
 
 See :mod:`training.ranker.hybrid` for the flow and :mod:`training.ranker.features`
 for the documented feature table.
+
+The ranker contract. The sources are learners (``training.base.Learner``, one
+``fit(graph, user_items)`` contract, tests/training/contract.py); the ranker learns
+from their rows instead, so it has a sibling contract of its own, which every
+configuration passes (tests/training/ranker_contract.py):
+
+* its users' history, item statistics and sources come from one explicit
+  :class:`~training.ranker.context.RankerContext`, bound with ``bind(context)``
+  (``prepare(...)`` builds and binds one; ``bound(context)`` binds a copy): once
+  before ``fit``, again for each phase's refitted sources and after ``load``;
+* ``fit(source_scorers, users, labels)`` learns from held-out labels and returns the
+  ranker; the ablation (:func:`ablation`) returns its table;
+* ``score(users)`` gives float32 ``[B, num_items]`` rows, finite on the candidates
+  only; ``topk(users, k)`` gives their lists without the full rows; ``score_rows``
+  scores rows of users the sources fold in, as ``score`` does known ones;
+* ``save``/``load`` write and read ``config.json`` + ``state.safetensors``;
+  ``get_config()`` rebuilds the ranker; fits are deterministic under ``seed``.
 """
 
 from training.ranker.ablation import RankerInputs, ablation
