@@ -24,7 +24,7 @@ from eval.metrics import ndcg as ndcg_per_user
 from eval.progress import progress_bar
 from training.base import Callback, ModelFitError
 from training.ranker.candidates import Candidates, candidate_recall, history_mask, segment_topk
-from training.ranker.model import bpr_loss, listwise_loss
+from training.ranker.model import list_bpr_loss, listwise_loss
 
 __all__ = ["CandidateLists", "FittingLists", "collect_lists", "fit_scorer", "inner_validator", "pad_lists"]
 
@@ -190,7 +190,7 @@ def fit_scorer(
                 if loss == "listwise":
                     value = listwise_loss(scores, labels, mask)
                 else:
-                    value = bpr_loss(scores, labels, mask, generator)
+                    value = list_bpr_loss(scores, labels, mask, generator)
                 if not torch.isfinite(value):
                     raise ModelFitError(f"the ranker's {loss} loss became {value.item()} at epoch {epoch}; lower lr={lr}")
                 optimiser.zero_grad()

@@ -12,7 +12,7 @@ Losses work on padded candidate lists ``[U, C]`` with a validity mask:
 
 * ``listwise``: softmax cross-entropy of the list against its positives
   (ListNet with a one-hot-per-positive target; Cao et al., 2007);
-* ``bpr``: every positive against a uniformly drawn negative of the same list
+* ``bpr`` (:func:`list_bpr_loss`): every positive against a uniformly drawn negative of the same list
   (Rendle et al., 2009).
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Ensemble", "LinearScorer", "MLPScorer", "bpr_loss", "listwise_loss", "make_scorer"]
+__all__ = ["Ensemble", "LinearScorer", "MLPScorer", "list_bpr_loss", "listwise_loss", "make_scorer"]
 
 MODELS = ("mlp", "linear")
 LOSSES = ("listwise", "bpr")
@@ -141,10 +141,13 @@ def listwise_loss(scores: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
     return per_list.mean()
 
 
-def bpr_loss(
+def list_bpr_loss(
     scores: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
-    """Mean of ``-log sigmoid(s_pos - s_neg)`` with one sampled negative per positive.
+    """Mean of ``-log sigmoid(s_pos - s_neg)`` with one sampled negative per positive, within candidate lists.
+
+    Not :func:`training.gnn.bpr.bpr_loss`, which is the GNN's BPR over embedding
+    rows; this one ranks the candidates of a padded ``[U, C]`` list (``loss="bpr"``).
 
     Args:
         scores: float ``[U, C]``.
