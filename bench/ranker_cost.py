@@ -38,6 +38,7 @@ from bench.merge_results import write_marked_section  # noqa: E402
 from eval import MostPop, evaluate  # noqa: E402
 from eval.ranking import TopK  # noqa: E402
 from kg.graph_io import load_graph  # noqa: E402
+from training.base import sample_at_most  # noqa: E402
 from training.ranker import HybridRanker  # noqa: E402
 from training.ranker.context import RankerContext  # noqa: E402
 from training.ranker.evaluation import FeaturisedUsers, rank_featurised  # noqa: E402
@@ -96,6 +97,7 @@ def main() -> None:
     p.add_argument("--folds", type=int, default=4, help="cross-validation folds over the validation users")
     p.add_argument("--label", default="ml-100k")
     p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--users", type=int, default=0, help="a seeded sample of this many validation users (0: all)")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -115,6 +117,8 @@ def main() -> None:
     )
     names = list(scorers)
     users = np.flatnonzero(np.diff(valid.indptr) > 0).astype(np.int64)
+    if args.users:  # large logs: the pipeline also fits on a seeded sample (ranker.fit_users)
+        users = sample_at_most(users, args.users, seed=args.seed)
     folds = np.array_split(np.random.default_rng(args.seed).permutation(users), args.folds)
     settings = [parse_setting(spec) for spec in args.setting]
     cache: dict[int, tuple[FittingLists, FeaturisedUsers, float]] = {}
@@ -158,7 +162,8 @@ def main() -> None:
         "",
         f"Command: `{command}`  ",
         f"{os.cpu_count()} CPU cores (the ranker fits on one torch thread); {len(users)} users with validation "
-        f"items in {args.folds} folds: each fold's users are scored (NDCG@20 etc. on their validation items, "
+        f"items{f' (a seeded sample, --users {args.users})' if args.users else ''} in {args.folds} folds: "
+        f"each fold's users are scored (NDCG@20 etc. on their validation items, "
         f"train masked) by a ranker fitted on the other folds' users. Fit seconds and epochs are summed over "
         f"folds. Featurising every user once (shared by the settings): {featurised}.",
         "",
