@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from torch_geometric.nn import GATv2Conv
 
+from eval.checks import positive_int
 from training.base import extends_arguments
 from training.gnn.adjacency import GraphEdges, GraphView
-from training.gnn.checks import positive_int
 from training.gnn.learner import GraphLearner
 
 __all__ = ["GAT", "RelationalGATEncoder"]
@@ -130,8 +130,8 @@ class GAT(GraphLearner):
             eval_every=eval_every,
             **options,
         )
-        positive_int("heads", heads)
-        positive_int("relation_dim", relation_dim)
+        positive_int(heads, "heads")
+        positive_int(relation_dim, "relation_dim")
         self.heads = heads
         self.relation_dim = relation_dim
 

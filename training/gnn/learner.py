@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from eval import evaluate
+from eval.checks import positive_int
 from kg.graph import Graph
 from training.base import Callback, Learner, as_user_index, as_user_items, resolve_device
 from training.gnn.adjacency import (
@@ -31,7 +32,7 @@ from training.gnn.adjacency import (
     to_torch_csr,
 )
 from training.gnn.bpr import NegativeSampler, gathered_bpr_loss, positive_pairs
-from training.gnn.checks import choice, digest, feature_array, positive_float, positive_int
+from training.gnn.checks import choice, digest, feature_array, positive_float
 from training.gnn.init import INITS, USER_INITS, NodeEmbedding
 from training.gnn.sampled import NeighborSampler
 from training.gnn.schedule import AUTO, Schedule, check_setting, resolve_schedule, validation_sample
@@ -92,7 +93,7 @@ class GraphLearner(Learner):
             ("num_layers", num_layers),
             ("num_neighbors", num_neighbors),
         ):
-            positive_int(name, value)
+            positive_int(value, name)
         for name, value in (
             ("epochs", epochs),
             ("batch_size", batch_size),
@@ -100,14 +101,14 @@ class GraphLearner(Learner):
             ("patience", patience),
             ("eval_every", eval_every),
         ):
-            check_setting(name, value)
-        positive_int("seed", seed, minimum=0)
-        positive_float("lr", lr)
-        positive_float("l2", l2, allow_zero=True)
-        positive_float("init_std", init_std)
-        choice("init", init, INITS)
-        choice("user_init", user_init, USER_INITS)
-        choice("mode", mode, MODES)
+            check_setting(value, name)
+        positive_int(seed, "seed", minimum=0)
+        positive_float(lr, "lr")
+        positive_float(l2, "l2", allow_zero=True)
+        positive_float(init_std, "init_std")
+        choice(init, "init", INITS)
+        choice(user_init, "user_init", USER_INITS)
+        choice(mode, "mode", MODES)
         for name, value in (("use_kg", use_kg), ("use_social", use_social)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {value!r}")
@@ -378,10 +379,10 @@ class GraphLearner(Learner):
                 f"init='text' needs item_features [num_items={graph.num_items}, d] (the text encoder's item "
                 "embeddings); pass them to fit() or construct the learner with init='random'"
             )
-        item_features = feature_array("item_features", item_features, graph.num_items, allow_missing_rows=False)
+        item_features = feature_array(item_features, "item_features", graph.num_items, allow_missing_rows=False)
         if entity_features is not None:
             entity_features = feature_array(
-                "entity_features", entity_features, graph.num_entities, allow_missing_rows=True
+                entity_features, "entity_features", graph.num_entities, allow_missing_rows=True
             )
         # Without knowledge edges there are no entity nodes to describe.
         return item_features, entity_features if self.use_kg else None
