@@ -36,7 +36,7 @@ __all__ = [
     "fit_fingerprint",
     "full_view",
     "load_warm_start",
-    "neighbour_sampler",
+    "neighbor_sampler",
     "split_nodes",
     "validation_ndcg",
 ]
@@ -104,7 +104,7 @@ def full_view(edges: GraphEdges, normalized: Optional[sp.csr_matrix], device: to
     )
 
 
-def neighbour_sampler(
+def neighbor_sampler(
     edges: GraphEdges,
     normalized: Optional[sp.csr_matrix],
     *,

@@ -35,7 +35,7 @@ from training.gnn.fitting import (
     fit_fingerprint,
     full_view,
     load_warm_start,
-    neighbour_sampler,
+    neighbor_sampler,
     validation_ndcg,
 )
 from training.gnn.init import INITS, USER_INITS
@@ -212,7 +212,7 @@ class GraphLearner(Learner):
         view = full_view(edges, normalized, device)
         step = BPRStep(
             model, layout, num_negatives=schedule.num_negatives, l2=self.l2, device=device, view=view,
-            sampler=None if self.mode == "full" else neighbour_sampler(
+            sampler=None if self.mode == "full" else neighbor_sampler(
                 edges, normalized, num_neighbors=self.num_neighbors, num_layers=self.num_layers, device=device
             ),
             generator=generator,
