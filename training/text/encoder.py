@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from eval.checks import positive_int
 from eval.progress import progress_bar, quiet_library_bars
 from kg.artifact import atomic_dir, atomic_file
 from training.text.prefix import PrefixCache, check_texts, swapped_blocks, transformer_blocks
@@ -98,9 +99,8 @@ class TextEncoder:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        for arg, value in (("max_length", max_length), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
+        positive_int(max_length, "max_length")
+        positive_int(batch_size, "batch_size")
         source = str(default_model_path() if model is None else model)
         try:
             with quiet_library_bars():  # transformers' own "Loading weights" bar and load report

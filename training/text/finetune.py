@@ -39,6 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from eval.checks import positive_int
 from eval.progress import progress_bar
 from kg.graph import Graph
 from training.base import Callback, ModelFitError, as_user_items
@@ -114,8 +115,7 @@ class FineTuneConfig:
             value = getattr(self, name)
             if optional and value is None:
                 return
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"FineTuneConfig.{name} must be an integer >= {low}, got {value!r}")
+            positive_int(value, f"FineTuneConfig.{name}", minimum=low)
 
         integer("steps", 0)
         integer("batch_size", 2)

@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from eval.checks import positive_int
 from kg.graph import Graph
 from training.base import Callback, GraphrecWarning, Learner, as_user_index, as_user_items
 from training.neighbors import csr_from_state, csr_state, sparse_times
@@ -123,8 +124,7 @@ class TextLearner(Learner):
             ("neighbours", neighbours, 1),
             ("seed", seed, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
+            positive_int(value, arg, minimum=low)
         if template is not None:
             ItemTextTemplate(template=template)  # fails early on a malformed template
         self.model = None if model is None else str(model)

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 import torch
 
 from eval import EvalResult, evaluate
+from eval.checks import positive_int
 from training.base import as_user_items
 from training.knn import _top_neighbors
 
@@ -45,9 +46,8 @@ def co_interaction_neighbours(user_items: sp.csr_matrix, *, top: int = 50, chunk
         TypeError: ``user_items`` is not scipy sparse.
         ValueError: ``top``/``chunk_size`` < 1, or bad ``user_items`` values.
     """
-    for arg, value in (("top", top), ("chunk_size", chunk_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
+    positive_int(top, "top")
+    positive_int(chunk_size, "chunk_size")
     binary = as_user_items(user_items).astype(bool).astype(np.float32)
     item_users = binary.T.tocsr()
     degree = np.asarray(binary.sum(axis=0)).ravel()
