@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from eval.checks import positive_int
 from eval.longtail import popularity_order
 from eval.ranking import as_user_array
 
@@ -83,8 +84,7 @@ class RandomScorer:
     """
 
     def __init__(self, seed: int = 2026) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        positive_int(seed, "seed", minimum=0)
         self.seed = int(seed)
 
     def fit(self, user_items: sp.csr_matrix) -> "RandomScorer":

@@ -15,9 +15,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from eval import metrics
+from eval.checks import positive_int
 from eval.longtail import N_DECILES, decile_of, head_size, popularity_order
 from eval.progress import progress_bar
-from eval.ranking import Scorer, TopK, as_user_array, iter_topk, positive_int
+from eval.ranking import Scorer, TopK, as_user_array, iter_topk
 from eval.result import EvalResult
 
 __all__ = ["evaluate"]

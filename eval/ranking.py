@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from eval.checks import positive_int
 from eval.progress import progress_bar
 
 __all__ = ["CANDIDATE_LIMIT", "Scorer", "TopK", "as_user_array", "iter_topk", "positive_int", "topk"]
@@ -297,12 +298,3 @@ def topk(
     if not parts:
         return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
     return np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
-
-
-def positive_int(value, name: str) -> int:
-    """``value`` as an int >= 1, else ``TypeError``/``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)

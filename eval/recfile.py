@@ -18,7 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eval.ranking import TopK, positive_int
+from eval.checks import positive_int
+from eval.ranking import TopK
 
 __all__ = ["RecommendationsReport", "read_recommendations"]
 

@@ -14,7 +14,7 @@ import os
 import sys
 import typing
 
-from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes, spark_errors
+from graphrec.cli import EXIT_OK, BadInput, check_disjoint, output_path, print_notes, run_verb, spark_errors
 from kg.artifact import ArtifactError
 from kg.atomic import check_replaceable, claim
 from kg.config import FORMATS, PATH_FIELDS, SPLITS, BuildConfig
@@ -23,7 +23,6 @@ from kg.locks import OutputBusyError
 
 __all__ = ["main", "parser", "run_build"]
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
 def _event_weight(text: str) -> tuple[str, float]:
@@ -131,7 +130,12 @@ def run_build(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the build; returns the exit status (0 built, 2 bad input or settings)."""
-    args = vars(parser().parse_args(argv))
+    errors = (InputError, ValueError, FileExistsError, ArtifactError, OutputBusyError)
+    return run_verb("graphrec.build", parser(), argv, _run, errors=errors)
+
+
+def _run(parsed: argparse.Namespace) -> int:
+    args = vars(parsed)
     out = args.pop("out")
     config_file = args.pop("config", None)
     overwrite = args.pop("overwrite", False)
@@ -139,25 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     engine = args.pop("engine", "default")
     spark_master = args.pop("spark_master", None)
     if spark_master is not None and engine != "spark":
-        print("graphrec.build: error: --spark-master needs --engine spark", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise BadInput("--spark-master needs --engine spark")
     if "event_weights" in args:
         args["event_weights"] = dict(args["event_weights"])
     try:
         config = BuildConfig.from_file(config_file) if config_file else BuildConfig()
         config = config.replace(**args)
     except (TypeError, ValueError) as exc:
-        print(f"graphrec.build: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    try:
-        graph = run_build(config, out, overwrite=overwrite, engine=engine, spark_master=spark_master,
+        raise BadInput(str(exc)) from None
+    graph = run_build(config, out, overwrite=overwrite, engine=engine, spark_master=spark_master,
                       show_progress=not quiet, config_file=config_file)
-    except (BadInput, InputError, ValueError, FileExistsError, ArtifactError, OutputBusyError) as exc:
-        print(f"graphrec.build: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as exc:
-        print(f"graphrec.build: error: {os_error_message(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     if not quiet:
         from kg.summary import format_summary
 

@@ -2,17 +2,83 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional, Sequence, Union
 
-__all__ = ["BadInput", "check_disjoint", "os_error_message", "output_path", "print_notes", "spark_errors"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "BadInput",
+    "check_disjoint",
+    "os_error_message",
+    "output_path",
+    "print_notes",
+    "run_verb",
+    "spark_errors",
+]
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+"""Exit statuses of every verb: done, input or settings the user can fix, interrupted (Ctrl-C)."""
+
+Errors = Union[tuple[type[BaseException], ...], Callable[[], tuple[type[BaseException], ...]]]
 
 
 class BadInput(Exception):
     """Input the user can fix; the entry point prints it as one line and exits with status 2."""
+
+
+def run_verb(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    argv: Optional[Sequence[str]],
+    run: Callable[[argparse.Namespace], int],
+    *,
+    errors: Errors = (),
+    interrupted: Optional[str] = None,
+) -> int:
+    """The ``main()`` of a verb: parse ``argv``, call ``run(args)``, turn what the user can fix into one line.
+
+    ``--help`` and usage errors keep argparse's message and status. :class:`BadInput`,
+    the verb's ``errors`` and :class:`OSError` (as :func:`os_error_message`) print
+    ``"<prog>: error: <message>"`` to stderr and return :data:`EXIT_BAD_INPUT`;
+    anything else is a bug and propagates with its traceback.
+
+    Args:
+        prog: the verb's name in messages (``"graphrec.train"``).
+        parser: the verb's argument parser.
+        argv: the arguments (``None``: ``sys.argv[1:]``).
+        run: does the work and prints the result; returns the exit status.
+        errors: the exception types ``run`` raises for input it rejects, or a function
+            returning them, asked only after a failure (for types whose module
+            ``run`` loads: importing it up front would slow ``--help``).
+        interrupted: what to tell the user on Ctrl-C (status :data:`EXIT_INTERRUPTED`);
+            ``None`` lets ``KeyboardInterrupt`` propagate.
+
+    Returns:
+        the exit status.
+    """
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2) keep argparse's message
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except (BadInput, *(errors() if callable(errors) else errors)) as exc:
+        message = str(exc)
+    except OSError as exc:
+        message = os_error_message(exc)
+    except KeyboardInterrupt:
+        if interrupted is None:
+            raise
+        print(f"{prog}: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 @contextmanager

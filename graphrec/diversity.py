@@ -23,7 +23,7 @@ from typing import Union
 import numpy as np
 import torch
 
-from eval.ranking import positive_int
+from eval.checks import positive_int
 
 __all__ = ["intra_list_diversity", "mmr_rerank"]
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import numpy as np
 
 from eval.result import EvalResult, write_atomic
-from graphrec.cli import BadInput
+from graphrec.cli import EXIT_OK, BadInput, run_verb
 from kg.artifact import ArtifactError
 
 if TYPE_CHECKING:  # torch, pandas and matplotlib load when an evaluation runs, not for --help
@@ -169,29 +169,24 @@ def run(args: argparse.Namespace) -> tuple[EvalResult, list[str], dict]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m graphrec.evaluate``; returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) and usage errors (2) keep argparse's message
-        return int(exc.code or 0)
-    try:
-        result, notes, described = run(args)
-        if args.json is not None:
-            payload = {**result.to_dict(), "split": args.split, "source": described}
-            write_atomic(args.json, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode("utf-8"))
-        if args.report is not None:
-            from eval.report import write_report
+    return run_verb("graphrec.evaluate", build_parser(), argv, _run, errors=(ArtifactError, ValueError))
 
-            name = args.model or args.recommendations
-            write_report(result, args.report, title=f"{Path(name).name} on {args.split}")
-    except (BadInput, ArtifactError, OSError, ValueError) as exc:
-        print(f"graphrec.evaluate: error: {exc}", file=sys.stderr)
-        return 2
+
+def _run(args: argparse.Namespace) -> int:
+    result, notes, described = run(args)
+    if args.json is not None:
+        payload = {**result.to_dict(), "split": args.split, "source": described}
+        write_atomic(args.json, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+    if args.report is not None:
+        from eval.report import write_report
+
+        name = args.model or args.recommendations
+        write_report(result, args.report, title=f"{Path(name).name} on {args.split}")
     print(f"{args.split} split, K={args.k}\n")
     print(result.to_markdown(), end="")
     for note in notes:
         print(f"Note: {note}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from graphrec.artifact import TrainedModel, load_model
-from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes
+from graphrec.cli import EXIT_OK, check_disjoint, output_path, print_notes, run_verb
 from graphrec.embeddings_export import ANN_BACKENDS, write_embeddings
 from graphrec.embeddings_export import FORMAT as EXPORT_FORMAT
 from kg.artifact import ArtifactError
@@ -90,30 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m graphrec.export``; returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        args.out = output_path("--out", args.out)
-        check_disjoint("--out", args.out, {"--model": args.model})
-        with claim(args.out) as notes:
-            print_notes("graphrec.export", notes)
-            check_replaceable(args.out, overwrite=args.overwrite, replaces=EXPORT_FORMAT)
-            manifest = _export(args)
-    except (BadInput, ArtifactError, FileExistsError, ImportError, OutputBusyError, ValueError) as exc:
-        print(f"graphrec.export: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"graphrec.export: error: {os_error_message(exc)}", file=sys.stderr)
-        return 2
+    errors = (ArtifactError, FileExistsError, ImportError, OutputBusyError, ValueError)
+    return run_verb("graphrec.export", build_parser(), argv, _run, errors=errors)
+
+
+def _run(args: argparse.Namespace) -> int:
+    args.out = output_path("--out", args.out)
+    check_disjoint("--out", args.out, {"--model": args.model})
+    with claim(args.out) as notes:
+        print_notes("graphrec.export", notes)
+        check_replaceable(args.out, overwrite=args.overwrite, replaces=EXPORT_FORMAT)
+        manifest = _export(args)
     for name, table in manifest["tables"].items():
         print(f"{name}: {table['rows']:,} x {table['dim']}")
     if manifest.get("ann"):
         print(f"ANN ({manifest['ann'].get('library')}): recall@10 vs exact {manifest['ann'].get('recall_at_10'):.4f}")
     print(f"wrote {args.out}")
-    return 0
+    return EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> dict:

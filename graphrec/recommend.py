@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes, spark_errors
+from graphrec.cli import EXIT_OK, BadInput, check_disjoint, output_path, print_notes, run_verb, spark_errors
 from graphrec.topk_writer import FORMATS, RecommendationWriter, format_from_path
 from kg.artifact import ArtifactError
 from kg.atomic import claim
@@ -199,20 +199,15 @@ def _model_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m graphrec.recommend``; returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    return run_verb(  # UnknownIdError is asked for after a failure: its module loads torch
+        "graphrec.recommend", build_parser(), argv, _run,
+        errors=lambda: (ArtifactError, OutputBusyError, ValueError, *_model_errors()),
+    )  # fmt: skip
+
+
+def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    try:
-        users, rows = run(args)
-    except (BadInput, ArtifactError, OutputBusyError, ValueError, *_model_errors()) as exc:
-        print(f"graphrec.recommend: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"graphrec.recommend: error: {os_error_message(exc)}", file=sys.stderr)
-        return 2
+    users, rows = run(args)
     seconds = time.perf_counter() - started
     print(f"wrote {rows:,} rows for {users:,} users to {args.out} in {seconds:.1f} s")
     if rows < users * args.k:
@@ -221,7 +216,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "fewer than k recommendable items (the sources' candidates less seen and excluded items)",
             file=sys.stderr,
         )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import scipy.sparse as sp
 
+from eval.checks import positive_int
 from eval.progress import progress_bar
-from eval.ranking import Scorer, as_user_array, iter_topk, positive_int
+from eval.ranking import Scorer, as_user_array, iter_topk
 
 __all__ = ["iter_topk_parallel", "map_batches_parallel"]
 

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes
+from graphrec.cli import EXIT_OK, BadInput, check_disjoint, output_path, print_notes, run_verb
 from kg.artifact import ArtifactError
 from kg.atomic import check_replaceable, claim, discard
 from kg.locks import OutputBusyError
@@ -230,23 +230,19 @@ def run_train(
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m graphrec.train``; returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) and usage errors (2) keep argparse's message
-        return int(exc.code or 0)
-    try:
-        run(args)
-    except (BadInput, ArtifactError, ResumeError, FileExistsError, OutputBusyError, ValueError, TypeError) as exc:
-        print(f"graphrec.train: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"graphrec.train: error: {os_error_message(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("graphrec.train: interrupted; rerun the same command with --resume to continue", file=sys.stderr)
-        return 130
-    return 0
+    return run_verb(
+        "graphrec.train",
+        build_parser(),
+        argv,
+        _run,
+        errors=(ArtifactError, ResumeError, FileExistsError, OutputBusyError, ValueError, TypeError),
+        interrupted="interrupted; rerun the same command with --resume to continue",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    run(args)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

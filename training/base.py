@@ -48,6 +48,7 @@ __all__ = [
     "NotFittedError",
     "as_user_index",
     "as_user_items",
+    "extends_arguments",
     "load_state",
     "resolve_device",
     "save_state",
@@ -146,6 +147,33 @@ def as_user_index(users: Any, *, num_users: int, name: str = "users") -> np.ndar
     if index.size and (index.min() < 0 or index.max() >= num_users):
         raise ValueError(f"{name} holds indices outside [0, {num_users}): min {index.min()}, max {index.max()}")
     return index
+
+
+def extends_arguments(cls: type) -> type:
+    """Class decorator for a learner that adds keyword arguments to its base class's.
+
+    ``cls.__init__(self, *, <new or re-defaulted arguments>, **options)`` forwards
+    ``options`` to the base's ``__init__``, so the base's arguments are written once.
+    Its signature, which :meth:`Learner.get_config`, ``repr``, ``help`` and
+    :func:`inspect.signature` read, becomes the base's keyword arguments (with the
+    defaults ``cls`` re-declares) followed by ``cls``'s new ones.
+
+    Raises:
+        TypeError: ``cls.__init__`` does not end in ``**options``, or takes a
+            positional argument besides ``self``.
+    """
+    own = inspect.signature(cls.__init__)
+    self_param, *params = own.parameters.values()
+    if not params or params[-1].kind is not inspect.Parameter.VAR_KEYWORD:
+        raise TypeError(f"{cls.__name__}.__init__ must end in **options to extend its base class's arguments")
+    params = params[:-1]
+    if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in params):
+        raise TypeError(f"{cls.__name__}.__init__ may add keyword-only arguments only")
+    declared = {p.name: p for p in params}
+    _, *inherited = inspect.signature(super(cls, cls).__init__).parameters.values()
+    merged = [declared.pop(p.name, p) for p in inherited]
+    cls.__init__.__signature__ = own.replace(parameters=[self_param, *merged, *declared.values()])
+    return cls
 
 
 class Learner(ImplicitStyle, abc.ABC):

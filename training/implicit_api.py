@@ -34,7 +34,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from eval.ranking import positive_int, topk
+from eval.checks import positive_int
+from eval.ranking import topk
 from kg.graph import Graph
 
 __all__ = ["ImplicitStyle", "graph_for", "implicit_fit"]

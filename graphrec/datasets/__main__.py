@@ -27,6 +27,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from graphrec.cli import EXIT_OK, run_verb
 from graphrec.datasets.synthetic import SyntheticConfig, write_streamed
 
 __all__ = ["config_for", "main"]
@@ -102,28 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    return run_verb("graphrec.datasets", build_parser(), argv, _run, errors=(TypeError, ValueError, FileExistsError))
+
+
+def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    try:
-        config = config_for(
-            args.interactions, users=args.users, items=args.items, topics=args.topics,
-            popularity_exponent=args.popularity_exponent, seed=args.seed,
-        )  # fmt: skip
-        files = write_streamed(config, args.out, overwrite=args.overwrite, show_progress=not args.quiet)
-    except (TypeError, ValueError, FileExistsError) as exc:
-        print(f"graphrec.datasets: error: {exc}", file=sys.stderr)
-        return 2
+    config = config_for(
+        args.interactions, users=args.users, items=args.items, topics=args.topics,
+        popularity_exponent=args.popularity_exponent, seed=args.seed,
+    )  # fmt: skip
+    files = write_streamed(config, args.out, overwrite=args.overwrite, show_progress=not args.quiet)
     if not args.quiet:
         print(
             f"wrote {files.interactions.parent}: {config.num_interactions:,} events, {config.num_users:,} users, "
             f"{config.num_items:,} items, {config.num_creators:,} creators, {config.num_series:,} series "
             f"in {time.perf_counter() - started:.1f} s"
         )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def test_baselines_refuse_use_before_fit_and_bad_input():
         RandomScorer()(np.array([0]))
     with pytest.raises(TypeError, match="user_items must be a scipy sparse"):
         MostPop().fit(np.ones((2, 2)))
-    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         RandomScorer(seed=-1)
     with pytest.raises(ValueError, match="item_ids has 2 entries"):
         MostPop().fit(TRAIN, item_ids=["a", "b"])

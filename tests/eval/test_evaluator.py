@@ -189,8 +189,8 @@ def test_users_argument_restricts_and_skips_users_without_test_items():
     [
         ({"test": TEST[:3]}, ValueError, "train has shape \\(4, 6\\) but test has shape \\(3, 6\\)"),
         ({"k": 7}, ValueError, "k=7 is larger than the catalogue \\(6 items\\)"),
-        ({"k": 0}, ValueError, "k must be >= 1"),
-        ({"k": 2.0}, TypeError, "k must be an int"),
+        ({"k": 0}, ValueError, "k must be an integer >= 1"),
+        ({"k": 2.0}, TypeError, "k must be an integer"),
         ({"item_ids": ITEM_IDS[:5]}, ValueError, "item_ids has 5 entries but train/test have 6"),
         ({"users": [0, 0]}, ValueError, "more than once"),
         ({"users": [9]}, ValueError, "users holds indices outside \\[0, 4\\)"),

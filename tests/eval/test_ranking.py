@@ -116,9 +116,9 @@ def test_nan_scores_are_an_error_unless_masked():
 
 def test_bad_arguments_and_scorer_output():
     good = lambda u: np.zeros((len(u), 4), dtype=np.float32)  # noqa: E731
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
         topk(good, [0], 0)
-    with pytest.raises(TypeError, match="batch_size must be an int"):
+    with pytest.raises(TypeError, match="batch_size must be an integer"):
         topk(good, [0], 1, batch_size=2.5)
     with pytest.raises(ValueError, match="users holds indices outside \\[0, 3\\)"):
         topk(good, [3], 1, exclude=sp.csr_matrix((3, 4)))

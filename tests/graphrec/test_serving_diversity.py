@@ -88,7 +88,7 @@ def test_bad_input():
         mmr_rerank(HAND_ITEMS, HAND_SCORES[:, :2], HAND_VECTORS, 2, 0.5)
     with pytest.raises(ValueError, match="outside"):
         mmr_rerank(np.array([[0, 3]]), np.array([[1.0, 0.5]]), HAND_VECTORS, 2, 0.5)
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
         mmr_rerank(HAND_ITEMS, HAND_SCORES, HAND_VECTORS, 0, 0.5)
     with pytest.raises(ValueError, match="NaN"):
         mmr_rerank(HAND_ITEMS, np.array([[1.0, np.nan, 0.0]]), HAND_VECTORS, 2, 0.5)

@@ -79,7 +79,7 @@ def test_parallel_raises_scorer_errors_and_bad_arguments():
 
     with pytest.raises(ValueError, match="columns"):
         list(iter_topk_parallel(broken, np.arange(70), 5, exclude=seen, batch_size=8, workers=2))
-    with pytest.raises(ValueError, match="workers must be >= 1"):
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
         list(iter_topk_parallel(broken, np.arange(70), 5, workers=0))
     with pytest.raises(ValueError, match="outside"):
         list(iter_topk_parallel(broken, np.arange(71), 5, exclude=seen, workers=2))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -92,6 +94,42 @@ def test_gat_trains_and_keeps_its_config(structured_graph, tmp_path):
 def test_bad_gat_parameters_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GAT(**kwargs)
+
+
+def test_gat_takes_every_graph_learner_argument_once():
+    from training.gnn.learner import GraphLearner
+
+    base = inspect.signature(GraphLearner.__init__).parameters
+    own = inspect.signature(GAT.__init__).parameters
+    assert list(own)[: len(base)] == list(base) and list(own)[len(base) :] == ["heads", "relation_dim"]
+    schedule = {"num_layers": 2, "epochs": 200, "batch_size": 8192, "num_negatives": 4, "patience": 3, "eval_every": 5}
+    for name, parameter in base.items():
+        assert own[name].default == schedule.get(name, parameter.default), name
+    learner = GAT(lr=0.05, use_kg=False, heads=2)
+    assert learner.get_config() == {
+        **{name: p.default for name, p in own.items() if name != "self"}, "lr": 0.05, "use_kg": False, "heads": 2
+    }
+    with pytest.raises(TypeError, match="bogus"):
+        GAT(bogus=1)
+
+
+def test_extends_arguments_wants_keyword_only_arguments_and_options():
+    from training.base import extends_arguments
+    from training.gnn.learner import GraphLearner
+
+    with pytest.raises(TypeError, match="must end in"):
+
+        @extends_arguments
+        class NoOptions(GraphLearner):
+            def __init__(self, *, heads: int = 1) -> None:
+                super().__init__()
+
+    with pytest.raises(TypeError, match="keyword-only"):
+
+        @extends_arguments
+        class Positional(GraphLearner):
+            def __init__(self, heads: int = 1, **options) -> None:
+                super().__init__(**options)
 
 
 @pytest.mark.gpu

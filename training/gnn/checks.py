@@ -1,4 +1,8 @@
-"""Argument checks of the GNN learners: clear errors naming the argument and the value found."""
+"""Argument checks of the GNN learners: clear errors naming the argument and the value found.
+
+The value comes first, then its name, as in :func:`eval.checks.positive_int` (which the
+learners use for integers).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["choice", "digest", "feature_array", "positive_float", "positive_int"]
+__all__ = ["choice", "digest", "feature_array", "positive_float"]
 
 
-def positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    """Raise ``ValueError`` unless ``value`` is an integer (not a bool) ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def positive_float(name: str, value: Any, *, allow_zero: bool = False) -> None:
+def positive_float(value: Any, name: str, *, allow_zero: bool = False) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite number ``> 0`` (``>= 0`` with ``allow_zero``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -24,7 +22,7 @@ def positive_float(name: str, value: Any, *, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
-def choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
@@ -38,7 +36,7 @@ def digest(*arrays: np.ndarray) -> str:
     return hasher.hexdigest()[:16]
 
 
-def feature_array(name: str, features: Any, rows: int, *, allow_missing_rows: bool) -> np.ndarray:
+def feature_array(features: Any, name: str, rows: int, *, allow_missing_rows: bool) -> np.ndarray:
     """Validate a ``[rows, d]`` float feature matrix; all-NaN rows pass when ``allow_missing_rows``."""
     if not isinstance(features, np.ndarray):
         raise TypeError(f"{name} must be a numpy array [{rows}, d], got {type(features).__name__}")

@@ -31,6 +31,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from eval.checks import positive_int
+
 __all__ = ["Shard", "fit_distributed", "main"]
 
 
@@ -122,8 +124,7 @@ def fit_distributed(
     """
     from training.sources import load_source
 
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"nproc must be an integer >= 1, got {nproc!r}")
+    positive_int(nproc, "nproc")
     spec = {
         "learner": learner_config, "graph": os.fspath(graph_path), "splits": list(splits),
         "valid_splits": list(valid_splits), "out": os.fspath(out),

@@ -3,7 +3,8 @@
 A :class:`GraphLearner` is layer-0 embeddings (:mod:`training.gnn.init`) fed
 through an encoder (LightGCN's propagation or the relation-aware GAT) over the
 propagation graph (:mod:`training.gnn.adjacency`), trained with BPR
-(:mod:`training.gnn.trainer`). Subclasses only build the encoder. After ``fit``
+(:mod:`training.gnn.trainer`); the pieces of one fit are in
+:mod:`training.gnn.fitting`. Subclasses only build the encoder. After ``fit``
 (or ``load``) the final propagated embeddings are cached, so scoring never
 propagates again and a loaded learner needs no graph.
 """
@@ -11,6 +12,7 @@ propagates again and a loaded learner needs no graph.
 from __future__ import annotations
 
 import abc
+import functools
 import os
 from typing import Any, ClassVar, Optional, Union
 
@@ -19,40 +21,30 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from eval import evaluate
+from eval.checks import positive_int
 from kg.graph import Graph
 from training.base import Callback, Learner, as_user_index, as_user_items, resolve_device
-from training.gnn.adjacency import (
-    GraphEdges,
-    GraphView,
-    build_edges,
-    compact_entities,
-    normalized_adjacency,
-    to_torch_csr,
+from training.gnn.adjacency import GraphEdges, build_edges, compact_entities, normalized_adjacency, to_torch_csr
+from training.gnn.bpr import NegativeSampler, positive_pairs
+from training.gnn.checks import choice, positive_float
+from training.gnn.fitting import (
+    BPRStep,
+    build_model,
+    final_embeddings,
+    fit_features,
+    fit_fingerprint,
+    full_view,
+    load_warm_start,
+    neighbor_sampler,
+    validation_ndcg,
 )
-from training.gnn.bpr import NegativeSampler, gathered_bpr_loss, positive_pairs
-from training.gnn.checks import choice, digest, feature_array, positive_float, positive_int
-from training.gnn.init import INITS, USER_INITS, NodeEmbedding
-from training.gnn.sampled import NeighborSampler
+from training.gnn.init import INITS, USER_INITS
 from training.gnn.schedule import AUTO, Schedule, check_setting, resolve_schedule, validation_sample
 from training.gnn.trainer import TrainConfig, train
 
 __all__ = ["GraphLearner", "MODES"]
 
 MODES = ("full", "sampled")
-VALIDATION_K = 20
-
-
-class GraphModel(nn.Module):
-    """Layer-0 embeddings followed by an encoder: ``encoder(embedding(nodes), view)``."""
-
-    def __init__(self, embedding: NodeEmbedding, encoder: nn.Module) -> None:
-        super().__init__()
-        self.embedding = embedding
-        self.encoder = encoder
-
-    def forward(self, view: GraphView, nodes: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.encoder(self.embedding(nodes), view)
 
 
 class GraphLearner(Learner):
@@ -92,7 +84,7 @@ class GraphLearner(Learner):
             ("num_layers", num_layers),
             ("num_neighbors", num_neighbors),
         ):
-            positive_int(name, value)
+            positive_int(value, name)
         for name, value in (
             ("epochs", epochs),
             ("batch_size", batch_size),
@@ -100,14 +92,14 @@ class GraphLearner(Learner):
             ("patience", patience),
             ("eval_every", eval_every),
         ):
-            check_setting(name, value)
-        positive_int("seed", seed, minimum=0)
-        positive_float("lr", lr)
-        positive_float("l2", l2, allow_zero=True)
-        positive_float("init_std", init_std)
-        choice("init", init, INITS)
-        choice("user_init", user_init, USER_INITS)
-        choice("mode", mode, MODES)
+            check_setting(value, name)
+        positive_int(seed, "seed", minimum=0)
+        positive_float(lr, "lr")
+        positive_float(l2, "l2", allow_zero=True)
+        positive_float(init_std, "init_std")
+        choice(init, "init", INITS)
+        choice(user_init, "user_init", USER_INITS)
+        choice(mode, "mode", MODES)
         for name, value in (("use_kg", use_kg), ("use_social", use_social)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {value!r}")
@@ -198,7 +190,9 @@ class GraphLearner(Learner):
             valid = as_user_items(valid_items, num_items=num_items, num_users=num_users, name="valid_items")
             valid = validation_sample(valid, seed=self.seed)
         schedule = self.schedule(user_items.nnz)
-        item_features, entity_features = self._check_features(graph, item_features, entity_features)
+        item_features, entity_features = fit_features(
+            graph, item_features, entity_features, init=self.init, use_kg=self.use_kg
+        )
         device = resolve_device(self.device)
         generator = torch.Generator().manual_seed(self.seed)
 
@@ -206,66 +200,27 @@ class GraphLearner(Learner):
         # Entities without edges are left out of the node space (their vectors are zero).
         edges, kept_entities = compact_entities(full_edges)
         layout = edges.layout
-        embedding = NodeEmbedding(
-            layout,
-            self.embedding_dim,
+        model = build_model(
+            edges, lambda: self._make_encoder(edges, generator), embedding_dim=self.embedding_dim,
             item_features=item_features,
             entity_features=None if entity_features is None else entity_features[kept_entities],
-            user_items=user_items,
-            user_init=self.user_init,
-            init_std=self.init_std,
-            generator=generator,
-        )
-        model = GraphModel(embedding, self._make_encoder(edges, generator)).to(device)
+            user_items=user_items, user_init=self.user_init, init_std=self.init_std, generator=generator, device=device,
+        )  # fmt: skip
         if warm_start is not None:
-            self._warm_start(model, warm_start, user_items)
+            load_warm_start(model, warm_start, user_items, learner=self)
         normalized = normalized_adjacency(edges) if self.view_kind == "adjacency" else None
-        full_view = self._full_view(edges, normalized, device)
-
-        def split(final: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return final[: layout.num_users], final[layout.item_offset : layout.entity_offset]
-
-        def validate() -> float:
-            with torch.no_grad():
-                users_final, items_final = split(model(full_view))
-            result = evaluate(
-                lambda batch: users_final[torch.as_tensor(batch, device=device)] @ items_final.T,
-                train=user_items,
-                test=valid,
-                item_ids=graph.item_ids,
-                k=VALIDATION_K,
-            )
-            return result.metrics["ndcg"]
-
-        k = schedule.num_negatives
-
-        def loss_of(nodes: torch.Tensor, rows: torch.Tensor, users: torch.Tensor, items: torch.Tensor,
-                    negatives: torch.Tensor) -> torch.Tensor:  # fmt: skip
-            """BPR of the batch (``rows``: its users, positives, negatives in ``nodes``) plus the L2 term."""
-            size = len(users)
-            users, items, negatives = users.to(device), items.to(device), negatives.to(device)
-            positives, negative_rows = rows[size : 2 * size], rows[2 * size :].view(size, k)
-            penalty = embedding.batch_penalty(users, items, negatives)
-            return gathered_bpr_loss(nodes, rows[:size], positives, negative_rows) + self.l2 * penalty / size
-
-        def batch_nodes(users, items, negatives) -> torch.Tensor:
-            return torch.cat([users, items + layout.item_offset, negatives.flatten() + layout.item_offset])
-
-        if self.mode == "full":
-
-            def step(users, items, negatives):
-                final = model(full_view)
-                return loss_of(final, batch_nodes(users, items, negatives).to(device), users, items, negatives)
-
-        else:
-            sampler = self._sampler(edges, normalized, device)
-
-            def step(users, items, negatives):
-                seeds, inverse = torch.unique(batch_nodes(users, items, negatives), return_inverse=True)
-                sub = sampler.sample(seeds, generator)
-                final = model(sub.view, sub.nodes)
-                return loss_of(final, inverse.to(device), users, items, negatives)
-
+        view = full_view(edges, normalized, device)
+        step = BPRStep(
+            model, layout, num_negatives=schedule.num_negatives, l2=self.l2, device=device, view=view,
+            sampler=None if self.mode == "full" else neighbor_sampler(
+                edges, normalized, num_neighbors=self.num_neighbors, num_layers=self.num_layers, device=device
+            ),
+            generator=generator,
+        )  # fmt: skip
+        validate = None if valid is None else functools.partial(
+            validation_ndcg, model, view, layout, user_items=user_items, valid=valid, item_ids=graph.item_ids,
+            device=device,
+        )  # fmt: skip
         pair_users, pair_items = positive_pairs(user_items)
         progress = train(
             model,
@@ -273,26 +228,20 @@ class GraphLearner(Learner):
             users=pair_users,
             items=pair_items,
             sampler=NegativeSampler(user_items, schedule.num_negatives),
-            validate=validate if valid is not None else None,
+            validate=validate,
             config=TrainConfig(
-                epochs=schedule.epochs,
-                batch_size=schedule.batch_size,
-                lr=self.lr,
-                eval_every=schedule.eval_every,
+                epochs=schedule.epochs, batch_size=schedule.batch_size, lr=self.lr, eval_every=schedule.eval_every,
                 patience=schedule.patience,
-            ),
+            ),  # fmt: skip
             generator=generator,
             checkpoint_dir=checkpoint_dir,
-            fingerprint=self._fingerprint(user_items, edges, item_features, entity_features, warm_start),
+            fingerprint=fit_fingerprint(self, user_items, edges, item_features, entity_features, warm_start),
             show_progress=show_progress,
             callback=callback,
         )
-        with torch.no_grad():
-            final = model(full_view)
-        self.user_factors_, self.item_factors_ = (t.contiguous() for t in split(final))
-        entity_factors = final.new_zeros(full_edges.layout.num_entities, final.shape[1])
-        entity_factors[torch.from_numpy(kept_entities).to(final.device)] = final[layout.entity_offset :]
-        self.entity_factors_ = entity_factors
+        self.user_factors_, self.item_factors_, self.entity_factors_ = final_embeddings(
+            model, view, layout, kept_entities, num_entities=full_edges.layout.num_entities
+        )
         self.parameters_ = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.best_epoch_ = progress.best_epoch
         self.history_ = progress.history
@@ -308,83 +257,6 @@ class GraphLearner(Learner):
             num_pairs, batch_size=self.batch_size, num_negatives=self.num_negatives, epochs=self.epochs,
             eval_every=self.eval_every, patience=self.patience,
         )  # fmt: skip
-
-    def _full_view(self, edges: GraphEdges, normalized: Optional[sp.csr_matrix], device: torch.device) -> GraphView:
-        n = edges.layout.num_nodes
-        if self.view_kind == "adjacency":
-            return GraphView(num_nodes=n, adjacency=to_torch_csr(normalized, device), symmetric=True)
-        return GraphView(
-            num_nodes=n,
-            edge_index=edges.edge_index().to(device),
-            edge_type=torch.from_numpy(edges.edge_type).to(device),
-        )
-
-    def _sampler(self, edges: GraphEdges, normalized: Optional[sp.csr_matrix], device: torch.device) -> NeighborSampler:
-        weighted = self.view_kind == "adjacency"
-        return NeighborSampler(
-            normalized if weighted else edges.target_csr(),
-            edge_type=None if weighted else edges.edge_type,
-            num_neighbors=self.num_neighbors,
-            num_layers=self.num_layers,
-            weighted=weighted,
-            device=device,
-        )
-
-    def _warm_start(self, model: GraphModel, warm: "GraphLearner", user_items: sp.csr_matrix) -> None:
-        """Load ``warm``'s layer-0 parameters into ``model``; start its unseen users as ``user_init`` says."""
-        if type(warm) is not type(self) or not warm.is_fitted:
-            raise ValueError(f"warm_start must be a fitted {type(self).__name__}, got {warm!r}")
-        current = model.state_dict()
-        stored = warm.parameters_
-        mismatch = sorted(
-            key for key in set(current) | set(stored)
-            if key not in current or key not in stored or tuple(current[key].shape) != tuple(stored[key].shape)
-        )  # fmt: skip
-        if mismatch:
-            raise ValueError(
-                f"warm_start's parameters do not fit this model (differ in {mismatch}); it must be fitted on the "
-                "same graph with the same embedding_dim, num_layers, init, use_kg and use_social"
-            )
-        device = next(model.parameters()).device
-        model.load_state_dict({key: value.to(device) for key, value in stored.items()})
-        counts = np.diff(user_items.indptr)
-        seen = getattr(warm, "user_counts_", None)
-        unseen = (counts > 0) & (np.ones_like(counts, bool) if seen is None else np.asarray(seen) == 0)
-        if self.user_init == "mean_items" and unseen.any():
-            model.embedding.start_users_at_item_means(user_items, unseen)
-
-    def _fingerprint(self, user_items, edges, item_features, entity_features, warm_start=None) -> dict[str, Any]:
-        config = {k: v for k, v in self.get_config().items() if k != "device"}
-        warm = None
-        if warm_start is not None:
-            params = warm_start.parameters_
-            warm = digest(*(params[key].detach().cpu().numpy() for key in sorted(params)))
-        return {
-            "warm_start": warm,
-            "learner": self.name,
-            "config": config,
-            "interactions": digest(user_items.indptr, user_items.indices),
-            "edges": digest(edges.src, edges.dst, edges.edge_type),
-            "item_features": None if item_features is None else digest(item_features),
-            "entity_features": None if entity_features is None else digest(entity_features),
-        }
-
-    # -- validation ---------------------------------------------------------------------
-    def _check_features(self, graph: Graph, item_features: Any, entity_features: Any):
-        if self.init == "random":
-            return None, None
-        if item_features is None:
-            raise ValueError(
-                f"init='text' needs item_features [num_items={graph.num_items}, d] (the text encoder's item "
-                "embeddings); pass them to fit() or construct the learner with init='random'"
-            )
-        item_features = feature_array("item_features", item_features, graph.num_items, allow_missing_rows=False)
-        if entity_features is not None:
-            entity_features = feature_array(
-                "entity_features", entity_features, graph.num_entities, allow_missing_rows=True
-            )
-        # Without knowledge edges there are no entity nodes to describe.
-        return item_features, entity_features if self.use_kg else None
 
     # -- scoring ------------------------------------------------------------------------
     def _factor_device(self) -> torch.device:

@@ -53,7 +53,7 @@ VALIDATION_USERS = 3000
 Setting = Union[int, str]
 
 
-def check_setting(name: str, value: Any) -> None:
+def check_setting(value: Any, name: str) -> None:
     """Raise ``ValueError`` unless ``value`` is ``"auto"`` or an integer ``>= 1``."""
     if value == AUTO:
         return

@@ -15,24 +15,23 @@ call that computed something new, written atomically).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
+from eval.checks import positive_int
 from eval.progress import progress_bar, quiet_library_bars
 from kg.artifact import atomic_dir, atomic_file
+from training.text.prefix import PrefixCache, check_texts, swapped_blocks, transformer_blocks
 
 __all__ = ["PrefixCache", "TextEncoder", "default_model_path", "mean_pool"]
 
 _KEY_BYTES = 32
-PREFIX_CACHE_BYTES = 256 * 2**20
-"""Default memory budget of a :class:`PrefixCache` (hidden states kept, padding dropped)."""
 
 
 def default_model_path() -> Path:
@@ -68,116 +67,6 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return torch.nn.functional.normalize(pooled, p=2, dim=-1)
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise TypeError("texts must be a sequence of strings, got a single str; wrap it in a list")
-    texts = list(texts)
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{index}] must be a str, got {type(text).__name__} ({text!r})")
-    return texts
-
-
-def _blocks(model: torch.nn.Module) -> Optional[torch.nn.ModuleList]:
-    """The transformer blocks of a BERT-family model (``model.encoder.layer``), or ``None``."""
-    encoder = getattr(model, "encoder", None)
-    layers = getattr(encoder, "layer", None)
-    if isinstance(layers, torch.nn.ModuleList) and len(layers) and hasattr(model, "embeddings"):
-        return layers
-    return None
-
-
-class _Passthrough(torch.nn.Module):
-    """Stands in for a model's embedding layer: hands ``inputs_embeds`` (prefix states) on unchanged."""
-
-    def forward(self, inputs_embeds: torch.Tensor, **_: object) -> torch.Tensor:
-        return inputs_embeds
-
-
-@contextlib.contextmanager
-def _swapped(model: torch.nn.Module, *, blocks: Sequence[torch.nn.Module], embeddings: bool) -> Iterator[None]:
-    """Run ``model`` with only ``blocks`` (and, if not ``embeddings``, no embedding layer)."""
-    encoder = model.encoder
-    saved_layers, saved_embeddings = encoder.layer, model.embeddings
-    encoder.layer = torch.nn.ModuleList(blocks)
-    if not embeddings:
-        model.embeddings = _Passthrough()
-    try:
-        yield
-    finally:
-        encoder.layer, model.embeddings = saved_layers, saved_embeddings
-
-
-class PrefixCache:
-    """Hidden states of texts after the encoder's first ``split`` transformer blocks.
-
-    Fine-tuning only the top blocks leaves the embeddings and the lower blocks
-    unchanged, so their output for a text is computed once (in eval mode, without
-    gradients) and every later step, and the final embedding, runs only the top
-    blocks (:meth:`TextEncoder.encode_from`). States are kept per text with the
-    padding dropped, up to ``budget_bytes``; texts beyond it are recomputed when asked.
-    The cache is valid while the frozen weights are unchanged (:meth:`valid`).
-
-    Args:
-        encoder: the encoder whose lower blocks produce the states.
-        split: blocks below the cut (``1 <= split < encoder.num_blocks``).
-        max_length: tokens per text.
-        budget_bytes: memory for stored states.
-
-    Raises:
-        ValueError: the encoder cannot be split, or ``split`` is out of range.
-    """
-
-    def __init__(
-        self, encoder: "TextEncoder", split: int, *, max_length: int, budget_bytes: int = PREFIX_CACHE_BYTES
-    ) -> None:
-        if not encoder.splittable:
-            raise ValueError(f"{encoder!r} cannot be split into lower and upper blocks")
-        if not 1 <= split < encoder.num_blocks:
-            raise ValueError(f"split must be in [1, {encoder.num_blocks - 1}], got {split!r}")
-        self.encoder = encoder
-        self.split = int(split)
-        self.max_length = int(max_length)
-        self.budget_bytes = int(budget_bytes)
-        self.stored_bytes = 0
-        self._states: dict[str, torch.Tensor] = {}
-        self._digest = self._frozen_digest()
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-    def _frozen_digest(self) -> str:
-        digest = hashlib.sha256()
-        modules = [self.encoder.model.embeddings, *list(_blocks(self.encoder.model))[: self.split]]
-        for module in modules:
-            for tensor in module.state_dict().values():
-                digest.update(tensor.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy().data)
-        return digest.hexdigest()
-
-    def valid(self) -> bool:
-        """Whether the embeddings and lower blocks still hold the weights the states came from."""
-        return self._frozen_digest() == self._digest
-
-    def states(self, texts: Sequence[str], keep: Optional[Sequence[bool]] = None) -> list[torch.Tensor]:
-        """The ``[tokens_i, d]`` prefix state of each text; computes the missing ones.
-
-        Args:
-            texts: the texts.
-            keep: per text, whether a newly computed state is stored (within the
-                budget); ``None`` stores every one.
-        """
-        texts = _check_texts(texts)
-        missing = sorted({text for text in texts if text not in self._states})
-        fresh = dict(zip(missing, self.encoder.prefix_states(missing, self.split, max_length=self.max_length)))
-        wanted = {text for i, text in enumerate(texts) if keep is None or keep[i]}
-        for text, state in fresh.items():
-            size = state.numel() * state.element_size()
-            if text in wanted and self.stored_bytes + size <= self.budget_bytes:
-                self._states[text] = state
-                self.stored_bytes += size
-        return [self._states[text] if text in self._states else fresh[text] for text in texts]
-
-
 class TextEncoder:
     """A transformers encoder that turns texts into unit vectors.
 
@@ -210,9 +99,8 @@ class TextEncoder:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        for arg, value in (("max_length", max_length), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
+        positive_int(max_length, "max_length")
+        positive_int(batch_size, "batch_size")
         source = str(default_model_path() if model is None else model)
         try:
             with quiet_library_bars():  # transformers' own "Loading weights" bar and load report
@@ -277,7 +165,7 @@ class TextEncoder:
     def text_keys(self, texts: Sequence[str]) -> list[bytes]:
         """The cache key (32-byte sha256) of each text under this encoder and ``max_length``."""
         prefix = f"{self.fingerprint}\0{self.max_length}\0".encode()
-        return [hashlib.sha256(prefix + text.encode("utf-8")).digest() for text in _check_texts(texts)]
+        return [hashlib.sha256(prefix + text.encode("utf-8")).digest() for text in check_texts(texts)]
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], *, max_length: Optional[int] = None) -> torch.Tensor:
@@ -292,7 +180,7 @@ class TextEncoder:
         Shapes:
             ``[len(texts), dim]`` float32 on :attr:`device`, rows of unit length.
         """
-        batch = self._tokenize(_check_texts(texts), max_length)
+        batch = self._tokenize(check_texts(texts), max_length)
         hidden = self.model(**batch).last_hidden_state
         return mean_pool(hidden.float(), batch["attention_mask"])
 
@@ -300,7 +188,7 @@ class TextEncoder:
     @property
     def num_blocks(self) -> int:
         """Transformer blocks of a BERT-family model (0: the model cannot be split)."""
-        blocks = _blocks(self.model)
+        blocks = transformer_blocks(self.model)
         return 0 if blocks is None else len(blocks)
 
     @property
@@ -331,14 +219,14 @@ class TextEncoder:
         Shapes:
             one ``[tokens_i, d]`` float32 tensor per text, on :attr:`device`.
         """
-        texts = _check_texts(texts)
-        blocks = list(_blocks(self.model))
+        texts = check_texts(texts)
+        blocks = list(transformer_blocks(self.model))
         out: list[Optional[torch.Tensor]] = [None] * len(texts)
         order = np.argsort([len(text) for text in texts], kind="stable")
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode(), _swapped(self.model, blocks=blocks[:split], embeddings=True):
+            with torch.inference_mode(), swapped_blocks(self.model, blocks=blocks[:split], embeddings=True):
                 for start in range(0, len(texts), self.batch_size):
                     rows = order[start : start + self.batch_size]
                     batch = self._tokenize([texts[i] for i in rows], max_length)
@@ -359,7 +247,7 @@ class TextEncoder:
         lengths = torch.tensor([len(state) for state in states], device=self.device)
         padded = torch.nn.utils.rnn.pad_sequence(list(states), batch_first=True)
         mask = (torch.arange(padded.shape[1], device=self.device)[None, :] < lengths[:, None]).long()
-        with _swapped(self.model, blocks=list(_blocks(self.model))[split:], embeddings=False):
+        with swapped_blocks(self.model, blocks=list(transformer_blocks(self.model))[split:], embeddings=False):
             hidden = self.model(inputs_embeds=padded, attention_mask=mask).last_hidden_state
         return mean_pool(hidden.float(), mask)
 
@@ -386,7 +274,7 @@ class TextEncoder:
         Raises:
             TypeError: ``texts`` is a single string or holds a non-string.
         """
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         keys = self.text_keys(texts)
         self._load_disk_cache()
         todo: dict[bytes, str] = {}

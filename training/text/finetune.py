@@ -21,7 +21,7 @@ are masked out. Anchors are drawn with probability proportional to
 Only the top ``train_layers`` transformer blocks are updated by default: the frozen
 lower layers keep the general language knowledge that cold items depend on, and
 their output for a text never changes, so it is computed once
-(:class:`~training.text.encoder.PrefixCache`: the most-drawn texts first, within a
+(:class:`~training.text.prefix.PrefixCache`: the most-drawn texts first, within a
 memory budget) and every step runs only the top blocks. The cache stays on the encoder
 (``encoder.prefix``), so the embedding pass after fine-tuning runs only the top
 blocks too. The step plan (anchors and positives) is drawn up front, which is what
@@ -39,14 +39,41 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from eval.checks import positive_int
 from eval.progress import progress_bar
 from kg.graph import Graph
 from training.base import Callback, ModelFitError, as_user_items
-from training.text.encoder import PrefixCache, TextEncoder
+from training.text.encoder import TextEncoder
 from training.text.neighbours import co_interaction_neighbours
+from training.text.prefix import PrefixCache
 from training.text.templates import item_texts
 
-__all__ = ["FineTuneConfig", "FineTuneReport", "fine_tune", "info_nce", "trainable_parameters"]
+__all__ = [
+    "AUTO_FINE_TUNE_STEPS",
+    "FineTuneConfig",
+    "FineTuneReport",
+    "auto_fine_tune_steps",
+    "fine_tune",
+    "info_nce",
+    "trainable_parameters",
+]
+
+
+AUTO_FINE_TUNE_PASSES = 2
+"""``fine_tune_steps="auto"``: anchors drawn per item with text (steps = passes x items / batch)."""
+AUTO_FINE_TUNE_STEPS = (20, 200)
+"""Bounds of the automatic step count: at least a warm-up's worth, at most the fixed budget of old."""
+
+
+def auto_fine_tune_steps(num_text_items: int, batch_size: int) -> int:
+    """Fine-tuning steps sized to the catalogue: ``passes * items / batch``, within :data:`AUTO_FINE_TUNE_STEPS`.
+
+    Zero when no item has text.
+    """
+    if num_text_items < 2:
+        return 0
+    low, high = AUTO_FINE_TUNE_STEPS
+    return int(min(high, max(low, math.ceil(AUTO_FINE_TUNE_PASSES * num_text_items / batch_size))))
 
 
 @dataclass(frozen=True)
@@ -88,8 +115,7 @@ class FineTuneConfig:
             value = getattr(self, name)
             if optional and value is None:
                 return
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"FineTuneConfig.{name} must be an integer >= {low}, got {value!r}")
+            positive_int(value, f"FineTuneConfig.{name}", minimum=low)
 
         integer("steps", 0)
         integer("batch_size", 2)

@@ -23,41 +23,33 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
-import math
 import warnings
+from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from eval.checks import positive_int
 from kg.graph import Graph
 from training.base import Callback, GraphrecWarning, Learner, as_user_index, as_user_items
 from training.neighbors import csr_from_state, csr_state, sparse_times
 from training.text.encoder import TextEncoder
-from training.text.finetune import FineTuneConfig, FineTuneReport, fine_tune
+from training.text.finetune import (
+    AUTO_FINE_TUNE_STEPS,
+    FineTuneConfig,
+    FineTuneReport,
+    auto_fine_tune_steps,
+    fine_tune,
+)
+from training.text.neighbours import text_neighbours
 from training.text.templates import ItemTextTemplate, item_texts
 
 __all__ = ["TextLearner"]
 
 _PROFILES = ("mean", "knn")
 _ENCODER_DIR = "encoder"
-AUTO_FINE_TUNE_PASSES = 2
-"""``fine_tune_steps="auto"``: anchors drawn per item with text (steps = passes x items / batch)."""
-AUTO_FINE_TUNE_STEPS = (20, 200)
-"""Bounds of the automatic step count: at least a warm-up's worth, at most the fixed budget of old."""
-
-
-def auto_fine_tune_steps(num_text_items: int, batch_size: int) -> int:
-    """Fine-tuning steps sized to the catalogue: ``passes * items / batch``, within :data:`AUTO_FINE_TUNE_STEPS`.
-
-    Zero when no item has text.
-    """
-    if num_text_items < 2:
-        return 0
-    low, high = AUTO_FINE_TUNE_STEPS
-    return int(min(high, max(low, math.ceil(AUTO_FINE_TUNE_PASSES * num_text_items / batch_size))))
 
 
 def embed_texts(encoder: TextEncoder, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
@@ -74,27 +66,6 @@ def embed_texts(encoder: TextEncoder, texts: Sequence[str], *, show_progress: bo
     return vectors
 
 
-def _text_knn(item_vectors: np.ndarray, neighbours: int, chunk_size: int = 2048) -> sp.csr_matrix:
-    """Item x item CSR of each item's ``neighbours`` most cosine-similar items (positive only)."""
-    vectors = torch.as_tensor(item_vectors)
-    num_items = len(vectors)
-    top = min(neighbours, num_items - 1)
-    rows, cols, vals = [], [], []
-    for start in range(0, num_items, chunk_size):
-        sims = vectors[start : start + chunk_size] @ vectors.T
-        block = torch.arange(len(sims))
-        sims[block, block + start] = -np.inf
-        values, index = torch.topk(sims, top, dim=1)
-        rows.append(np.repeat(np.arange(start, start + len(sims)), top))
-        cols.append(index.reshape(-1).numpy())
-        vals.append(values.reshape(-1).numpy())
-    rows, cols, vals = (np.concatenate(x) if x else np.zeros(0) for x in (rows, cols, vals))
-    keep = vals > 0
-    return sp.csr_matrix(
-        (vals[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(num_items, num_items), dtype=np.float32
-    )
-
-
 class TextLearner(Learner):
     """Content-based recommender over (optionally fine-tuned) text embeddings.
 
@@ -108,7 +79,7 @@ class TextLearner(Learner):
         profile: ``"mean"`` or ``"knn"`` (module docstring).
         neighbours: text neighbours per item for ``profile="knn"``.
         fine_tune_steps: contrastive fine-tuning steps before embedding; 0 skips it;
-            ``"auto"`` sizes them to the catalogue (:func:`auto_fine_tune_steps`).
+            ``"auto"`` sizes them to the catalogue (:func:`~training.text.finetune.auto_fine_tune_steps`).
         fine_tune_batch_size: pairs per fine-tuning step.
         fine_tune_learning_rate: AdamW peak learning rate.
         fine_tune_temperature: InfoNCE temperature.
@@ -153,8 +124,7 @@ class TextLearner(Learner):
             ("neighbours", neighbours, 1),
             ("seed", seed, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
+            positive_int(value, arg, minimum=low)
         if template is not None:
             ItemTextTemplate(template=template)  # fails early on a malformed template
         self.model = None if model is None else str(model)
@@ -291,7 +261,7 @@ class TextLearner(Learner):
         if self.profile == "mean":
             self.user_vectors_ = self._profiles(user_items)
         else:  # the text neighbours depend on the vectors only: a new history reuses them
-            self.knn_ = _text_knn(self.item_vectors_, self.neighbours) if knn is None else knn
+            self.knn_ = text_neighbours(self.item_vectors_, self.neighbours) if knn is None else knn
 
     def _profiles(self, user_items: sp.csr_matrix) -> np.ndarray:
         summed = np.asarray(user_items @ self.item_vectors_, dtype=np.float32)

@@ -6,7 +6,9 @@ Their strength is the cosine of the items' binary user columns,
 not every item's nearest neighbour. The same matrix gives fine-tuning its positive
 pairs and the benchmarks their ground truth, and :func:`neighbour_recall` scores a
 set of item vectors against it with :func:`eval.evaluate`, treating items as the
-evaluator's "users".
+evaluator's "users". :func:`text_neighbours` is the text side's own neighbour list: each
+item's most cosine-similar items by text vector (:class:`~training.text.TextLearner`'s
+``profile="knn"``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import scipy.sparse as sp
 import torch
 
 from eval import EvalResult, evaluate
+from eval.checks import positive_int
 from training.base import as_user_items
 from training.knn import _top_neighbors
 
-__all__ = ["co_interaction_neighbours", "neighbour_recall"]
+__all__ = ["co_interaction_neighbours", "neighbour_recall", "text_neighbours"]
 
 
 def co_interaction_neighbours(user_items: sp.csr_matrix, *, top: int = 50, chunk_size: int = 2048) -> sp.csr_matrix:
@@ -43,9 +46,8 @@ def co_interaction_neighbours(user_items: sp.csr_matrix, *, top: int = 50, chunk
         TypeError: ``user_items`` is not scipy sparse.
         ValueError: ``top``/``chunk_size`` < 1, or bad ``user_items`` values.
     """
-    for arg, value in (("top", top), ("chunk_size", chunk_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
+    positive_int(top, "top")
+    positive_int(chunk_size, "chunk_size")
     binary = as_user_items(user_items).astype(bool).astype(np.float32)
     item_users = binary.T.tocsr()
     degree = np.asarray(binary.sum(axis=0)).ravel()
@@ -104,3 +106,24 @@ def neighbour_recall(
         return vectors[torch.as_tensor(items)] @ vectors.T
 
     return evaluate(scorer, train=identity, test=truth, item_ids=item_ids, k=k, users=queries)
+
+
+def text_neighbours(item_vectors: np.ndarray, neighbours: int, chunk_size: int = 2048) -> sp.csr_matrix:
+    """Item x item CSR of each item's ``neighbours`` most cosine-similar items (positive only)."""
+    vectors = torch.as_tensor(item_vectors)
+    num_items = len(vectors)
+    top = min(neighbours, num_items - 1)
+    rows, cols, vals = [], [], []
+    for start in range(0, num_items, chunk_size):
+        sims = vectors[start : start + chunk_size] @ vectors.T
+        block = torch.arange(len(sims))
+        sims[block, block + start] = -np.inf
+        values, index = torch.topk(sims, top, dim=1)
+        rows.append(np.repeat(np.arange(start, start + len(sims)), top))
+        cols.append(index.reshape(-1).numpy())
+        vals.append(values.reshape(-1).numpy())
+    rows, cols, vals = (np.concatenate(x) if x else np.zeros(0) for x in (rows, cols, vals))
+    keep = vals > 0
+    return sp.csr_matrix(
+        (vals[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(num_items, num_items), dtype=np.float32
+    )

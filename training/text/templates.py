@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import pandas as pd
 
+from eval.checks import positive_int
 from kg.graph import ENTITY, ITEM, Graph
 
 __all__ = ["ItemTextTemplate", "entity_texts", "item_texts", "opaque_entities"]
@@ -226,8 +227,7 @@ def entity_texts(graph: Graph, *, max_neighbours: int = 8) -> list[str]:
     Raises:
         ValueError: ``max_neighbours`` < 0.
     """
-    if isinstance(max_neighbours, bool) or not isinstance(max_neighbours, (int, np.integer)) or max_neighbours < 0:
-        raise ValueError(f"max_neighbours must be an integer >= 0, got {max_neighbours!r}")
+    positive_int(max_neighbours, "max_neighbours", minimum=0)
     names = graph.entities["name"].astype("string").fillna("").to_numpy(dtype=object)
     readable = ~opaque_entities(graph)
     rendering = ItemTextTemplate.for_graph(graph)
