@@ -79,6 +79,7 @@ def write_model(
     from kg.graph import FORMAT as GRAPH_FORMAT
     from kg.graph import FORMAT_VERSION as GRAPH_VERSION
     from training.base import Learner
+    from training.source_names import Source
 
     with atomic_dir(out, overwrite=overwrite, replaces=FORMAT) as tmp:
         shutil.copytree(graph_dir, tmp / "graph")
@@ -116,7 +117,7 @@ def write_model(
                 "counts": graph_manifest.get("counts", {}),
                 "sources": sorted(result.final.sources),
                 "shipped_sources": sorted(n for n, s in result.final.sources.items() if isinstance(s, Learner)),
-                "popularity_source": "pop" in result.final.sources,
+                "popularity_source": Source.POP in result.final.sources,
                 "ranker": result.ranker is not None,
                 "history_splits": list(HISTORY_SPLITS),
                 "metrics": result.metrics,
@@ -159,10 +160,11 @@ class TrainedModel:
         """The model's row scorer: the hybrid ranker, or the single source when there is no ranker."""
         if self.ranker is not None:
             return self.ranker.score
-        learners = [name for name in self.sources if name != "pop"]
+        from training.sources import Source, scorer_of
+
+        learners = [name for name in self.sources if name != Source.POP]
         if len(learners) != 1:
             raise ArtifactError(f"{self.path}: no ranker and {len(learners)} sources; cannot choose a scorer")
-        from training.sources import scorer_of
 
         return scorer_of(self.sources[learners[0]])
 
@@ -211,7 +213,7 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
     from eval.baselines import MostPop
     from kg.graph_io import load_graph
     from training.ranker import HybridRanker
-    from training.sources import load_source, scorer_of
+    from training.sources import Source, load_source, scorer_of
 
     graph = load_graph(path / "graph", verify=False)  # its files are covered by the model's checksums
     splits = tuple(manifest.get("history_splits", HISTORY_SPLITS))
@@ -221,7 +223,7 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
     for name in shipped:
         sources[name] = load_source(path / "sources" / name, device=device)
     if manifest.get("popularity_source"):
-        sources["pop"] = MostPop().fit(history, item_ids=graph.item_ids)
+        sources[Source.POP] = MostPop().fit(history, item_ids=graph.item_ids)
     tensors = load_file(str(path / "embeddings.safetensors"))
     item_text, entity_text = tensors.get("item_text"), tensors.get("entity_text")
     ranker = None

@@ -43,14 +43,14 @@ __all__ = ["build_parser", "embedding_tables", "main"]
 def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """``({name: (ids, vectors)}, primary source name)`` of a loaded model."""
     from training.base import Learner  # torch loads only when an export runs
-    from training.sources import embedding_source
+    from training.sources import Source, embedding_source
 
     graph = model.graph
     users, items, entities = (graph.user_ids.astype(str), graph.item_ids.astype(str), graph.entity_ids.astype(str))
     tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    gnn, als = model.sources.get("gnn"), model.sources.get("als")
+    gnn, als = model.sources.get(Source.GNN), model.sources.get(Source.ALS)
     primary = embedding_source(model.sources)  # the same precedence as Recommender.item_vectors
-    if primary == "gnn":
+    if primary == Source.GNN:
         tables["users"] = (users, gnn.user_embeddings())
         tables["items"] = (items, gnn.item_embeddings())
         entity_vectors = gnn.entity_embeddings()
@@ -59,7 +59,7 @@ def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, n
         if isinstance(als, Learner):
             tables["als_users"] = (users, als.user_embeddings())
             tables["als_items"] = (items, als.item_embeddings())
-    elif primary == "als":
+    elif primary == Source.ALS:
         tables["users"] = (users, als.user_embeddings())
         tables["items"] = (items, als.item_embeddings())
     if model.item_text is not None:
@@ -71,7 +71,7 @@ def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, n
             tables["text_entities"] = (np.asarray(entities)[described], model.entity_text[described])
     if not tables:
         raise ValueError(f"{model.path}: the model holds no embeddings (no GNN, ALS or text source)")
-    return tables, primary or "text"  # no learner vectors: the text tables only
+    return tables, primary or Source.TEXT  # no learner vectors: the text tables only
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,8 +32,8 @@ def external_order(ids: pa.Array) -> np.ndarray:
     if pc.all(pc.match_substring_regex(ids, _INTEGER)).as_py():
         # Arrow's cast takes no leading "+": "+4" is the number 4, spelled its own way.
         numbers = pc.cast(pc.replace_substring_regex(ids, r"^\+", ""), pa.int64())
-        table = pa.table({"number": numbers, "text": ids})
-        order = pc.sort_indices(table, sort_keys=[("number", "ascending"), ("text", "ascending")])
+        table = pa.table({"number": numbers, "spelling": ids})
+        order = pc.sort_indices(table, sort_keys=[("number", "ascending"), ("spelling", "ascending")])
     else:
         order = pc.sort_indices(ids)
     return order.to_numpy().astype(np.int64)

@@ -30,6 +30,7 @@ import torch
 
 from kg.graph import Graph
 from training.base import Callback, Learner, ModelFitError, as_user_index, as_user_items
+from training.source_names import Source
 
 __all__ = ["ALS", "confidence_matrix"]
 
@@ -85,7 +86,7 @@ class ALS(Learner):
         ValueError: a hyper-parameter is out of range.
     """
 
-    name = "als"
+    name = Source.ALS
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ import torch
 from kg.graph import Graph
 from training.base import Callback, GraphrecWarning, ModelFitError
 from training.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
+from training.source_names import Source
 
 __all__ = ["AUTO_MAX_ITEMS", "EASE", "FLOAT64_MAX_ITEMS", "ease_memory_bytes"]
 
@@ -86,7 +87,7 @@ class EASE(ItemItemLearner):
         ValueError: a hyper-parameter is out of range.
     """
 
-    name = "ease"
+    name = Source.EASE
 
     def __init__(
         self, *, regularization: float = 500.0, max_items: Union[int, str] = "auto", device: str = "cpu"

@@ -53,6 +53,7 @@ import torch
 from kg.graph import Graph
 from training.base import Callback, Learner, ModelFitError, as_user_index, as_user_items
 from training.neighbors import csr_from_state, csr_state, fit_matrix
+from training.source_names import Source
 from training.spectral import (
     KINDS,
     _degree_scales,
@@ -105,7 +106,7 @@ class GraphFilter(Learner):
         ValueError: a hyper-parameter is out of range.
     """
 
-    name = "graphfilter"
+    name = Source.GRAPHFILTER
     KINDS = KINDS  # the filter families, owned by training.spectral
 
     def __init__(

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from kg.graph import Graph
 from training.base import Callback
 from training.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
+from training.source_names import Source
 
 __all__ = ["SIMILARITIES", "ItemKNN"]
 
@@ -49,7 +50,7 @@ class ItemKNN(ItemItemLearner):
         ValueError: a hyper-parameter is out of range.
     """
 
-    name = "itemknn"
+    name = Source.ITEMKNN
 
     def __init__(
         self,

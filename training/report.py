@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from eval.report import PLOT_FILES
+from training.source_names import Source
 
 __all__ = ["format_report", "metrics_table", "run_name"]
 
@@ -20,12 +21,6 @@ _COLUMNS = (
     ("recall", "Recall"), ("ndcg", "NDCG"), ("tail_recall", "TailRecall"), ("coverage", "Coverage"),
     ("aplt", "APLT"), ("sparse_ndcg", "sparse NDCG"),
 )  # fmt: skip
-
-_NAMES = {
-    "text": "text similarity", "als": "ALS", "itemknn": "item-KNN", "ease": "EASE", "gnn": "GNN",
-    "graphfilter": "graph filter",
-    "pop": "MostPop", "hybrid": "**hybrid**",
-}  # fmt: skip
 
 
 def run_name(graph_dir: str | os.PathLike, *, demo: bool = False) -> str:
@@ -40,6 +35,11 @@ def run_name(graph_dir: str | os.PathLike, *, demo: bool = False) -> str:
     if name.lower() in {"graph", "graphs", ""} and path.parent.name:
         name = f"{path.parent.name}/{name}"
     return name
+
+
+def _label(name: str) -> str:
+    """What the report calls a row: a source's label, the hybrid in bold, an ablation row by its name."""
+    return "**hybrid**" if name == "hybrid" else Source.label_of(name)
 
 
 def _cell(value: Any) -> str:
@@ -70,7 +70,7 @@ def metrics_table(rows: Sequence[tuple[str, Mapping[str, Any]]], k: int) -> str:
     for name, result in rows:
         row = _flat(result)
         cells = " | ".join(_sparse_cell(row) if key == "sparse_ndcg" else _cell(row.get(key)) for key, _ in _COLUMNS)
-        lines.append(f"| {_NAMES.get(name, name)} | {cells} |")
+        lines.append(f"| {_label(name)} | {cells} |")
     return "\n".join(lines)
 
 
@@ -115,12 +115,11 @@ def format_report(
         if threshold is not None:
             lines.append(f"Sparse users: at most {threshold} train items.")
         if "hybrid" in test:
-            best = max((n for n in test if n not in ("hybrid", "pop")), key=lambda n: test[n]["ndcg"], default=None)
+            singles = (n for n in test if n not in ("hybrid", Source.POP))
+            best = max(singles, key=lambda n: test[n]["ndcg"], default=None)
             if best is not None:
                 gain = test["hybrid"]["ndcg"] / max(test[best]["ndcg"], 1e-12) - 1
-                lines.append(
-                    f"Hybrid vs best single source ({_NAMES.get(best, best)}): NDCG@{k} {100 * gain:+.1f}% relative."
-                )
+                lines.append(f"Hybrid vs best single source ({_label(best)}): NDCG@{k} {100 * gain:+.1f}% relative.")
         lines.append("")
     lines += _ablation(ablation, test, k)
     if test:

@@ -20,22 +20,20 @@ from training.gnn import GAT, LightGCN
 from training.graphfilter import GraphFilter
 from training.knn import ItemKNN
 from training.ranker import RankerInputs
+from training.source_names import EMBEDDING_PRECEDENCE, Source
 from training.text import TextLearner
 
-__all__ = ["EMBEDDING_PRECEDENCE", "SOURCE_CLASSES", "Phase", "embedding_source", "load_source", "scorer_of"]
+__all__ = [
+    "EMBEDDING_PRECEDENCE", "SOURCE_CLASSES", "Phase", "Source", "embedding_source", "load_source", "scorer_of",
+]  # fmt: skip
 
 SOURCE_CLASSES: dict[str, type[Learner]] = {
-    "text": TextLearner, "als": ALS, "itemknn": ItemKNN, "ease": EASE, "graphfilter": GraphFilter,
-    "lightgcn": LightGCN, "gat": GAT,
-}  # fmt: skip
-"""Learner class by the ``name`` a saved learner records."""
+    cls.name: cls for cls in (TextLearner, ALS, ItemKNN, EASE, GraphFilter, LightGCN, GAT)
+}
+"""Learner class by the ``name`` a saved learner records (the GNN source's learners: ``lightgcn``, ``gat``)."""
 
 
-EMBEDDING_PRECEDENCE = ("gnn", "als", "text")
-"""Whose vectors stand for the model's items (similarity, diversity, export): the GNN's, else ALS's, else text."""
-
-
-def embedding_source(sources: dict[str, Any]) -> Optional[str]:
+def embedding_source(sources: dict[str, Any]) -> Optional[Source]:
     """The first name of :data:`EMBEDDING_PRECEDENCE` whose source is a learner with item vectors, or ``None``."""
     for name in EMBEDDING_PRECEDENCE:
         source = sources.get(name)
@@ -70,5 +68,5 @@ class Phase:
 
 
 def scorer_of(source: Any) -> Callable[[np.ndarray], Any]:
-    """A learner's ``score`` method, or the source itself when it is callable (``MostPop``)."""
+    """A learner's ``score`` method, or the source itself when it is callable (``MostPop``, :attr:`Source.POP`)."""
     return source.score if isinstance(source, Learner) else source

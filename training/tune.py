@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from eval import evaluate
 from kg.graph import Graph
 from training.base import Learner, sample_at_most
+from training.source_names import Source
 
 __all__ = ["SPACES", "TuneResult", "tune_source"]
 
@@ -116,10 +117,10 @@ def _ease_space(trial, defaults: dict[str, Any]) -> dict[str, Any]:
 
 
 SPACES: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
-    "graphfilter": _graphfilter_space,
-    "als": _als_space,
-    "itemknn": _itemknn_space,
-    "ease": _ease_space,
+    Source.GRAPHFILTER: _graphfilter_space,
+    Source.ALS: _als_space,
+    Source.ITEMKNN: _itemknn_space,
+    Source.EASE: _ease_space,
 }
 """Source name -> a function of ``(optuna trial, configured kwargs)`` giving the trial's settings."""
 
@@ -183,7 +184,7 @@ def tune_source(
     start = time.perf_counter()
     defaults = make().get_config()
     say = log or (lambda line: None)
-    trial_learner = _graphfilter_trials(graph, fit_items, make, defaults) if name == "graphfilter" else None
+    trial_learner = _graphfilter_trials(graph, fit_items, make, defaults) if name == Source.GRAPHFILTER else None
 
     def build(changes: dict[str, Any]) -> Learner:
         if trial_learner is not None:

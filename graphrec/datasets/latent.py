@@ -42,7 +42,7 @@ EVENT_NAMES = ("view", "click", "purchase")
 INTERACTION_SCHEMA = pa.schema(
     [("user_id", pa.string()), ("item_id", pa.string()), ("timestamp", pa.int64()), ("event", pa.string())]
 )
-STREAMS = {"items": 1, "users": 2, "text": 3, "kg": 4, "social": 5, "activity": 6, "events": 7}
+STREAMS = {"items": 1, "users": 2, "item_text": 3, "kg": 4, "social": 5, "activity": 6, "events": 7}
 # Expected events per block; fixed (not tied to chunk_rows) so that the log does not depend on it.
 _BLOCK_EVENTS = 1 << 17
 # Cumulative (view, click) thresholds of the event type; the rest is "purchase".

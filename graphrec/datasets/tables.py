@@ -96,7 +96,7 @@ def _other_topic(topic: np.ndarray, num_topics: int, rng: np.random.Generator) -
 
 def items_table(config: SyntheticConfig, world: World) -> pd.DataFrame:
     """``item_id, title, description, category, tags, price, year`` (one row per item)."""
-    rng = stream(config, "text")
+    rng = stream(config, "item_text")
     topics = TOPICS[: config.num_topics]
     topic, n = world.item_topic, config.num_items
     vocabulary = _Vocabulary([t.words for t in topics])

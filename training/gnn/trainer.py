@@ -23,6 +23,7 @@ from training.base import Callback, ModelFitError
 from training.gnn.bpr import NegativeSampler
 from training.gnn.checkpoint import TrainProgress, load_checkpoint, save_checkpoint
 from training.gnn.distributed import Shard
+from training.source_names import Source
 
 __all__ = ["StepFn", "TrainConfig", "train"]
 
@@ -105,7 +106,7 @@ def train(
             progress, best_state = restored
     num_pairs = len(users)
     bar = progress_bar(
-        total=config.epochs, initial=progress.epoch, desc="gnn", unit="epoch", disable=not show_progress
+        total=config.epochs, initial=progress.epoch, desc=Source.GNN, unit="epoch", disable=not show_progress
     )
     while progress.epoch < config.epochs and not progress.stopped:
         epoch = progress.epoch + 1

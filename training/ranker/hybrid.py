@@ -12,7 +12,7 @@ Typical use (docs/PROTOCOL.md's validation split)::
     ranker = HybridRanker(candidates_per_source=100)
     ranker.prepare(graph, graph.matrix("train", weighted=True),
                    item_text_embeddings=text, history_times=graph.timestamp_matrix("train"))
-    ranker.fit({"als": als.score, "pop": MostPop().fit(fit_matrix)}, users, graph.matrix("valid"))
+    ranker.fit({Source.ALS: als.score, Source.POP: MostPop().fit(fit_matrix)}, users, graph.matrix("valid"))
     # learners refitted on train + valid: new history, new item statistics, same weights
     ranker.prepare(graph, graph.matrix("train", "valid", weighted=True), item_text_embeddings=text,
                    history_times=graph.timestamp_matrix("train", "valid"), source_scorers=refitted)

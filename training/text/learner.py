@@ -35,6 +35,7 @@ from eval.checks import positive_int
 from kg.graph import Graph
 from training.base import Callback, GraphrecWarning, Learner, as_user_index, as_user_items
 from training.neighbors import csr_from_state, csr_state, sparse_times
+from training.source_names import Source
 from training.text.encoder import TextEncoder
 from training.text.finetune import (
     AUTO_FINE_TUNE_STEPS,
@@ -94,7 +95,7 @@ class TextLearner(Learner):
         ValueError: a hyper-parameter is out of range.
     """
 
-    name = "text"
+    name = Source.TEXT
 
     def __init__(
         self,
