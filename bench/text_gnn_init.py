@@ -18,6 +18,11 @@ figures on VALIDATION (train masked). ``--split test`` (the final claim only): t
 same fit, then the pipeline's final phase (a warm refit on train + validation for
 ``training.gnn.schedule.warm_epochs`` epochs), figures on TEST (train + validation
 masked). K = 20, full ranking. One JSON line per run on stdout and appended to ``--out``.
+
+``--summary`` prints the markdown table of ``--out`` instead (per split and variant:
+per-seed figures, mean +- sd over seeds, sd with ddof 1). Rows without ``code`` were
+written before the map moved into training/gnn/init.py, when this script mapped the
+vectors itself (the same map up to the components' signs).
 """
 
 from __future__ import annotations
@@ -42,10 +47,35 @@ def label(variant: str, components: int, scale: float) -> str:
     return name if scale == 1 else f"{name}x{scale:g}"
 
 
+def summary(path: Path) -> str:
+    """Markdown table of the runs in ``path``: NDCG@20 and TailRecall@20 per seed, mean +- sd."""
+    import json
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    groups: dict[tuple[str, str, str], dict[int, dict]] = {}
+    for row in rows:
+        source = "learner" if "code" in row else "bench-side map"
+        groups.setdefault((row["split"], row["variant"], source), {})[row["seed"]] = row  # a rerun replaces
+    lines = [
+        "| split | variant | map in | seeds | NDCG@20 per seed | NDCG@20 mean +- sd | TailRecall@20 per seed "
+        "| TailRecall@20 mean +- sd |",
+        "|---|---|---|---|---|---:|---|---:|",
+    ]
+    for (split, variant, source), by_seed in sorted(groups.items()):
+        seeds = sorted(by_seed)
+        cells = [split, variant, source, " ".join(map(str, seeds))]
+        for key in ("ndcg", "tail_recall"):
+            values = np.array([by_seed[seed][key] for seed in seeds])
+            sd = values.std(ddof=1) if len(values) > 1 else float("nan")
+            cells += [" ".join(f"{v:.4f}" for v in values), f"{values.mean():.4f} +- {sd:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--graph", type=Path, required=True)
-    parser.add_argument("--vectors", type=Path, required=True, help="items.npy + entities.npy (text_stage.py --save)")
+    parser.add_argument("--graph", type=Path)
+    parser.add_argument("--vectors", type=Path, help="items.npy + entities.npy (text_stage.py --save)")
     parser.add_argument("--variant", choices=("text", "random"), default="text")
     parser.add_argument("--components", type=int, default=64, help="text_components (0: centre and scale only)")
     parser.add_argument("--scale", type=float, default=1.0, help="text_scale")
@@ -53,7 +83,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "text_gnn_init.jsonl")
+    parser.add_argument("--summary", action="store_true", help="print the table of --out and exit")
     args = parser.parse_args(argv)
+    if args.summary:
+        print(summary(args.out))
+        return 0
+    if args.graph is None or (args.variant == "text" and args.vectors is None):
+        parser.error("--graph (and --vectors for --variant text) are required unless --summary")
 
     import torch
 

@@ -19,11 +19,14 @@ ablation). Users are free embeddings, either random or (``user_init=
 Why whiten: a sentence encoder puts every text in one narrow cone whose few
 dominant directions carry most of the variance (topic-independent style and
 length); a random ``P`` on the raw vectors spends the items' initial spread on
-those. On ml-100k's validation split, text vectors only centred lost to random
-init, the whitened top-64 components beat it (bench/results/text_gnn_init.md).
+those. On ml-100k's validation split (5 seeds, bench/results/text_gnn_init.md)
+the whitened top-64 map is at least as good as centring alone on NDCG@20 and
+TailRecall@20 means, but neither is distinguishable from random init there.
 The map's mean and basis are persistent buffers, so they are saved with the
-learner and :meth:`training.gnn.learner.GraphLearner.embed_new_items` maps new
-items' text with the very same map.
+learner and :meth:`training.gnn.learner.GraphLearner.embed_new_items` compares
+new items' text with the known items' in the same mapped space (the space the
+model's item vectors were learned from: there the neighbours predict a held-out
+item's vector best).
 """
 
 from __future__ import annotations
