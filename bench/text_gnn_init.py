@@ -61,13 +61,13 @@ def summary(path: Path) -> str:
         "| TailRecall@20 mean +- sd |",
         "|---|---|---|---|---|---:|---|---:|",
     ]
-    for (split, variant, source), by_seed in sorted(groups.items()):
+    for (split, variant, source), by_seed in sorted(groups.items(), key=lambda kv: (kv[0][0] != "valid", kv[0])):
         seeds = sorted(by_seed)
         cells = [split, variant, source, " ".join(map(str, seeds))]
         for key in ("ndcg", "tail_recall"):
             values = np.array([by_seed[seed][key] for seed in seeds])
-            sd = values.std(ddof=1) if len(values) > 1 else float("nan")
-            cells += [" ".join(f"{v:.4f}" for v in values), f"{values.mean():.4f} +- {sd:.4f}"]
+            spread = f" +- {values.std(ddof=1):.4f}" if len(values) > 1 else ""
+            cells += [" ".join(f"{v:.4f}" for v in values), f"{values.mean():.4f}{spread}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
