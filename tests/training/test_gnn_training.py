@@ -14,7 +14,7 @@ from training.base import ModelFitError
 from training.gnn import LightGCN
 from training.gnn.adjacency import NodeLayout
 from training.gnn.bpr import NegativeSampler, bpr_loss, gathered_bpr_loss, positive_pairs
-from training.gnn.init import NodeEmbedding, standardize_features
+from training.gnn.init import NodeEmbedding, apply_text_map, fit_text_map, standardize_features
 from training.gnn.trainer import TrainConfig, train
 
 
@@ -87,15 +87,18 @@ def test_text_init_items_start_at_their_projected_text(structured_graph):
     embedding = _embedding(structured_graph)
     items = embedding.items(None).detach()
     assert torch.count_nonzero(embedding.item) == 0
-    features = torch.from_numpy(standardize_features(text_features(structured_graph)["item_features"]))
+    mean, basis = fit_text_map(text_features(structured_graph)["item_features"])
+    features = torch.from_numpy(apply_text_map(text_features(structured_graph)["item_features"], mean, basis))
     torch.testing.assert_close(items, features @ embedding.item_projection.weight.T.detach())
-    # Items of one topic (same title words) start closer to each other than to other topics.
+    # Items of one topic (same title words) start closer to each other than to other topics
+    # (by less than without whitening, which gives the words that vary within a topic
+    # as much weight as the topic directions: 0.19 here, 0.2+ with text_components=0).
     topic = np.arange(structured_graph.num_items) % 4
     unit = torch.nn.functional.normalize(items, dim=1)
     cosine = (unit @ unit.T).numpy()
     same = cosine[topic[:, None] == topic[None, :]].mean()
     other = cosine[topic[:, None] != topic[None, :]].mean()
-    assert same > other + 0.2, (same, other)
+    assert same > other + 0.1, (same, other)
 
 
 def test_entities_without_text_get_free_vectors_and_described_ones_projections(structured_graph):

@@ -23,7 +23,7 @@ from kg.graph import Graph
 from training.gnn.adjacency import GraphEdges, GraphView, NodeLayout, to_torch_csr
 from training.gnn.bpr import gathered_bpr_loss
 from training.gnn.checks import digest, feature_array
-from training.gnn.init import NodeEmbedding
+from training.gnn.init import TEXT_COMPONENTS, TEXT_SCALE, NodeEmbedding
 from training.gnn.sampled import NeighborSampler
 
 __all__ = [
@@ -68,6 +68,8 @@ def build_model(
     init_std: float,
     generator: torch.Generator,
     device: torch.device,
+    text_components: int = TEXT_COMPONENTS,
+    text_scale: float = TEXT_SCALE,
 ) -> GraphModel:
     """The layer-0 embeddings of ``edges``' nodes, then the encoder ``make_encoder()`` builds, on ``device``.
 
@@ -83,6 +85,8 @@ def build_model(
         user_init=user_init,
         init_std=init_std,
         generator=generator,
+        text_components=text_components,
+        text_scale=text_scale,
     )
     return GraphModel(embedding, make_encoder()).to(device)
 

@@ -4,15 +4,29 @@ With ``init="text"`` an item's (and a described entity's) layer-0 vector is
 
     x_i = P f_i + r_i
 
-where ``f_i`` is its precomputed text embedding (centred, scaled to unit RMS
-norm), ``P`` a learned linear projection shared by all items (entities have
-their own), and ``r_i`` a per-node residual that starts at zero. The residual is
+where ``f_i`` is its precomputed text embedding mapped by a fixed linear map
+(:func:`fit_text_map`: centred, whitened onto its top ``text_components``
+principal components, scaled to RMS norm ``text_scale``), ``P`` a learned linear
+projection shared by all items (entities have their own map and projection), and
+``r_i`` a per-node residual that starts at zero. The residual is
 what the L2 penalty of the batch acts on, so the prior of every item is its text
 position: items with many interactions move away from it as far as their data
 asks, long-tail items with few stay close to it and inherit what ``P`` learned
 from the head. With ``init="random"`` every node has a free ID embedding (the
 ablation). Users are free embeddings, either random or (``user_init=
 "mean_items"``) started at the mean of their items' initial vectors.
+
+Why whiten: a sentence encoder puts every text in one narrow cone whose few
+dominant directions carry most of the variance (topic-independent style and
+length); a random ``P`` on the raw vectors spends the items' initial spread on
+those. On ml-100k's validation split (5 seeds, bench/results/text_gnn_init.md)
+the whitened top-64 map is at least as good as centring alone on NDCG@20 and
+TailRecall@20 means, but neither is distinguishable from random init there.
+The map's mean and basis are persistent buffers, so they are saved with the
+learner and :meth:`training.gnn.learner.GraphLearner.embed_new_items` compares
+new items' text with the known items' in the same mapped space (the space the
+model's item vectors were learned from: there the neighbours predict a held-out
+item's vector best).
 """
 
 from __future__ import annotations
@@ -26,24 +40,102 @@ from torch import nn
 
 from training.gnn.adjacency import NodeLayout
 
-__all__ = ["INITS", "USER_INITS", "NodeEmbedding", "standardize_features"]
+__all__ = [
+    "INITS", "TEXT_COMPONENTS", "TEXT_SCALE", "USER_INITS", "NodeEmbedding", "apply_text_map", "fit_text_map",
+    "standardize_features",
+]  # fmt: skip
 
 INITS = ("text", "random")
 USER_INITS = ("learned", "mean_items")
+# Defaults of the text map, chosen on ml-100k's validation split (bench/results/text_gnn_init.md).
+TEXT_COMPONENTS = 64
+TEXT_SCALE = 1.0
+# Principal directions whose variance is below this share of the largest are noise
+# (or absent: fewer distinct texts than dimensions); whitening would blow them up.
+_RANK_TOLERANCE = 1e-6
 
 
 def standardize_features(features: np.ndarray) -> np.ndarray:
-    """Centre the rows and scale them to unit root-mean-square norm.
-
-    Sentence encoders put every text in one narrow cone; centring removes the
-    shared direction so that projections differ between items from the start.
+    """Centre the rows and scale them to unit root-mean-square norm (the text map with ``components=0``).
 
     Shapes:
         ``[n, d_text]`` to ``[n, d_text]`` float32.
     """
-    centred = features - features.mean(axis=0, keepdims=True)
-    rms = float(np.sqrt((centred**2).sum(axis=1).mean()))
-    return (centred / max(rms, 1e-12)).astype(np.float32)
+    return apply_text_map(features, *fit_text_map(features, components=0, scale=1.0))
+
+
+def fit_text_map(
+    features: np.ndarray, *, components: int = TEXT_COMPONENTS, scale: float = TEXT_SCALE
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed linear map ``f = (x - mean) @ basis`` of the text vectors ``features``.
+
+    ``components > 0``: ``basis`` projects on the top ``components`` principal
+    directions of ``features`` and divides each by its standard deviation
+    (PCA whitening: the mapped rows have identity covariance, up to the factor
+    below), so that no direction of the encoder's cone dominates the projection
+    learned on top of it. Directions with (numerically) no variance are dropped,
+    so fewer than ``components`` columns come back when the texts span fewer.
+    ``components = 0``: no projection; ``basis`` is the identity (the centring
+    and scaling of :func:`standardize_features`).
+
+    Either way the mapped rows are scaled to root-mean-square norm ``scale``
+    (whitened: covariance ``scale**2 / k * I`` over the ``k`` kept components).
+    The eigenvectors' signs are fixed (largest entry positive), so the map is a
+    deterministic function of ``features``.
+
+    Args:
+        features: ``[n, d_text]`` finite text vectors of the fitted nodes.
+        components: principal components kept (0: all, not whitened).
+        scale: RMS norm of the mapped rows.
+
+    Returns:
+        ``(mean [d_text], basis [d_text, k])`` float32, ``k <= min(components, d_text)``
+        (``k = d_text`` for ``components = 0``).
+
+    Raises:
+        ValueError: ``features`` is not a 2-D finite array with a row, or a knob is out of range.
+    """
+    features = np.asarray(features)
+    if features.ndim != 2 or len(features) == 0 or not np.isfinite(features).all():
+        raise ValueError(f"features must be a finite [n >= 1, d] array, got shape {features.shape}")
+    if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or components < 0:
+        raise ValueError(f"components must be an int >= 0, got {components!r}")
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale!r}")
+    x = features.astype(np.float64)
+    mean = x.mean(axis=0)
+    centred = x - mean
+    if components == 0:
+        rms = float(np.sqrt((centred**2).sum(axis=1).mean()))
+        basis = np.eye(x.shape[1]) * (scale / max(rms, 1e-12))
+        return mean.astype(np.float32), basis.astype(np.float32)
+    # Eigen-decomposition of the d x d covariance: O(n d^2), as an SVD of the rows, in less memory.
+    variances, vectors = np.linalg.eigh(centred.T @ centred / len(x))
+    order = np.argsort(variances)[::-1]
+    variances, vectors = variances[order], vectors[:, order]
+    kept = variances > _RANK_TOLERANCE * max(float(variances[0]), 1e-300)
+    k = min(int(components), int(kept.sum()))
+    if k == 0:  # every row is the same text: nothing to whiten, one zero column
+        return mean.astype(np.float32), np.zeros((x.shape[1], 1), np.float32)
+    vectors = vectors[:, :k]
+    signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(k)])
+    basis = vectors * signs / np.sqrt(variances[:k]) * (scale / np.sqrt(k))
+    return mean.astype(np.float32), basis.astype(np.float32)
+
+
+def apply_text_map(features: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """``(features - mean) @ basis`` as float32 (the map of :func:`fit_text_map`).
+
+    Shapes:
+        ``features [n, d_text]``, ``mean [d_text]``, ``basis [d_text, k]`` to ``[n, k]``.
+
+    Raises:
+        ValueError: ``features`` does not have ``d_text`` columns.
+    """
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[1] != len(mean):
+        raise ValueError(f"features must be [n, {len(mean)}] (the fitted text width), got shape {features.shape}")
+    return ((features.astype(np.float64) - mean) @ basis).astype(np.float32)
 
 
 class NodeEmbedding(nn.Module):
@@ -65,6 +157,13 @@ class NodeEmbedding(nn.Module):
             reaches neither the propagation nor the loss, and projecting every
             described entity each step would dominate a step's cost on a large KG.
             ``None``: all.
+        text_components: principal components the text map keeps and whitens
+            (:func:`fit_text_map`; 0: only centre and scale). Items and entities
+            each get their own map, fitted on their own vectors.
+        text_scale: RMS norm of the mapped text vectors.
+
+    Buffers saved in the state dict: ``item_text_mean [d_text]`` and
+    ``item_text_basis [d_text, k]`` (``entity_text_*`` likewise), the fitted maps.
 
     Shapes:
         ``forward(nodes)``: ``[len(nodes), dim]`` (``[num_nodes, dim]`` for ``None``).
@@ -82,6 +181,8 @@ class NodeEmbedding(nn.Module):
         init_std: float,
         generator: torch.Generator,
         connected_entities: Optional[np.ndarray] = None,
+        text_components: int = TEXT_COMPONENTS,
+        text_scale: float = TEXT_SCALE,
     ) -> None:
         super().__init__()
         self.layout = layout
@@ -98,11 +199,17 @@ class NodeEmbedding(nn.Module):
                 linear.weight.copy_(torch.randn(dim, width, generator=generator) * init_std)
             return linear
 
+        def mapped(name: str, features: np.ndarray) -> torch.Tensor:
+            """Fit the text map of ``features``, keep it as ``<name>_text_*`` buffers, return the mapped rows."""
+            mean, basis = fit_text_map(features, components=text_components, scale=text_scale)
+            self.register_buffer(f"{name}_text_mean", torch.from_numpy(mean))
+            self.register_buffer(f"{name}_text_basis", torch.from_numpy(basis))
+            return torch.from_numpy(apply_text_map(features, mean, basis))
+
         self.user = free(layout.num_users)
         if item_features is not None:
-            standardized = torch.from_numpy(standardize_features(item_features))
-            self.register_buffer("item_features", standardized, persistent=False)
-            self.item_projection = projection(item_features.shape[1])
+            self.register_buffer("item_features", mapped("item", item_features), persistent=False)
+            self.item_projection = projection(self.item_features.shape[1])
             self.item = nn.Parameter(torch.zeros(layout.num_items, dim))
         else:
             self.item_features = None
@@ -117,12 +224,8 @@ class NodeEmbedding(nn.Module):
             rows = np.full(layout.num_entities, -1, np.int64)
             rows[described] = np.arange(int(described.sum()))
             self.register_buffer("entity_row", torch.from_numpy(rows), persistent=False)
-            self.register_buffer(
-                "entity_features",
-                torch.from_numpy(standardize_features(entity_features[described])),
-                persistent=False,
-            )
-            self.entity_projection = projection(entity_features.shape[1])
+            self.register_buffer("entity_features", mapped("entity", entity_features[described]), persistent=False)
+            self.entity_projection = projection(self.entity_features.shape[1])
             with torch.no_grad():
                 self.entity[torch.from_numpy(described)] = 0.0
         else:

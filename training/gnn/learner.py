@@ -38,7 +38,7 @@ from training.gnn.fitting import (
     neighbor_sampler,
     validation_ndcg,
 )
-from training.gnn.init import INITS, USER_INITS
+from training.gnn.init import INITS, TEXT_COMPONENTS, TEXT_SCALE, USER_INITS, apply_text_map
 from training.gnn.schedule import AUTO, Schedule, check_setting, resolve_schedule, validation_sample
 from training.gnn.trainer import TrainConfig, train
 
@@ -78,6 +78,8 @@ class GraphLearner(Learner):
         num_neighbors: int = 10,
         seed: int = 0,
         device: str = "auto",
+        text_components: int = TEXT_COMPONENTS,
+        text_scale: float = TEXT_SCALE,
     ) -> None:
         for name, value in (
             ("embedding_dim", embedding_dim),
@@ -97,6 +99,8 @@ class GraphLearner(Learner):
         positive_float(lr, "lr")
         positive_float(l2, "l2", allow_zero=True)
         positive_float(init_std, "init_std")
+        positive_int(text_components, "text_components", minimum=0)
+        positive_float(text_scale, "text_scale")
         choice(init, "init", INITS)
         choice(user_init, "user_init", USER_INITS)
         choice(mode, "mode", MODES)
@@ -123,6 +127,8 @@ class GraphLearner(Learner):
         self.num_neighbors = num_neighbors
         self.seed = seed
         self.device = device
+        self.text_components = text_components
+        self.text_scale = text_scale
 
     # -- to implement -------------------------------------------------------------------
     @abc.abstractmethod
@@ -205,6 +211,7 @@ class GraphLearner(Learner):
             item_features=item_features,
             entity_features=None if entity_features is None else entity_features[kept_entities],
             user_items=user_items, user_init=self.user_init, init_std=self.init_std, generator=generator, device=device,
+            text_components=self.text_components, text_scale=self.text_scale,
         )  # fmt: skip
         if warm_start is not None:
             load_warm_start(model, warm_start, user_items, learner=self)
@@ -305,12 +312,15 @@ class GraphLearner(Learner):
         A new item has no edges, so the graph says nothing about it directly; its text
         says which known items it resembles. Its vector is the softmax-weighted mean of
         the final vectors of its ``neighbours`` most text-similar known items
-        (cosine of the text vectors centred on the catalogue's mean; weights
+        (cosine of the text vectors after the fitted text map of
+        :func:`training.gnn.init.fit_text_map`, saved with the learner: centred on
+        the catalogue's mean and whitened as the GNN's own inputs were; weights
         ``exp(cos / temperature)``), so an item whose text matches a known
         item's lands next to that item, and one between several lands between them.
         (The isolated-node estimate, the learned projection alone, ignores everything
         propagation and the ID residuals learned and drifts away from trained items as
-        training goes on.)
+        training goes on.) A learner saved before the map was kept centres on
+        ``reference``'s mean instead.
 
         Args:
             features: ``[n, d_text]`` text embeddings of the new items.
@@ -323,22 +333,24 @@ class GraphLearner(Learner):
 
         Raises:
             ValueError: the model was fitted with ``init="random"`` (it was never given
-                item text), or ``reference`` does not match the fitted items.
+                item text), or ``reference``/``features`` do not match the fitted items
+                and their text width.
         """
         self._check_fitted()
         if self.parameters_.get("embedding.item_projection.weight") is None:
             raise ValueError(f"{self.name} was fitted with init='random'; it has no text projection for new items")
         items = torch.as_tensor(self.item_embeddings(), dtype=torch.float32)
-        reference = torch.as_tensor(np.asarray(reference, dtype=np.float32))
-        if reference.shape[0] != items.shape[0]:
-            raise ValueError(f"reference has {reference.shape[0]} rows; the model has {items.shape[0]} items")
-        # Centred on the catalogue's mean text vector (as the projection's standardisation
-        # is): encoders give every text a large common component that says nothing.
-        reference = torch.nan_to_num(reference)
-        mean = reference.mean(dim=0, keepdim=True)
-        known = reference - mean
+        reference = np.nan_to_num(np.asarray(reference, dtype=np.float32))
+        if reference.ndim != 2 or reference.shape[0] != items.shape[0]:
+            raise ValueError(f"reference must have {items.shape[0]} rows (one per item), got shape {reference.shape}")
+        mean = self.parameters_.get("embedding.item_text_mean")
+        if mean is None:  # saved before the map was kept: centre only (encoders share a large common component)
+            mean, basis = reference.mean(axis=0), np.eye(reference.shape[1], dtype=np.float32)
+        else:
+            mean, basis = mean.cpu().numpy(), self.parameters_["embedding.item_text_basis"].cpu().numpy()
+        known = torch.from_numpy(apply_text_map(reference, mean, basis))
         known = known / known.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        query = torch.as_tensor(np.asarray(features, dtype=np.float32)) - mean
+        query = torch.from_numpy(apply_text_map(np.asarray(features, dtype=np.float32), mean, basis))
         query = query / query.norm(dim=1, keepdim=True).clamp_min(1e-12)
         sims, top = torch.topk(query @ known.T, min(int(neighbours), items.shape[0]), dim=1)
         weights = torch.softmax(sims / float(temperature), dim=1)

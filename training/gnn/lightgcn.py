@@ -82,6 +82,10 @@ class LightGCN(GraphLearner):
         num_neighbors: in-edges sampled per node and layer in ``"sampled"`` mode.
         seed: seeds every random draw (a private ``torch.Generator``).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
+        text_components: the text vectors are whitened onto this many top principal
+            components before the learned projection (0: only centred and scaled;
+            :func:`training.gnn.init.fit_text_map`).
+        text_scale: root-mean-square norm of the mapped text vectors.
 
     Example:
         >>> model = LightGCN(epochs=50).fit(graph, graph.matrix("train"),
