@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import inspect
 import os
 from typing import Any, ClassVar, Optional, Union
 
@@ -109,26 +110,9 @@ class GraphLearner(Learner):
                 raise TypeError(f"{name} must be a bool, got {value!r}")
         if not isinstance(device, str):
             raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', got {device!r}")
-        self.embedding_dim = embedding_dim
-        self.num_layers = num_layers
-        self.lr = lr
-        self.l2 = l2
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.num_negatives = num_negatives
-        self.init = init
-        self.use_kg = use_kg
-        self.use_social = use_social
-        self.user_init = user_init
-        self.init_std = init_std
-        self.patience = patience
-        self.eval_every = eval_every
-        self.mode = mode
-        self.num_neighbors = num_neighbors
-        self.seed = seed
-        self.device = device
-        self.text_components = text_components
-        self.text_scale = text_scale
+        given = locals()
+        for name in list(inspect.signature(GraphLearner.__init__).parameters)[1:]:  # stored as given
+            setattr(self, name, given[name])
 
     # -- to implement -------------------------------------------------------------------
     @abc.abstractmethod
