@@ -94,11 +94,11 @@ def render(store: dict) -> str:
         "|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for row in rows:
-        counts = row.get("counts", {})
+        pairs = f"{row['counts']['interactions']:,}" if row.get("counts") else ""
         for stage in STAGES:
             wall, peak, rate = _cell(row, stage)
             lines.append(
-                f"| {row['events']:,} | {row['users']:,} | {row['items']:,} | {counts.get('interactions', 0):,} "
+                f"| {row['events']:,} | {row['users']:,} | {row['items']:,} | {pairs} "
                 f"| {LABELS[stage]} | {wall} | {peak} | {rate} |"
             )
     if len(rows) > 1:
@@ -122,6 +122,10 @@ def render(store: dict) -> str:
             parts.append(
                 f"Spark and default artifacts identical (sha256 of {', '.join(PARITY_FILES)}): {row['identical']}"
             )
+        train = row.get("stages", {}).get("train", {}).get("cmd", "")
+        if train:
+            flags = train.split("--stages als", 1)[-1].replace("--device cpu --quiet", "").strip()
+            parts.append(f"train `--stages als {flags}`")
         if row.get("topk_rows"):
             parts.append("top-K rows: " + ", ".join(f"{k} {v:,}" for k, v in row["topk_rows"].items()))
         if row.get("load"):
@@ -141,12 +145,16 @@ def _sha(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _load(results: Path) -> dict:
+    return json.loads(results.read_text()) if results.is_file() else {}
+
+
 def _save(store: dict, results: Path) -> None:
     """Merge this run's rows into the JSON (under a lock: runs of different sizes may share it), then the markdown."""
     results.parent.mkdir(parents=True, exist_ok=True)
     with open(results.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        old = json.loads(results.read_text()) if results.is_file() else {}
+        old = _load(results)
         mine = {r["events"] for r in store.get("rows", [])}
         rows = [r for r in old.get("rows", []) if r["events"] not in mine] + store.get("rows", [])
         _write({**old, **store, "rows": sorted(rows, key=lambda r: r["events"])}, results)
@@ -165,8 +173,8 @@ def _markdown(store: dict) -> str:
         "# Spark build and top-K at 10M / 30M / 100M events (issue 14)\n\n"
         f"Machine: {s.get('cpus')} CPU cores, {s.get('memory_gib')} GiB RAM, shared with other engineers' jobs "
         "(wall times are inflated and noisy; compare within a size). Spark "
-        f"`{s.get('master')}`, driver memory {s.get('driver_memory')}; train: ALS only, "
-        f"{s.get('als_factors')} factors, {s.get('als_iterations')} iterations. Log shape: "
+        f"`{s.get('master')}`, driver memory {s.get('driver_memory')}; train: ALS only (its settings per size in "
+        "the notes under the tables). Log shape: "
         f"{s.get('events_per_user')} events per user, a catalogue of {s.get('items'):,} items, "
         "Zipf popularity (exponent 1), view/click/purchase weighted 1/2/5.\n\n"
         + "Bench commands: "
@@ -181,7 +189,7 @@ def _markdown(store: dict) -> str:
         )
         + ".\n\n"
         + render(store)
-        + "\nStage commands (per size; `W` is the size's work directory):\n\n"
+        + "\nStage commands (of the last size run; `W` is the size's work directory):\n\n"
         + "\n".join(f"* {LABELS[k]}: `{v}`" for k, v in store.get("commands", {}).items())
         + "\n"
     )
@@ -208,7 +216,8 @@ def _commands(args: argparse.Namespace, events: int, users: int, work: Path) -> 
                   "--overwrite", "--quiet"],
         "train": [PY, "-m", "graphrec.train", "--graph", str(spark_graph), "--out", str(model), "--overwrite",
                   "--stages", "als", "--set", f"als.factors={args.als_factors}",
-                  "--set", f"als.iterations={args.als_iterations}", "--device", "cpu", "--quiet"],
+                  "--set", f"als.iterations={args.als_iterations}",
+                  *[f for setting in args.train_set for f in ("--set", setting)], "--device", "cpu", "--quiet"],
         "spark_topk": [PY, "-m", "graphrec.recommend", "--engine", "spark", *master, "--model", str(model),
                        "--out", str(work / "recs_spark"), "--users", "all", "--k", "20", "--quiet"],
         "topk": [PY, "-m", "graphrec.recommend", "--model", str(model), "--out", str(work / "recs.parquet"),
@@ -221,6 +230,7 @@ def run_size(events: int, args: argparse.Namespace, store: dict) -> None:
     work = args.work / size_name(events)
     work.mkdir(parents=True, exist_ok=True)
     rows = [r for r in store["rows"] if r["events"] != events]
+    earlier = [r for r in _load(args.results).get("rows", []) if r["events"] == events] if args.resume else []
     row = {
         "events": events,
         "users": users,
@@ -230,13 +240,20 @@ def run_size(events: int, args: argparse.Namespace, store: dict) -> None:
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load": [round(os.getloadavg()[0], 1)],
     }
-    row["settings"] = store["settings"]
+    row["settings"] = dict(store["settings"])
+    if earlier:  # --resume: keep the stages this run does not redo
+        kept = {k: v for k, v in earlier[0].items() if k in ("stages", "skipped", "counts", "identical", "topk_rows")}
+        row.update(kept, started=earlier[0]["started"], load=earlier[0]["load"][:1])
+        for stage in args.stages:
+            row["stages"].pop(stage, None), row["skipped"].pop(stage, None)
+        row["settings"]["command"] = earlier[0]["settings"]["command"] + "`, then `" + row["settings"]["command"]
     store["rows"] = rows + [row]
     commands = _commands(args, events, users, work)
-    store["commands"] = {k: " ".join(v).replace(str(work), "W").replace(PY, "python") for k, v in commands.items()}
-    for stage in STAGES:
-        if stage not in args.stages:
-            continue
+    store["commands"] = {
+        k: " ".join(v).replace(str(work), "W").replace(PY, "python").replace(f"{ROOT}/", "")
+        for k, v in commands.items()
+    }
+    for stage in args.stages:
         if stage in args.skip.get(size_name(events), ()):
             row["skipped"][stage] = args.skip_reason.get(size_name(events), "skipped")
             continue
@@ -293,7 +310,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--driver-memory", default="8g", help="Spark driver memory (PYSPARK_SUBMIT_ARGS --driver-memory)")
     p.add_argument("--als-factors", type=int, default=32)
     p.add_argument("--als-iterations", type=int, default=10)
-    p.add_argument("--stages", type=lambda t: t.split(","), default=list(STAGES))
+    p.add_argument(
+        "--stages", type=lambda t: t.split(","), default=list(STAGES), help="comma-separated, run in this order"
+    )
+    p.add_argument(
+        "--train-set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="more train settings (e.g. ranker.refit=false: fit ALS once, on train)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the stages of an earlier run of the same size in --results; rerun only --stages",
+    )
     p.add_argument(
         "--skip",
         type=_skip,
