@@ -154,13 +154,23 @@ def _save(store: dict, results: Path) -> None:
     results.parent.mkdir(parents=True, exist_ok=True)
     with open(results.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        old = _load(results)
-        mine = {r["events"] for r in store.get("rows", [])}
-        rows = [r for r in old.get("rows", []) if r["events"] not in mine] + store.get("rows", [])
-        _write({**old, **store, "rows": sorted(rows, key=lambda r: r["events"])}, results)
+        old = {r["events"]: r for r in _load(results).get("rows", [])}
+        for row in store.get("rows", []):
+            earlier = old.get(row["events"])
+            if earlier is not None and row.get("resumed"):  # a concurrent --resume run may have added stages
+                ran = row.get("_ran", [])
+                for key in ("stages", "skipped", "topk_rows"):
+                    row[key] = {**earlier.get(key, {}), **{k: v for k, v in row.get(key, {}).items() if k in ran}}
+                for key in ("counts", "identical"):
+                    if row.get(key) is None and earlier.get(key) is not None:
+                        row[key] = earlier[key]
+            old[row["events"]] = row
+        rows = list(old.values())
+        _write({**_load(results), **store, "rows": sorted(rows, key=lambda r: r["events"])}, results)
 
 
 def _write(store: dict, results: Path) -> None:
+    store = {**store, "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in store.get("rows", [])]}
     for path, text in ((results, json.dumps(store, indent=1)), (results.with_suffix(".md"), _markdown(store))):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
@@ -214,7 +224,7 @@ def _commands(args: argparse.Namespace, events: int, users: int, work: Path) -> 
                         "--out", str(spark_graph), "--overwrite", "--quiet"],
         "build": [PY, "-m", "graphrec.build", "--interactions", str(log), *WEIGHTS, "--out", str(graph),
                   "--overwrite", "--quiet"],
-        "train": [PY, "-m", "graphrec.train", "--graph", str(spark_graph), "--out", str(model), "--overwrite",
+        "train": [PY, "-m", "graphrec.train", "--graph", str(graph if args.train_graph == "default" else spark_graph), "--out", str(model), "--overwrite",
                   "--stages", "als", "--set", f"als.factors={args.als_factors}",
                   "--set", f"als.iterations={args.als_iterations}",
                   *[f for setting in args.train_set for f in ("--set", setting)], "--device", "cpu", "--quiet"],
@@ -243,7 +253,7 @@ def run_size(events: int, args: argparse.Namespace, store: dict) -> None:
     row["settings"] = dict(store["settings"])
     if earlier:  # --resume: keep the stages this run does not redo
         kept = {k: v for k, v in earlier[0].items() if k in ("stages", "skipped", "counts", "identical", "topk_rows")}
-        row.update(kept, started=earlier[0]["started"], load=earlier[0]["load"][:1])
+        row.update(kept, started=earlier[0]["started"], load=earlier[0]["load"][:1], resumed=True)
         for stage in args.stages:
             row["stages"].pop(stage, None), row["skipped"].pop(stage, None)
         row["settings"]["command"] = earlier[0]["settings"]["command"] + "`, then `" + row["settings"]["command"]
@@ -256,9 +266,11 @@ def run_size(events: int, args: argparse.Namespace, store: dict) -> None:
     for stage in args.stages:
         if stage in args.skip.get(size_name(events), ()):
             row["skipped"][stage] = args.skip_reason.get(size_name(events), "skipped")
+            row.setdefault("_ran", []).append(stage)
             continue
         if stage == "generate" and (work / "log.parquet").is_file():
             row["skipped"][stage] = "cached"
+            row.setdefault("_ran", []).append(stage)
             continue
         if stage == "spark_topk":  # it refuses an existing --out directory
             shutil.rmtree(work / "recs_spark", ignore_errors=True)
@@ -267,13 +279,14 @@ def run_size(events: int, args: argparse.Namespace, store: dict) -> None:
             commands[stage], work / f"{stage}.log", timeout=args.timeout, max_rss=int(args.max_rss_gib * 2**30)
         )
         row["stages"][stage] = result
+        row.setdefault("_ran", []).append(stage)
         print(f"[{size_name(events)}] {stage}: {result['wall_s']} s, peak {result['peak_rss_mib']} MiB"
               + (f", stopped: {result['why']}" if result["why"] else ""), flush=True)  # fmt: skip
         if stage == "spark_build" and result["why"] is None:
             row["counts"] = json.loads((work / "graph_spark" / "manifest.json").read_text())["counts"]
-        if stage == "build" and result["why"] is None and (work / "graph_spark").is_dir():
+        both = all((work / g / "manifest.json").is_file() for g in ("graph", "graph_spark"))
+        if stage.endswith("build") and result["why"] is None and both:
             row["identical"] = all(_sha(work / "graph" / f) == _sha(work / "graph_spark" / f) for f in PARITY_FILES)
-            shutil.rmtree(work / "graph", ignore_errors=True)  # disk: the Spark-built graph is the one trained on
         if stage.endswith("topk") and result["why"] is None:
             import pyarrow.parquet as pq
 
@@ -319,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="SECTION.FIELD=VALUE",
         help="more train settings (e.g. ranker.refit=false: fit ALS once, on train)",
+    )
+    p.add_argument(
+        "--train-graph",
+        choices=("spark", "default"),
+        default="spark",
+        help="graph the train stage reads (the two builds' artifacts are identical: checked per size)",
     )
     p.add_argument(
         "--resume",
