@@ -61,9 +61,18 @@ def size_name(events: int) -> str:
 
 
 def growth(rows: list[dict], stage: str) -> list[float | None]:
-    """Wall-time ratio of ``stage`` between consecutive sizes (``None`` where either side did not complete)."""
+    """Wall-time ratio of ``stage`` between consecutive sizes (``None`` where either side did not complete,
+    or where the two ran with different settings, e.g. other train flags)."""
     walls = [_completed(row, stage) for row in rows]
-    return [round(b / a, 2) if a and b else None for a, b in pairwise(walls)]
+    flags = [_flags(row.get("stages", {}).get(stage, {}).get("cmd", "")) for row in rows]
+    return [
+        round(b / a, 2) if a and b and fa == fb else None for (a, b), (fa, fb) in zip(pairwise(walls), pairwise(flags))
+    ]
+
+
+def _flags(cmd: str) -> list[str]:
+    """A command's settings: its words without paths and sizes (those differ between sizes by design)."""
+    return [w for w in cmd.split() if "/" not in w and not w.isdigit()]
 
 
 def _completed(row: dict, stage: str) -> float | None:
@@ -78,7 +87,8 @@ def _cell(row: dict, stage: str) -> tuple[str, str, str]:
         return (row.get("skipped", {}).get(stage, "not run"), "", "")
     peak = f"{step['peak_rss_mib'] / 1024:.1f}" if step.get("peak_rss_mib") is not None else ""
     if step.get("why"):
-        return (f"stopped: {step['why']}", peak, "")
+        why = "killed by signal 9" if step.get("rc") == -9 else step["why"][:100]
+        return (f"stopped: {why}", peak, "")
     per = row["users"] if stage.endswith("topk") else row["events"]
     rate = (
         f"{per / step['wall_s']:,.0f} {'users' if stage.endswith('topk') else 'events'}/s" if step.get("wall_s") else ""
@@ -132,6 +142,7 @@ def render(store: dict) -> str:
             parts.append(f"load average {row['load'][0]} at start, {row['load'][1]} at end")
         if parts:
             notes.append(f"* {size_name(row['events'])}: " + "; ".join(parts) + ".")
+    notes += [f"* {size_name(row['events'])}: {note}" for row in rows for note in row.get("notes", [])]
     if notes:
         lines += [""] + notes
     return "\n".join(lines) + "\n"

@@ -72,3 +72,16 @@ def test_skip_parses_and_refuses_unknown_stages(bench):
     assert bench._skip("100M:build,topk=no room") == ("100M", ["build", "topk"], "no room")
     with pytest.raises(argparse.ArgumentTypeError, match="expected SIZE:STAGE"):
         bench._skip("100M:bild=x")
+
+
+def test_growth_skips_stages_run_with_other_settings(bench):
+    def train(wall, iterations):
+        step = _step(wall)
+        step["cmd"] = f"python -m graphrec.train --graph /w/{wall}/g --set als.iterations={iterations} --quiet"
+        return step
+
+    rows = [_row(10_000_000, {"train": train(100.0, 10)}), _row(30_000_000, {"train": train(150.0, 5)}),
+            _row(100_000_000, {"train": train(600.0, 5)})]  # fmt: skip
+    assert bench.growth(rows, "train") == [None, 4.0]
+    killed = _row(10_000_000, {"train": {**_step(5.0, why="exit -9: a log line"), "rc": -9}})
+    assert "stopped: killed by signal 9" in bench.render({"rows": [killed]})
