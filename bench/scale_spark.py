@@ -345,6 +345,13 @@ def main(argv: list[str] | None = None) -> int:
         help="more train settings (e.g. ranker.refit=false: fit ALS once, on train)",
     )
     p.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more Spark settings for the local JVM (PYSPARK_SUBMIT_ARGS --conf), e.g. spark.sql.files.maxPartitionBytes=32m",
+    )
+    p.add_argument(
         "--train-graph",
         choices=("spark", "default"),
         default="spark",
@@ -385,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--stages: unknown {unknown}; stages are {','.join(STAGES)}")
     args.skip_reason = {size: why for size, _, why in args.skip}
     args.skip = {size: stages for size, stages, _ in args.skip}
-    os.environ["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {args.driver_memory} pyspark-shell"
+    confs = " ".join(f"--conf {c}" for c in args.spark_conf)
+    os.environ["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {args.driver_memory} {confs} pyspark-shell".replace("  ", " ")
     store: dict = {"rows": []}
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
