@@ -7,7 +7,7 @@ temporary directory), builds it with :func:`kg.build.build_graph` and with
 :func:`kg.spark.build.build_graph_spark`, prints a table of wall seconds and
 whether the id maps, pairs and splits are identical. A first measurement, not
 the issue-14 scale bench (bench/scale_spark.py: 10M-100M events, peak memory per
-stage) which is not written yet; the figures quoted in docs/SCALE.md come from it.
+stage, bench/results/scale_spark.md).
 """
 
 from __future__ import annotations

@@ -32,7 +32,9 @@ tables, KG, link and social files, and the count / k-core filters.
 
 from __future__ import annotations
 
+import glob
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -212,6 +214,31 @@ def _generator(seed: int, start: int) -> np.random.Generator:
     return np.random.Generator(bits)
 
 
+def _collect(spark: Any, frame: Any) -> pa.Table:
+    """``frame``'s rows on the driver's Python, in partition order.
+
+    With a local master the executors write Parquet part files into a temporary
+    directory that pyarrow reads back, so the rows never sit in the JVM driver's heap:
+    ``toArrow()`` holds every partition's result there at once (and counts it against
+    ``spark.driver.maxResultSize``, 1g by default). At 100M events (85M pairs, about
+    2 GB) that JVM grew past 9 GB and was OOM-killed on a 24 GiB machine
+    (bench/scale_spark.py). Other masters keep ``toArrow()``: executors need not
+    share a filesystem with the driver there.
+    """
+    if not spark.sparkContext.master.startswith("local"):
+        return frame.toArrow()
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix="graphrec-spark-") as tmp:
+        out = os.path.join(tmp, "rows")
+        frame.write.parquet(out)
+        # part-00000-..., part-00001-...: one file per partition, named in partition order.
+        files = sorted(glob.glob(os.path.join(out, "part-*.parquet")))
+        if not files:
+            return frame.limit(0).toArrow()
+        return pa.concat_tables([pq.read_table(f) for f in files])
+
+
 def _split(spark: Any, pairs: Any, *, num_users: int, num_items: int, method: str, config: BuildConfig) -> pa.Table:
     """Split code per pair, computed per range of users on the executors; the pairs come back sorted by (user, item)."""
     from pyspark.sql import functions as F
@@ -261,7 +288,7 @@ def _split(spark: Any, pairs: Any, *, num_users: int, num_items: int, method: st
     # Range partitions: each holds whole users, a contiguous run of the global (user, item) order.
     ranged = pairs.select("user", "item", "weight", "count", "timestamp", "is_test").repartitionByRange("user")
     # Range partitions come back in user order, each sorted: no global sort needed (checked below).
-    table = ranged.mapInArrow(split_users, schema).toArrow()
+    table = _collect(spark, ranged.mapInArrow(split_users, schema))
     key = table.column("user").to_numpy().astype(np.int64) * max(num_items, 1) + table.column("item").to_numpy()
     if len(key) > 1 and not (np.diff(key) > 0).all():
         table = table.take(pa.array(np.argsort(key, kind="stable")))
