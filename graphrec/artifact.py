@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -165,6 +165,7 @@ class TrainedModel:
     item_text: Optional[np.ndarray]
     entity_text: Optional[np.ndarray]
     user_sample: Optional[UserSample] = None
+    _source_history: Optional[dict[str, sp.csr_matrix]] = field(default=None, repr=False)
 
     def scorer(self) -> Callable[[np.ndarray], Any]:
         """The model's row scorer: the hybrid ranker, or the single source when there is no ranker.
@@ -178,28 +179,50 @@ class TrainedModel:
         base = self.ranker.score if self.ranker is not None else scorer_of(self.sources[self._single_source()])
         if self.user_sample is None:
             return base
-        times = self.history_times
 
         def folded(users: np.ndarray) -> Any:
-            return self.score_rows(self.history[users], history_times=times[users] if times is not None else None)
+            rows, times, source_rows = self.fold_in_inputs(users)
+            return self.score_rows(rows, history_times=times, source_rows=source_rows)
 
         return fold_in_scorer(base, folded, self.user_sample.fitted)
 
-    def score_rows(self, rows: sp.csr_matrix, *, history_times: Optional[sp.csr_matrix] = None) -> Any:
+    def fold_in_inputs(
+        self, users: np.ndarray
+    ) -> tuple[sp.csr_matrix, Optional[sp.csr_matrix], dict[str, sp.csr_matrix]]:
+        """What known users are folded in from: their :attr:`history` rows, its timestamps (or
+        ``None``) and, per source, their rows weighted as that source was fitted (``TrainConfig.weighted``).
+        """
+        if self._source_history is None:
+            from training.config import TrainConfig
+
+            config = TrainConfig.from_dict(self.manifest["config"])
+            splits = tuple(self.manifest.get("history_splits", HISTORY_SPLITS))
+            self._source_history = {
+                name: self.graph.matrix(*splits, weighted=config.weighted(name)) for name in self.sources
+            }  # fmt: skip
+        users = np.asarray(users, dtype=np.int64)
+        times = self.history_times[users] if self.history_times is not None else None
+        return self.history[users], times, {name: rows[users] for name, rows in self._source_history.items()}
+
+    def score_rows(
+        self, rows: sp.csr_matrix, *, history_times: Optional[sp.csr_matrix] = None,
+        source_rows: Optional[dict[str, sp.csr_matrix]] = None,
+    ) -> Any:  # fmt: skip
         """Scores ``[B, num_items]`` (torch, CPU) of users known only by their items (CSR ``[B, num_items]``).
 
-        Every source folds the rows in (``Learner.score_new_users``) and the hybrid ranker
-        fuses them as for a fitted user (``-inf`` outside the candidates); without a ranker,
-        the single source's fold-in. ``history_times`` feed the ranker's context features.
+        Every source folds the rows in (``Learner.score_new_users``; ``source_rows[name]``
+        instead where given) and the hybrid ranker fuses them as for a fitted user
+        (``-inf`` outside the candidates); without a ranker, the single source's fold-in.
+        ``history_times`` feed the ranker's context features.
         """
         import torch
 
         from training.user_sample import fold_in_hybrid, fold_in_sources
 
         if self.ranker is not None:
-            return fold_in_hybrid(self.ranker, self.sources, rows, history_times)
+            return fold_in_hybrid(self.ranker, self.sources, rows, history_times, source_rows=source_rows)
         name = self._single_source()
-        return torch.as_tensor(fold_in_sources({name: self.sources[name]}, rows)[name]).float().cpu()
+        return torch.as_tensor(fold_in_sources({name: self.sources[name]}, rows, source_rows)[name]).float().cpu()
 
     def _single_source(self) -> str:
         learners = [name for name in self.sources if name != "pop"]

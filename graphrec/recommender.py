@@ -380,15 +380,21 @@ class Recommender:
             top_items, top_scores = mmr_rerank(top_items, top_scores, self.item_vectors(), k, diversity)
         return self._frame([""], top_items[:, :k], top_scores[:, :k])
 
-    def score_new_users(self, rows: sp.csr_matrix, *, history_times: Optional[sp.csr_matrix] = None) -> torch.Tensor:
+    def score_new_users(
+        self, rows: sp.csr_matrix, *, history_times: Optional[sp.csr_matrix] = None,
+        source_rows: Optional[dict[str, sp.csr_matrix]] = None,
+    ) -> torch.Tensor:  # fmt: skip
         """Hybrid scores ``[B, known items]`` of users known only by their items (CSR rows).
 
         Every source folds the rows in (``Learner.score_new_users``) and the hybrid ranker
         fuses them exactly as for known users; ``-inf`` outside the candidates.
         ``history_times`` (CSR ``[B, known items]`` float64 timestamps of ``rows``) feed
-        the ranker's context features where known.
+        the ranker's context features where known; ``source_rows`` gives a source other
+        rows of the same users (weighted as it was fitted) to fold in from. A user outside a
+        user sample is scored so, from ``model.fold_in_inputs``.
         """
-        return self.model.score_rows(sp.csr_matrix(rows, dtype=np.float32), history_times=history_times)
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        return self.model.score_rows(rows, history_times=history_times, source_rows=source_rows)
 
     def item_vectors(self) -> np.ndarray:
         """Item embeddings used for similarity and diversity (training.sources.EMBEDDING_PRECEDENCE)."""
@@ -432,10 +438,10 @@ class Recommender:
         if item >= len(self._item_ids):
             raise ValueError(f"item {item_id!r} was added after training; the ranker has no features for it")
         if self._folded(np.array([user]))[0]:  # not in the user sample: explain the fold-in's features
-            ranker, rows = self.model.ranker, self.model.history[[user]]
-            times = self.model.history_times[[user]] if self.model.history_times is not None else None
+            ranker = self.model.ranker
+            rows, times, source_rows = self.model.fold_in_inputs(np.array([user]))
             used = {name: self.model.sources[name] for name in ranker.source_names_}
-            return ranker.explain(fold_in_sources(used, rows), rows, item, history_times=times)
+            return ranker.explain(fold_in_sources(used, rows, source_rows), rows, item, history_times=times)
         return self.model.ranker.explain_user(user, item)
 
     def add_items(self, items: Sequence[Mapping[str, Any]]) -> np.ndarray:

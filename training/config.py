@@ -366,6 +366,10 @@ class TrainConfig:
             raise ValueError(f"gnn.model must be lightgcn or gat, got {self.gnn.model!r}")
         check_user_sample(self.user_sample)
 
+    def weighted(self, source: str) -> bool:
+        """Whether source ``source`` is fitted on interaction weights: its section's ``weighted``, else true."""
+        return bool(getattr(getattr(self, source, None), "weighted", True))
+
     # -- construction --------------------------------------------------------------------
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":

@@ -228,9 +228,8 @@ class Pipeline:
         return HybridRanker(**self.config.ranker.learner_kwargs(), seed=self.config.seed, device=self.config.device)
 
     def _matrix(self, name: str, phase: Phase) -> sp.csr_matrix:
-        weighted = getattr(getattr(self.config, name, None), "weighted", True)
         splits = ("train",) if phase.name == "fit" else ("train", "valid")
-        return self._restrict(self.graph.matrix(*splits, weighted=bool(weighted)))
+        return self._restrict(self.graph.matrix(*splits, weighted=self.config.weighted(name)))
 
     def _restrict(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         """``matrix`` with only the sampled users' rows (``user_sample``; every row without one)."""
@@ -575,7 +574,7 @@ class Pipeline:
         for name, source in final.sources.items():
             if name not in results:
                 results[name] = self._evaluate(
-                    self._test_scorer(source), served, test, max_train=threshold, label=f"evaluate {name} (test)"
+                    self._test_scorer(name, source), served, test, max_train=threshold, label=f"evaluate {name} (test)"
                 )
             metrics["test"][name] = results[name].to_dict()
         if self.ranker is not None:
@@ -596,22 +595,26 @@ class Pipeline:
         """Every user's ``train + valid`` (binary): what test masks, and the rows unsampled users fold in from."""
         return self.graph.matrix("train", "valid")
 
-    def _test_scorer(self, source: Any) -> Callable[[np.ndarray], Any]:
+    def _test_scorer(self, name: str, source: Any) -> Callable[[np.ndarray], Any]:
         """A final source's test scorer: its own, with unsampled users folded in (``user_sample``)."""
         if self.sample is None or not isinstance(source, Learner):  # MostPop scores every user alike
             return scorer_of(source)
-        rows = self._served_history()
+        rows = self.graph.matrix("train", "valid", weighted=self.config.weighted(name))  # as the source was fitted
         return fold_in_scorer(source.score, lambda users: source.score_new_users(rows[users]), self.sample.fitted)
 
     def _hybrid_test_scorer(self) -> Callable[[np.ndarray], Any]:
-        """The hybrid's test scorer, unsampled users folded in as ``Recommender`` serves them."""
+        """The hybrid's test scorer, unsampled users folded in as ``TrainedModel.scorer`` serves them."""
         if self.sample is None:
             return self.ranker.score
-        rows, sources = self._served_history(), self.phases["final"].sources
+        history, sources = self._served_history(), self.phases["final"].sources
+        rows = {name: self.graph.matrix("train", "valid", weighted=self.config.weighted(name)) for name in sources}
         times = self.graph.timestamp_matrix("train", "valid") if self.graph.has_timestamps else None
 
         def folded(users: np.ndarray):
-            return fold_in_hybrid(self.ranker, sources, rows[users], times[users] if times is not None else None)
+            return fold_in_hybrid(
+                self.ranker, sources, history[users], times[users] if times is not None else None,
+                source_rows={name: matrix[users] for name, matrix in rows.items()},
+            )  # fmt: skip
 
         return fold_in_scorer(self.ranker.score, folded, self.sample.fitted)
 

@@ -8,8 +8,9 @@ and evaluated, by fold-in from their own rows, exactly as a new user is
 (:meth:`training.base.Learner.score_new_users` per source, the ranker's ``score_rows``
 on top): :func:`fold_in_scorer` routes each user of a batch to the right path.
 
-Fold-in rows are the binary ``train + valid`` rows (the history a served user's seen
-items come from), for every source: the same rows ``Recommender.score_new_users`` takes.
+A fitted user's history is its ``train + valid`` rows; an unsampled user is folded in
+from the same rows, each source's weighted as that source was fitted
+(``TrainConfig.weighted``), and the ranker's history features from the binary rows.
 """
 
 from __future__ import annotations
@@ -93,21 +94,30 @@ def draw_user_sample(num_users: int, setting: float, seed: int) -> Optional[User
     return UserSample(fitted=fitted, setting=setting, seed=seed)
 
 
-def fold_in_sources(sources: Mapping[str, Any], rows: sp.csr_matrix) -> dict[str, Scores]:
+def fold_in_sources(
+    sources: Mapping[str, Any], rows: sp.csr_matrix, source_rows: Optional[Mapping[str, sp.csr_matrix]] = None
+) -> dict[str, Scores]:
     """Every source's scores of users known only by ``rows`` (CSR ``[B, num_items]``).
 
-    Learners fold the rows in (``score_new_users``); a user-independent callable source
-    (``eval.MostPop``) is asked for ``B`` rows.
+    Learners fold the rows in (``score_new_users``), or their own ``source_rows[name]`` where
+    given (the same users' rows weighted as that source was fitted); a user-independent
+    callable source (``eval.MostPop``) is asked for ``B`` rows.
     """
     batch = np.zeros(rows.shape[0], np.int64)
+    own = source_rows or {}
     return {
-        name: source.score_new_users(rows) if isinstance(source, Learner) else source(batch)
+        name: source.score_new_users(own.get(name, rows)) if isinstance(source, Learner) else source(batch)
         for name, source in sources.items()
     }
 
 
 def fold_in_hybrid(
-    ranker: Any, sources: Mapping[str, Any], rows: sp.csr_matrix, history_times: Optional[sp.csr_matrix] = None
+    ranker: Any,
+    sources: Mapping[str, Any],
+    rows: sp.csr_matrix,
+    history_times: Optional[sp.csr_matrix] = None,
+    *,
+    source_rows: Optional[Mapping[str, sp.csr_matrix]] = None,
 ) -> torch.Tensor:
     """The hybrid ranker's scores ``[B, num_items]`` of users known only by ``rows``, ``-inf`` outside the candidates.
 
@@ -119,14 +129,18 @@ def fold_in_hybrid(
         sources: name -> source, holding at least the ranker's.
         rows: CSR ``[B, num_items]``, the users' known items (never candidates).
         history_times: CSR ``[B, num_items]`` float64 timestamps of ``rows``, or ``None``.
+        source_rows: per source, the same users' rows to fold in from instead of ``rows``
+            (weighted as that source was fitted), or ``None``.
     """
     rows = sp.csr_matrix(rows, dtype=np.float32)
     used = {name: sources[name] for name in ranker.source_names_}
     parts = []
     for start in range(0, rows.shape[0], ranker.batch_users):
-        block = rows[start : start + ranker.batch_users]
-        times = history_times[start : start + ranker.batch_users] if history_times is not None else None
-        parts.append(ranker.score_rows(fold_in_sources(used, block), block, history_times=times).float().cpu())
+        end = start + ranker.batch_users
+        block = rows[start:end]
+        times = history_times[start:end] if history_times is not None else None
+        own = {name: matrix[start:end] for name, matrix in (source_rows or {}).items()}
+        parts.append(ranker.score_rows(fold_in_sources(used, block, own), block, history_times=times).float().cpu())
     return torch.cat(parts) if parts else torch.zeros((0, rows.shape[1]))
 
 

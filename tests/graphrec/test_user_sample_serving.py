@@ -56,9 +56,12 @@ def test_unfitted_users_get_the_fold_in_lists_and_fitted_users_the_ranker_lists(
         got.update({int(u): row for u, row in zip(block, items)})
     assert sorted(got) == users.tolist()
     folded = users[~fitted]
-    rows = rec.model.history[folded]
-    times = rec.model.history_times[folded] if rec.model.history_times is not None else None
-    expected = _topk(rec.score_new_users(rows, history_times=times), rows, 10)
+    rows, times, source_rows = rec.model.fold_in_inputs(folded)
+    assert set(source_rows) == set(rec.model.sources)
+    np.testing.assert_array_equal(rows.toarray(), rec.model.graph.matrix("train", "valid")[folded].toarray())
+    als_rows = rec.model.graph.matrix("train", "valid", weighted=True)[folded]  # ALS is fitted on weights
+    np.testing.assert_array_equal(source_rows["als"].toarray(), als_rows.toarray())
+    expected = _topk(rec.score_new_users(rows, history_times=times, source_rows=source_rows), rows, 10)
     for position, user in enumerate(folded):
         np.testing.assert_array_equal(got[int(user)], expected[position])
     kept = users[fitted]
