@@ -16,7 +16,9 @@ Tables (see :mod:`graphrec.embeddings_export` for the file layout and manifest):
   left out).
 
 The hybrid ranker's re-ranking is not a dot product and needs graphrec itself; the
-exported vectors reproduce their source's scores exactly.
+exported vectors reproduce their source's scores exactly. A model trained on a user sample
+exports, for each user it was not fitted on, the vector its fold-in scores by (ALS's
+least-squares solve, the GNN's weighted mean of the user's items' final vectors).
 Exit status: 0 on success, 2 on bad input (one line on stderr, no traceback).
 """
 
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from graphrec.artifact import TrainedModel, load_model
 from graphrec.cli import BadInput, check_disjoint, os_error_message, output_path, print_notes
@@ -51,16 +54,16 @@ def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, n
     gnn, als = model.sources.get("gnn"), model.sources.get("als")
     primary = embedding_source(model.sources)  # the same precedence as Recommender.item_vectors
     if primary == "gnn":
-        tables["users"] = (users, gnn.user_embeddings())
+        tables["users"] = (users, _user_vectors(model, "gnn"))
         tables["items"] = (items, gnn.item_embeddings())
         entity_vectors = gnn.entity_embeddings()
         if len(entity_vectors):
             tables["entities"] = (entities, entity_vectors)
         if isinstance(als, Learner):
-            tables["als_users"] = (users, als.user_embeddings())
+            tables["als_users"] = (users, _user_vectors(model, "als"))
             tables["als_items"] = (items, als.item_embeddings())
     elif primary == "als":
-        tables["users"] = (users, als.user_embeddings())
+        tables["users"] = (users, _user_vectors(model, "als"))
         tables["items"] = (items, als.item_embeddings())
     if model.item_text is not None:
         tables["text_items"] = (items, model.item_text)
@@ -72,6 +75,24 @@ def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, n
     if not tables:
         raise ValueError(f"{model.path}: the model holds no embeddings (no GNN, ALS or text source)")
     return tables, primary or "text"  # no learner vectors: the text tables only
+
+
+def _user_vectors(model: TrainedModel, name: str) -> np.ndarray:
+    """Source ``name``'s (``als`` or ``gnn``) user vectors; users outside a user sample get their fold-in vectors."""
+    source = model.sources[name]
+    vectors = source.user_embeddings()
+    if model.user_sample is None or model.user_sample.fitted.all():
+        return vectors
+    folded = np.flatnonzero(~model.user_sample.fitted)
+    rows = model.fold_in_inputs(folded)[2][name]
+    vectors = np.array(vectors, dtype=np.float32)
+    if name == "als":
+        vectors[folded] = source.recalculate_users(rows)
+    else:  # training.gnn's score_new_users: the weighted mean of the user's items' final vectors
+        totals = np.asarray(rows.sum(axis=1)).ravel()
+        weights = sp.diags(1.0 / np.where(totals > 0, totals, 1.0)) @ rows
+        vectors[folded] = np.asarray(weights @ source.item_embeddings(), dtype=np.float32)
+    return vectors
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -97,3 +97,21 @@ def test_the_recommend_cli_serves_every_user_of_a_sampled_model(sampled, tmp_pat
     expected = rec.recommend(list(rec.user_ids), k=5)
     merged = frame.merge(expected, on=["user", "rank"], suffixes=("", "_api"))
     assert len(merged) == len(expected) and (merged["item"] == merged["item_api"]).all()
+
+
+def test_exported_user_vectors_of_folded_in_users_reproduce_their_fold_in_scores(sampled):
+    from graphrec.export import embedding_tables
+
+    _, rec = sampled
+    tables, primary = embedding_tables(rec.model)
+    folded = np.flatnonzero(~rec.model.user_sample.fitted)[:20]
+    kept = np.flatnonzero(rec.model.user_sample.fitted)[:5]
+    _, _, source_rows = rec.model.fold_in_inputs(folded)
+    for table, name in (("users", primary), ("als_users", "als")):
+        if table not in tables:
+            continue
+        source, users = rec.model.sources[name], tables[table][1]
+        items = source.item_embeddings()
+        expected = source.score_new_users(source_rows[name]).numpy()
+        np.testing.assert_allclose(users[folded] @ items.T, expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(users[kept], source.user_embeddings()[kept])
