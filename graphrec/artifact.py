@@ -12,19 +12,21 @@ Layout (docs/DESIGN.md; no pickle anywhere)::
                            encoder as safetensors + tokenizer)
     ranker/                the hybrid ranker: config.json + state.safetensors
     embeddings.safetensors item and entity text embeddings
+    user_sample.safetensors with ``user_sample`` only: ``fitted_users``, the users the
+                           learners were fitted on (the others are folded in when served)
     report/                report.md (links the plots), metrics.md/json of the hybrid, PNG plots
                            of every source and the hybrid, plots.json (their numbers)
 
 :func:`write_model` writes it atomically; :func:`load_model` verifies the manifest and
 every checksum, then rebuilds the sources and the ranker prepared on the history the
-final sources learned from (``train + valid``).
+final sources learned from (``train + valid``; with a user sample, the sampled users' rows).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:  # the learners (torch, torch_geometric, transformers) load wh
     from kg.graph import Graph
     from training.pipeline import PipelineResult
     from training.ranker import HybridRanker
+    from training.user_sample import UserSample
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "HISTORY_SPLITS", "LIBRARIES", "TrainedModel", "load_model", "write_model"]
 
@@ -94,6 +97,9 @@ def write_model(
         if result.entity_text_embeddings is not None:
             tensors["entity_text"] = np.ascontiguousarray(result.entity_text_embeddings, dtype=np.float32)
         save_file(tensors, str(tmp / "embeddings.safetensors"))
+        sample = result.user_sample
+        if sample is not None:
+            save_file({"fitted_users": np.flatnonzero(sample.fitted).astype(np.int64)}, str(tmp / _SAMPLE_FILE))
         (tmp / "report").mkdir()
         (tmp / "report" / "report.md").write_text(report, encoding="utf-8")
         if result.hybrid_test is not None:
@@ -124,6 +130,7 @@ def write_model(
                 "ablation": result.ablation,
                 "timings": result.timings,
                 "notes": result.notes,
+                **({"user_sample": sample.to_dict()} if sample is not None else {}),
             },
         )
     return manifest
@@ -138,12 +145,15 @@ class TrainedModel:
         manifest: its manifest.
         graph: the graph it was trained on (id maps, tables, split).
         sources: name -> fitted source (learners, plus ``pop`` when used).
-        ranker: the hybrid ranker, prepared on :attr:`history`, or ``None``.
-        history: CSR ``[num_users, num_items]`` the final sources learned from
-            (train + valid); these are a user's "seen" items.
+        ranker: the hybrid ranker, prepared on :attr:`history` (with a user sample, on the
+            sampled users' rows of it), or ``None``.
+        history: CSR ``[num_users, num_items]``, every user's train + valid: the final
+            sources learned from it (or from its sampled users' rows); these are a user's
+            "seen" items and the rows unsampled users are folded in from.
         history_times: timestamps of :attr:`history`, or ``None``.
         item_text: ``[num_items, d]`` text vectors, or ``None``.
         entity_text: ``[num_entities, d]`` text vectors, or ``None``.
+        user_sample: the users the learners were fitted on (``user_sample``), or ``None`` for all.
     """
 
     path: Path
@@ -155,21 +165,77 @@ class TrainedModel:
     history_times: Optional[sp.csr_matrix]
     item_text: Optional[np.ndarray]
     entity_text: Optional[np.ndarray]
+    user_sample: Optional[UserSample] = None
+    _source_history: Optional[dict[str, sp.csr_matrix]] = field(default=None, repr=False)
 
     def scorer(self) -> Callable[[np.ndarray], Any]:
-        """The model's row scorer: the hybrid ranker, or the single source when there is no ranker."""
+        """The model's row scorer: the hybrid ranker, or the single source when there is no ranker.
+
+        With a user sample, users outside it are scored by :meth:`score_rows` from their
+        :attr:`history` rows (and timestamps).
+        """
+        from training.sources import scorer_of
+        from training.user_sample import fold_in_scorer
+
+        base = self.ranker.score if self.ranker is not None else scorer_of(self.sources[self._single_source()])
+        if self.user_sample is None:
+            return base
+
+        def folded(users: np.ndarray) -> Any:
+            rows, times, source_rows = self.fold_in_inputs(users)
+            return self.score_rows(rows, history_times=times, source_rows=source_rows)
+
+        return fold_in_scorer(base, folded, self.user_sample.fitted)
+
+    def fold_in_inputs(
+        self, users: np.ndarray
+    ) -> tuple[sp.csr_matrix, Optional[sp.csr_matrix], dict[str, sp.csr_matrix]]:
+        """What known users are folded in from: their :attr:`history` rows, its timestamps (or
+        ``None``) and, per source, their rows weighted as that source was fitted (``TrainConfig.weighted``).
+        """
+        if self._source_history is None:
+            from training.config import TrainConfig
+
+            config = TrainConfig.from_dict(self.manifest["config"])
+            splits = tuple(self.manifest.get("history_splits", HISTORY_SPLITS))
+            self._source_history = {
+                name: self.graph.matrix(*splits, weighted=config.weighted(name)) for name in self.sources
+            }  # fmt: skip
+        users = np.asarray(users, dtype=np.int64)
+        times = self.history_times[users] if self.history_times is not None else None
+        return self.history[users], times, {name: rows[users] for name, rows in self._source_history.items()}
+
+    def score_rows(
+        self, rows: sp.csr_matrix, *, history_times: Optional[sp.csr_matrix] = None,
+        source_rows: Optional[dict[str, sp.csr_matrix]] = None,
+    ) -> Any:  # fmt: skip
+        """Scores ``[B, num_items]`` (torch, CPU) of users known only by their items (CSR ``[B, num_items]``).
+
+        Every source folds the rows in (``Learner.score_new_users``; ``source_rows[name]``
+        instead where given) and the hybrid ranker fuses them as for a fitted user
+        (``-inf`` outside the candidates); without a ranker, the single source's fold-in.
+        ``history_times`` feed the ranker's context features.
+        """
+        import torch
+
+        from training.user_sample import fold_in_hybrid, fold_in_sources
+
         if self.ranker is not None:
-            return self.ranker.score
-        from training.sources import Source, scorer_of
+            return fold_in_hybrid(self.ranker, self.sources, rows, history_times, source_rows=source_rows)
+        name = self._single_source()
+        return torch.as_tensor(fold_in_sources({name: self.sources[name]}, rows, source_rows)[name]).float().cpu()
+
+    def _single_source(self) -> str:
+        from training.sources import Source
 
         learners = [name for name in self.sources if name != Source.POP]
         if len(learners) != 1:
             raise ArtifactError(f"{self.path}: no ranker and {len(learners)} sources; cannot choose a scorer")
-
-        return scorer_of(self.sources[learners[0]])
+        return learners[0]
 
 
 _STATE_FILES = ("config.json", "state.safetensors")
+_SAMPLE_FILE = "user_sample.safetensors"
 REQUIRED_FILES = ("embeddings.safetensors", "graph/manifest.json")
 """Entries every model artifact's manifest lists (format version 1)."""
 
@@ -219,11 +285,16 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
     splits = tuple(manifest.get("history_splits", HISTORY_SPLITS))
     history = graph.matrix(*splits)
     history_times = graph.timestamp_matrix(*splits) if graph.has_timestamps else None
+    sample = _user_sample(path, manifest, graph.num_users)
+    fitted, fitted_times = history, history_times  # what the learners and the ranker saw
+    if sample is not None:
+        fitted = sample.restrict(history)
+        fitted_times = sample.restrict(history_times) if history_times is not None else None
     sources: dict[str, Any] = {}
     for name in shipped:
         sources[name] = load_source(path / "sources" / name, device=device)
     if manifest.get("popularity_source"):
-        sources[Source.POP] = MostPop().fit(history, item_ids=graph.item_ids)
+        sources[Source.POP] = MostPop().fit(fitted, item_ids=graph.item_ids)
     tensors = load_file(str(path / "embeddings.safetensors"))
     item_text, entity_text = tensors.get("item_text"), tensors.get("entity_text")
     ranker = None
@@ -234,10 +305,28 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
         if missing:
             raise ArtifactError(f"{path}: the ranker uses sources {missing} that the artifact does not hold")
         ranker.prepare(
-            graph, history, item_text_embeddings=item_text, history_times=history_times,
+            graph, fitted, item_text_embeddings=item_text, history_times=fitted_times,
             source_scorers={name: scorer_of(sources[name]) for name in ranker.source_names_},
         )  # fmt: skip
     return TrainedModel(
         path=path, manifest=manifest, graph=graph, sources=sources, ranker=ranker, history=history,
-        history_times=history_times, item_text=item_text, entity_text=entity_text,
+        history_times=history_times, item_text=item_text, entity_text=entity_text, user_sample=sample,
     )  # fmt: skip
+
+
+def _user_sample(path: Path, manifest: dict[str, Any], num_users: int) -> Optional[UserSample]:
+    """The manifest's ``user_sample`` with its fitted users (``None`` when every user was fitted)."""
+    described = manifest.get("user_sample")
+    if not described:
+        return None
+    from safetensors.numpy import load_file
+
+    from training.user_sample import UserSample
+
+    _require(path, manifest, [_SAMPLE_FILE], "the user sample")
+    users = load_file(str(path / _SAMPLE_FILE)).get("fitted_users")
+    if users is None or users.ndim != 1 or (len(users) and not 0 <= users.min() <= users.max() < num_users):
+        raise ArtifactError(f"{path}: {_SAMPLE_FILE} holds no valid fitted_users for {num_users} users")
+    fitted = np.zeros(num_users, dtype=bool)
+    fitted[users] = True
+    return UserSample(fitted=fitted, setting=described.get("setting"), seed=described.get("seed"))

@@ -16,7 +16,9 @@ Tables (see :mod:`graphrec.embeddings_export` for the file layout and manifest):
   left out).
 
 The hybrid ranker's re-ranking is not a dot product and needs graphrec itself; the
-exported vectors reproduce their source's scores exactly.
+exported vectors reproduce their source's scores exactly. A model trained on a user sample
+exports, for each user it was not fitted on, the vector its fold-in scores by (ALS's
+least-squares solve, the GNN's weighted mean of the user's items' final vectors).
 Exit status: 0 on success, 2 on bad input (one line on stderr, no traceback).
 """
 
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from graphrec.artifact import TrainedModel, load_model
 from graphrec.cli import EXIT_OK, check_disjoint, output_path, print_notes, run_verb
@@ -36,6 +39,7 @@ from graphrec.embeddings_export import FORMAT as EXPORT_FORMAT
 from kg.artifact import ArtifactError
 from kg.atomic import check_replaceable, claim
 from kg.locks import OutputBusyError
+from training.source_names import Source
 
 __all__ = ["build_parser", "embedding_tables", "main"]
 
@@ -43,7 +47,7 @@ __all__ = ["build_parser", "embedding_tables", "main"]
 def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """``({name: (ids, vectors)}, primary source name)`` of a loaded model."""
     from training.base import Learner  # torch loads only when an export runs
-    from training.sources import Source, embedding_source
+    from training.sources import embedding_source
 
     graph = model.graph
     users, items, entities = (graph.user_ids.astype(str), graph.item_ids.astype(str), graph.entity_ids.astype(str))
@@ -51,16 +55,16 @@ def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, n
     gnn, als = model.sources.get(Source.GNN), model.sources.get(Source.ALS)
     primary = embedding_source(model.sources)  # the same precedence as Recommender.item_vectors
     if primary == Source.GNN:
-        tables["users"] = (users, gnn.user_embeddings())
+        tables["users"] = (users, _user_vectors(model, Source.GNN))
         tables["items"] = (items, gnn.item_embeddings())
         entity_vectors = gnn.entity_embeddings()
         if len(entity_vectors):
             tables["entities"] = (entities, entity_vectors)
         if isinstance(als, Learner):
-            tables["als_users"] = (users, als.user_embeddings())
+            tables["als_users"] = (users, _user_vectors(model, Source.ALS))
             tables["als_items"] = (items, als.item_embeddings())
     elif primary == Source.ALS:
-        tables["users"] = (users, als.user_embeddings())
+        tables["users"] = (users, _user_vectors(model, Source.ALS))
         tables["items"] = (items, als.item_embeddings())
     if model.item_text is not None:
         tables["text_items"] = (items, model.item_text)
@@ -72,6 +76,24 @@ def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, n
     if not tables:
         raise ValueError(f"{model.path}: the model holds no embeddings (no GNN, ALS or text source)")
     return tables, primary or Source.TEXT  # no learner vectors: the text tables only
+
+
+def _user_vectors(model: TrainedModel, name: str) -> np.ndarray:
+    """Source ``name``'s (``als`` or ``gnn``) user vectors; users outside a user sample get their fold-in vectors."""
+    source = model.sources[name]
+    vectors = source.user_embeddings()
+    if model.user_sample is None or model.user_sample.fitted.all():
+        return vectors
+    folded = np.flatnonzero(~model.user_sample.fitted)
+    rows = model.fold_in_inputs(folded)[2][name]
+    vectors = np.array(vectors, dtype=np.float32)
+    if name == Source.ALS:
+        vectors[folded] = source.recalculate_users(rows)
+    else:  # training.gnn's score_new_users: the weighted mean of the user's items' final vectors
+        totals = np.asarray(rows.sum(axis=1)).ravel()
+        weights = sp.diags(1.0 / np.where(totals > 0, totals, 1.0)) @ rows
+        vectors[folded] = np.asarray(weights @ source.item_embeddings(), dtype=np.float32)
+    return vectors
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -160,8 +160,6 @@ def _write_spark(args: argparse.Namespace) -> tuple[int, int]:
     """``--engine spark``: Parquet part files under the ``--out`` directory (graphrec.spark_topk)."""
     if args.format not in ("auto", "parquet"):
         raise BadInput(f"--engine spark writes Parquet part files; --format {args.format} is not supported")
-    if args.unknown == "cold":
-        raise BadInput("--unknown cold is not supported with --engine spark yet; list known users or use the default engine")
     if args.partitions is not None and args.partitions < 1:
         raise BadInput(f"--partitions must be >= 1, got {args.partitions}")
     if args.out.exists():
@@ -174,21 +172,26 @@ def _write_spark(args: argparse.Namespace) -> tuple[int, int]:
     recommender = Recommender.load(args.model, device="cpu")  # the checks, on the driver
     if args.k > recommender.num_items:
         raise BadInput(f"--k {args.k} is larger than the catalogue ({recommender.num_items} items)")
-    users = None
+    users, cold_ids = None, []
     if args.users != "all":
         ids = list(dict.fromkeys(read_ids(Path(args.users), header="user")))
         known = pd.Index(recommender.user_ids).get_indexer(ids)
-        if (known < 0).any():
-            raise BadInput(f"{args.users}: {int((known < 0).sum())} user id(s) the model does not know, "
-                           f"e.g. {[i for i, k in zip(ids, known) if k < 0][:3]}")
-        users = known.astype(np.int64)
+        cold_ids = [i for i, k in zip(ids, known) if k < 0]
+        if cold_ids and args.unknown == "error":
+            raise BadInput(f"{args.users}: {len(cold_ids)} user id(s) the model does not know, e.g. {cold_ids[:3]}; "
+                           "pass --unknown cold to recommend to them from popularity")
+        users = known[known >= 0].astype(np.int64)
     exclude = read_ids(args.exclude, header="item") if args.exclude is not None else None
     options = dict(filter_seen=not args.keep_seen, exclude=exclude, diversity=args.diversity)
+    cold = None
+    if cold_ids:  # every unknown user gets the in-process path's one list (recommend_new_user with no items)
+        frame = recommender.recommend_new_user([], k=args.k, exclude=exclude, diversity=args.diversity)
+        cold = (cold_ids, frame["item"].to_numpy(), frame["score"].to_numpy())
     with spark_errors():
         rows = spark_recommend(args.model, args.out, users=users, num_users=len(recommender.user_ids), k=args.k,
                                batch_size=args.batch_size, options=options, master=args.spark_master,
-                               partitions=args.partitions)
-    return (len(recommender.user_ids) if users is None else len(users)), rows
+                               partitions=args.partitions, cold=cold)
+    return (len(recommender.user_ids) if users is None else len(users) + len(cold_ids)), rows
 
 
 def _model_errors() -> tuple[type[Exception], ...]:

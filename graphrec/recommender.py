@@ -10,6 +10,11 @@
 
 Scores come from the hybrid ranker (every source's candidates re-ranked); items
 outside the candidates are not recommendable. Every answer uses external ids.
+
+A model trained on a user sample (``user_sample``, docs/SCALE.md) serves every user of
+its graph: the users it was not fitted on are folded in from their train + valid rows
+(:meth:`Recommender.score_new_users`), in every path (``recommend``, ``iter_topk``,
+``score_users``, ``explain``).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from graphrec.coldstart import NewItems, attribute_neighbours
 from graphrec.diversity import intra_list_diversity, mmr_rerank
 from graphrec.dot_scorer import DotScorer
 from graphrec.topk_workers import iter_topk_parallel, map_batches_parallel
-from training.base import GraphrecWarning, Learner
+from training.base import GraphrecWarning
+from training.user_sample import fold_in_sources
 
 __all__ = ["Recommender", "UnknownIdError"]
 
@@ -86,7 +92,8 @@ class Recommender:
 
     def __init__(self, model: TrainedModel) -> None:
         self.model = model
-        self._scorer = model.scorer()
+        self._scorer = model.scorer()  # folds in the users outside a user sample
+        self._fitted = model.user_sample.fitted if model.user_sample is not None else None  # None: every user
         self._user_index = pd.Index(model.graph.user_ids.astype(str))
         self._item_ids = model.graph.item_ids.astype(str)
         self._item_index = pd.Index(self._item_ids)
@@ -138,10 +145,24 @@ class Recommender:
         scores = torch.as_tensor(self._scorer(np.asarray(users, dtype=np.int64)))
         return self._with_new_items(scores, users=np.asarray(users, dtype=np.int64))
 
+    def _folded(self, users: np.ndarray) -> np.ndarray:
+        """bool ``[B]``: which of ``users`` the model was not fitted on (a user sample), to fold in."""
+        if self._fitted is None:
+            return np.zeros(len(users), dtype=bool)
+        return ~self._fitted[np.asarray(users, dtype=np.int64)]
+
     def _with_new_items(self, scores: torch.Tensor, *, users=None, history=None) -> torch.Tensor:
         if not len(self.new_items.ids):
             return scores
-        content = self.new_items.content_scores(self.model, users=users, history=history)
+        folded = self._folded(users) if users is not None else None
+        if folded is not None and folded.any():  # content from their rows: the sources hold nothing of them
+            content = _merge_rows(
+                folded,
+                self.new_items.content_scores(self.model, history=self.model.history[users[folded]]),
+                self.new_items.content_scores(self.model, users=users[~folded]) if (~folded).any() else None,
+            )  # fmt: skip
+        else:
+            content = self.new_items.content_scores(self.model, users=users, history=history)
         return torch.cat([scores, self.new_items.insert(scores.cpu(), content).to(scores.device)], dim=1)
 
     def _mask(self, k: int, exclude, candidates) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
@@ -185,28 +206,37 @@ class Recommender:
         batch_size: int = 256,
         show_progress: bool = False,
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Stream ``(users [B], items [B, k], scores [B, k])`` (internal indices, ``-1`` pads) for known users."""
+        """Stream ``(users [B], items [B, k], scores [B, k])`` (internal indices, ``-1`` pads) for known users.
+
+        Batches follow the order of ``users``, except that with a user-sample model the
+        users it was fitted on come first and those it folds in after them.
+        """
         banned, allowed = self._mask(k, exclude, candidates)
         if not 0.0 <= float(diversity) <= 1.0:
             raise ValueError(f"diversity must be in [0, 1], got {diversity!r}")
         seen = self._seen(self.model.history) if filter_seen else None
-        pool = max(k, _DIVERSITY_POOL) if diversity > 0 else k
+        pool = min(max(k, _DIVERSITY_POOL) if diversity > 0 else k, self.num_items)
         plain = banned is None and allowed is None and not len(self.new_items.ids)
-        dot = self._dot_model() if plain else None
-        if dot is not None:  # a single factor model: the multi-threaded dot-product path (bench/serving_throughput.py)
-            stream = _parallel_topk(dot, users, min(pool, self.num_items), seen, batch_size, show_progress)
-        elif plain and self.model.ranker is not None:  # the hybrid's batch path (bench/hybrid_topk.py)
-            stream = _parallel_hybrid(self.model.ranker, users, min(pool, self.num_items), batch_size, show_progress)
-        else:
-            scorer = lambda batch: self._apply(self.score_users(batch), banned, allowed)  # noqa: E731
-            stream = iter_topk(
-                scorer, users, min(pool, self.num_items), exclude=seen, batch_size=batch_size,
-                show_progress=show_progress,
-            )  # fmt: skip
-        for batch, items, scores in stream:
-            if diversity > 0:
-                items, scores = mmr_rerank(items, scores, self.item_vectors(), k, diversity)
-            yield batch, items[:, :k], scores[:, :k]
+        users = np.asarray(users, dtype=np.int64)
+        folded = self._folded(users)
+        # Fitted users take the fast paths; folded-in users are scored by fold-in, batch by batch.
+        for group, fast in ((users[~folded], plain), (users[folded], False)):
+            if not len(group):
+                continue
+            dot = self._dot_model() if fast else None
+            if dot is not None:  # one factor model: the multi-threaded dot-product path (bench/serving_throughput.py)
+                stream = _parallel_topk(dot, group, pool, seen, batch_size, show_progress)
+            elif fast and self.model.ranker is not None:  # the hybrid's batch path (bench/hybrid_topk.py)
+                stream = _parallel_hybrid(self.model.ranker, group, pool, batch_size, show_progress)
+            else:
+                scorer = lambda batch: self._apply(self.score_users(batch), banned, allowed)  # noqa: E731
+                stream = iter_topk(
+                    scorer, group, pool, exclude=seen, batch_size=batch_size, show_progress=show_progress
+                )
+            for batch, items, scores in stream:
+                if diversity > 0:
+                    items, scores = mmr_rerank(items, scores, self.item_vectors(), k, diversity)
+                yield batch, items[:, :k], scores[:, :k]
 
     def _dot_model(self) -> Optional[DotScorer]:
         """Without a ranker, a model of one ALS or GNN source scores by ``user . item``."""
@@ -284,9 +314,10 @@ class Recommender:
         index = known[known >= 0].astype(np.int64)
         if len(index):
             parts = list(self.iter_topk(index, k, filter_seen=filter_seen, **options))
+            answered = np.concatenate([p[0] for p in parts])
             items = np.concatenate([p[1] for p in parts])
             scores = np.concatenate([p[2] for p in parts])
-            frames.append(self._frame(self._user_index.to_numpy()[index], items, scores))
+            frames.append(self._frame(self._user_index.to_numpy()[answered], items, scores))
         for position in np.flatnonzero(known < 0):
             frames.append(self.recommend_new_user([], k=k, **options).assign(user=ids[position]))
         order = {user: i for i, user in enumerate(ids)}
@@ -349,21 +380,21 @@ class Recommender:
             top_items, top_scores = mmr_rerank(top_items, top_scores, self.item_vectors(), k, diversity)
         return self._frame([""], top_items[:, :k], top_scores[:, :k])
 
-    def score_new_users(self, rows: sp.csr_matrix) -> torch.Tensor:
+    def score_new_users(
+        self, rows: sp.csr_matrix, *, history_times: Optional[sp.csr_matrix] = None,
+        source_rows: Optional[dict[str, sp.csr_matrix]] = None,
+    ) -> torch.Tensor:  # fmt: skip
         """Hybrid scores ``[B, known items]`` of users known only by their items (CSR rows).
 
         Every source folds the rows in (``Learner.score_new_users``) and the hybrid ranker
         fuses them exactly as for known users; ``-inf`` outside the candidates.
+        ``history_times`` (CSR ``[B, known items]`` float64 timestamps of ``rows``) feed
+        the ranker's context features where known; ``source_rows`` gives a source other
+        rows of the same users (weighted as it was fitted) to fold in from. A user outside a
+        user sample is scored so, from ``model.fold_in_inputs``.
         """
         rows = sp.csr_matrix(rows, dtype=np.float32)
-        batch = np.zeros(rows.shape[0], np.int64)
-        sources = {
-            name: source.score_new_users(rows) if isinstance(source, Learner) else source(batch)
-            for name, source in self.model.sources.items()
-        }
-        if self.model.ranker is not None:
-            return torch.as_tensor(self.model.ranker.score_rows(sources, rows)).float().cpu()
-        return torch.as_tensor(next(s for n, s in sources.items() if n != "pop")).float().cpu()
+        return self.model.score_rows(rows, history_times=history_times, source_rows=source_rows)
 
     def item_vectors(self) -> np.ndarray:
         """Item embeddings used for similarity and diversity (training.sources.EMBEDDING_PRECEDENCE)."""
@@ -406,6 +437,11 @@ class Recommender:
         item = int(self.item_index([item_id])[0])
         if item >= len(self._item_ids):
             raise ValueError(f"item {item_id!r} was added after training; the ranker has no features for it")
+        if self._folded(np.array([user]))[0]:  # not in the user sample: explain the fold-in's features
+            ranker = self.model.ranker
+            rows, times, source_rows = self.model.fold_in_inputs(np.array([user]))
+            used = {name: self.model.sources[name] for name in ranker.source_names_}
+            return ranker.explain(fold_in_sources(used, rows, source_rows), rows, item, history_times=times)
         return self.model.ranker.explain_user(user, item)
 
     def add_items(self, items: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -434,3 +470,15 @@ class Recommender:
         for row, items in enumerate(lists):
             padded[row, : len(items)] = items
         return float(intra_list_diversity(padded, self.item_vectors()))
+
+
+def _merge_rows(first: np.ndarray, firsts: tuple, others: Optional[tuple]) -> tuple:
+    """Interleave two tuples of row tensors: rows where ``first`` is true from ``firsts``, the rest from ``others``."""
+    merged = []
+    for position, part in enumerate(firsts):
+        out = torch.empty((len(first), part.shape[1]), dtype=part.dtype)
+        out[torch.from_numpy(first)] = part.cpu()
+        if others is not None:
+            out[torch.from_numpy(~first)] = others[position].cpu()
+        merged.append(out)
+    return tuple(merged)

@@ -10,6 +10,10 @@ ranker). The item-side parts thus travel to the executors once per worker
 through the filesystem, not with every task. Rows come back as Arrow batches
 and Spark writes them as Parquet part files under ``--out`` with the columns of
 :data:`graphrec.topk_writer.SCHEMA` (``user, item, rank, score``).
+
+Users the model never saw (``--unknown cold``) all get the one list
+:meth:`Recommender.recommend_new_user` gives a user with no items, as in process:
+the driver computes it once, and the executors repeat it for each such user id.
 """
 
 from __future__ import annotations
@@ -67,6 +71,33 @@ def _scorer(model: str, k: int, batch_size: int, options: dict):
     return run
 
 
+def _cold_scorer(items: np.ndarray, scores: np.ndarray):
+    """Rows of the one cold-start list (item ids ``[k']``, scores ``[k']``) for each user id of the batches."""
+
+    def run(batches):
+        import pyarrow as pa
+
+        from graphrec.topk_writer import SCHEMA
+
+        width = len(items)
+        for batch in batches:
+            ids = batch.column(0).to_numpy(zero_copy_only=False)
+            if not len(ids) or not width:
+                continue
+            table = pa.Table.from_arrays(
+                [
+                    pa.array(np.repeat(ids.astype(object), width), type=pa.string()),
+                    pa.array(np.tile(np.asarray(items, dtype=object), len(ids)), type=pa.string()),
+                    pa.array(np.tile(np.arange(1, width + 1, dtype=np.int32), len(ids)), type=pa.int32()),
+                    pa.array(np.tile(np.asarray(scores, dtype=np.float32), len(ids)), type=pa.float32()),
+                ],
+                schema=SCHEMA,
+            )
+            yield from table.to_batches()
+
+    return run
+
+
 def spark_recommend(
     model: str | os.PathLike,
     out: str | os.PathLike,
@@ -79,6 +110,7 @@ def spark_recommend(
     master: str | None = None,
     partitions: int | None = None,
     spark: Any = None,
+    cold: tuple[list[str], np.ndarray, np.ndarray] | None = None,
 ) -> int:
     """Score every user (or ``users``) on Spark and write Parquet part files under ``out``.
 
@@ -93,6 +125,8 @@ def spark_recommend(
         master: Spark master URL (``None``: spark-submit's, else ``local[*]``).
         partitions: user blocks (default: the session's default parallelism).
         spark: an existing session (tests).
+        cold: ``(user ids, item ids [k'], scores [k'])``: users the model does not know and
+            the one list they all get (``recommend_new_user([])`` on the driver), or ``None``.
 
     Returns:
         Rows written.
@@ -110,5 +144,11 @@ def spark_recommend(
         frame = spark.createDataFrame(pa.table({"user": pa.array(np.asarray(users, np.int64))}))
         frame = frame.repartitionByRange(max(1, min(partitions, len(users))), "user")
     scored = frame.mapInArrow(_scorer(os.path.abspath(os.fspath(model)), k, batch_size, dict(options or {})), SPARK_SCHEMA)
+    if cold is not None and len(cold[0]):
+        ids, items, scores = cold
+        unknown = spark.createDataFrame(pa.table({"user": pa.array([str(i) for i in ids], type=pa.string())}))
+        unknown = unknown.repartition(max(1, min(partitions, len(ids))))
+        lists = unknown.mapInArrow(_cold_scorer(np.asarray(items), np.asarray(scores)), SPARK_SCHEMA)
+        scored = scored.unionByName(lists)
     scored.write.mode("errorifexists").parquet(os.fspath(out))
     return spark.read.parquet(os.fspath(out)).count()

@@ -41,6 +41,7 @@ __all__ = [
     "TextConfig",
     "TrainConfig",
     "TuneConfig",
+    "check_user_sample",
     "describe",
     "parse_override",
 ]
@@ -340,6 +341,10 @@ class TrainConfig:
 
     seed: int = _doc("seeds every learner, the ranker and all sampling", 2026)
     device: str = _doc("auto (CUDA when present), cpu or cuda[:n]", "auto")
+    user_sample: Union[int, float] = _doc(
+        "fit every source, the GNN and the ranker on a seeded sample of users: a fraction in (0, 1) or a count; "
+        "the others are folded in from their rows when served and evaluated (0: every user; docs/SCALE.md)", 0,
+    )  # fmt: skip
     text: TextConfig = field(default_factory=TextConfig)
     als: ALSConfig = field(default_factory=ALSConfig)
     itemknn: ItemKNNConfig = field(default_factory=ItemKNNConfig)
@@ -359,6 +364,11 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda[:n], got {self.device!r}")
         if self.gnn.model not in ("lightgcn", "gat"):
             raise ValueError(f"gnn.model must be lightgcn or gat, got {self.gnn.model!r}")
+        check_user_sample(self.user_sample)
+
+    def weighted(self, source: str) -> bool:
+        """Whether source ``source`` is fitted on interaction weights: its section's ``weighted``, else true."""
+        return bool(getattr(getattr(self, source, None), "weighted", True))
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -371,10 +381,10 @@ class TrainConfig:
                 if not isinstance(value, Mapping):
                     raise ValueError(f"section {key!r} must be a mapping of settings, got {value!r}")
                 kwargs[name] = _SECTIONS[name].from_dict(value, section=name)
-            elif name in ("seed", "device"):
+            elif name in _TOP_LEVEL:
                 kwargs[name] = value
             else:
-                known = ["seed", "device", *_SECTIONS]
+                known = [*_TOP_LEVEL, *_SECTIONS]
                 raise ValueError(f"unknown setting {key!r}; known: {', '.join(known)}")
         return cls(**kwargs)
 
@@ -388,7 +398,10 @@ class TrainConfig:
             raise type(exc)(f"{path}: {exc}") from None
 
     def with_overrides(self, overrides: Sequence[str]) -> "TrainConfig":
-        """Apply ``section.field=value`` (or ``seed=..``/``device=..``) strings; values parse as YAML scalars."""
+        """Apply ``section.field=value`` (or ``seed=..``, ``device=..``, ``user_sample=..``) strings.
+
+        Values parse as YAML scalars.
+        """
         values = self.to_dict()
         for text in overrides:
             path, value = parse_override(text)
@@ -403,10 +416,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A nested JSON-serialisable mapping; ``from_dict(to_dict())`` gives an equal config."""
-        out: dict[str, Any] = {"seed": self.seed, "device": self.device}
+        out: dict[str, Any] = {name: getattr(self, name) for name in _TOP_LEVEL}
         for name in _SECTIONS:
             out[name] = getattr(self, name).to_dict()
         return out
+
+
+_TOP_LEVEL = ("seed", "device", "user_sample")
+"""The settings of :class:`TrainConfig` outside any section."""
+
+
+def check_user_sample(value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is 0, a fraction in (0, 1) or a whole count >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"user_sample must be 0 (off), a fraction in (0, 1) or a user count, got {value!r}")
+    if value >= 1 and float(value) != int(value):
+        raise ValueError(f"user_sample >= 1 is a count of users and must be whole, got {value!r}")
 
 
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:

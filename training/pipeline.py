@@ -20,6 +20,10 @@ Sources: ``text`` (text similarity to the user's history), ``als``, ``itemknn``,
 ``graphfilter`` (training-free GF-CF filter; the sparse item-item source where EASE is
 skipped), ``ease`` (skipped above ``ease.max_items``), ``gnn`` (LightGCN or GAT) and ``pop``
 (a popularity prior, cheap, never checkpointed).
+
+With ``user_sample`` (:mod:`training.user_sample`) every matrix a learner or the ranker
+sees holds the train rows of a seeded sample of users only; the test rows score every
+test user, the others by fold-in from their ``train + valid`` rows, as served.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from training.knn import ItemKNN
 from training.ranker import HybridRanker, ablation
 from training.sources import Phase, load_source, scorer_of
 from training.text import TextLearner, entity_vectors, item_texts
+from training.user_sample import UserSample, draw_user_sample, fold_in_hybrid, fold_in_scorer
 from training.workdir import WorkDir
 
 __all__ = ["Pipeline", "PipelineResult"]
@@ -69,6 +74,7 @@ class PipelineResult:
         notes: what the run decided (skipped sources, fallbacks, best GNN epoch...).
         training_curves: validation NDCG per evaluated epoch of the GNN (fit phase) and
             of each ranker member: ``name -> {"epoch", "valid_ndcg", "label"}`` (the report's plot).
+        user_sample: the users the learners were fitted on (``user_sample``), or ``None`` for all.
     """
 
     config: TrainConfig
@@ -82,6 +88,7 @@ class PipelineResult:
     timings: dict[str, float]
     notes: dict[str, Any]
     training_curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    user_sample: Optional[UserSample] = None
 
 
 class Pipeline:
@@ -131,15 +138,29 @@ class Pipeline:
         self._check_graph()
         self._check_learner_configs()
         self.work = WorkDir(work_dir, config=config.to_dict(), graph_fingerprint=graph_fingerprint, resume=resume)
-        binary_train = graph.matrix("train")
+        self.sample = draw_user_sample(graph.num_users, config.user_sample, config.seed)
+        if self.sample is not None:
+            if "gnn" in self._source_stages() and config.gnn.nproc > 1:
+                raise ValueError(
+                    "user_sample does not support gnn.nproc > 1 yet (the DDP processes load the whole graph)"
+                )
+            self.work.note("user_sample", self.sample.to_dict())
+            self.log(
+                f"  user sample: fitting on {self.sample.num_fitted:,} of {graph.num_users:,} users (seed "
+                f"{config.seed}); the other {graph.num_users - self.sample.num_fitted:,} are folded in"
+            )
         times = graph.has_timestamps
+        restrict = self._restrict
         self.phases = {
-            "fit": Phase("fit", binary_train, graph.timestamp_matrix("train") if times else None),
-            "final": Phase(
-                "final", graph.matrix("train", "valid"), graph.timestamp_matrix("train", "valid") if times else None
+            "fit": Phase(
+                "fit", restrict(graph.matrix("train")), restrict(graph.timestamp_matrix("train")) if times else None
             ),
-        }
-        self.valid = graph.matrix("valid")
+            "final": Phase(
+                "final", restrict(graph.matrix("train", "valid")),
+                restrict(graph.timestamp_matrix("train", "valid")) if times else None,
+            ),
+        }  # fmt: skip
+        self.valid = restrict(graph.matrix("valid"))
         self.item_text: Optional[np.ndarray] = None
         self.entity_text: Optional[np.ndarray] = None
         self.ranker: Optional[HybridRanker] = None
@@ -207,9 +228,12 @@ class Pipeline:
         return HybridRanker(**self.config.ranker.learner_kwargs(), seed=self.config.seed, device=self.config.device)
 
     def _matrix(self, name: str, phase: Phase) -> sp.csr_matrix:
-        weighted = getattr(getattr(self.config, name, None), "weighted", True)
         splits = ("train",) if phase.name == "fit" else ("train", "valid")
-        return self.graph.matrix(*splits, weighted=bool(weighted))
+        return self._restrict(self.graph.matrix(*splits, weighted=self.config.weighted(name)))
+
+    def _restrict(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        """``matrix`` with only the sampled users' rows (``user_sample``; every row without one)."""
+        return matrix if self.sample is None else self.sample.restrict(matrix)
 
     # -- running -------------------------------------------------------------------------
     def run(self) -> PipelineResult:
@@ -242,6 +266,7 @@ class Pipeline:
             timings=dict(self.work.state["timings"]),
             notes=self.work.notes(),
             training_curves=self._training_curves(),
+            user_sample=self.sample,
         )
 
     def _training_curves(self) -> dict[str, dict[str, Any]]:
@@ -508,14 +533,15 @@ class Pipeline:
         if self.work.done("evaluate"):
             if self.ranker is not None:
                 self.hybrid_test = self._evaluate(
-                    self.ranker.score, self.phases["final"].history, self._test(), label="evaluate hybrid (test)"
+                    self._hybrid_test_scorer(), self._served_history(), self._test(), label="evaluate hybrid (test)"
                 )
             return
         cfg = self.config.eval
         if "pop" not in self.phases["fit"].sources:
             self._add_popularity()
         fit, final, test = self.phases["fit"], self.phases["final"], self._test()
-        threshold = sparse_threshold(final.history, test, cfg.sparse_max_train)
+        served = self._served_history()  # every user's train + valid: final.history unless user_sample
+        threshold = sparse_threshold(served, test, cfg.sparse_max_train)
         metrics: dict[str, Any] = {"sparse_threshold": threshold, "valid": {}, "test": {}}
         if self.valid.nnz:
             users = self._valid_sample("valid_users", cfg.valid_users)
@@ -532,11 +558,14 @@ class Pipeline:
             budget = {"ensemble": members} if members and members != self.ranker.ensemble else None
             table = ablation(
                 self.ranker, self.graph, fit_inputs=fit.inputs(), fit_users=self._fit_users(), labels=self.valid,
-                eval_inputs=final.inputs(), test=test, item_text_embeddings=self.item_text, k=cfg.k,
+                eval_inputs=final.inputs(), test=self._restrict(test), item_text_embeddings=self.item_text, k=cfg.k,
                 sparse_max_train=threshold, sample_users=self.config.ranker.ablation_users, seed=self.config.seed,
                 budget=budget, show_progress=self.show_progress,
             )  # fmt: skip
             rows, results = table.rows, dict(table.results)
+            if self.sample is not None:  # the ablation's rows cover the fitted users; the test rows every user
+                results = {}
+                self.work.note("ablation_users", "fitted users only (user_sample)")
             where = ""
             if table.sample_users:
                 where = f" on a sample of {table.sample_users} users (seed {table.sample_seed})"
@@ -545,14 +574,14 @@ class Pipeline:
         for name, source in final.sources.items():
             if name not in results:
                 results[name] = self._evaluate(
-                    scorer_of(source), final.history, test, max_train=threshold, label=f"evaluate {name} (test)"
+                    self._test_scorer(name, source), served, test, max_train=threshold, label=f"evaluate {name} (test)"
                 )
             metrics["test"][name] = results[name].to_dict()
         if self.ranker is not None:
             if "hybrid" not in results:
                 self._prepare(self.ranker, final)
                 results["hybrid"] = self._evaluate(
-                    self.ranker.score, final.history, test, max_train=threshold, label="evaluate hybrid (test)"
+                    self._hybrid_test_scorer(), served, test, max_train=threshold, label="evaluate hybrid (test)"
                 )
             self.hybrid_test = results["hybrid"]
             metrics["test"]["hybrid"] = self.hybrid_test.to_dict()
@@ -561,6 +590,33 @@ class Pipeline:
 
     def _test(self) -> sp.csr_matrix:
         return self.graph.matrix("test")
+
+    def _served_history(self) -> sp.csr_matrix:
+        """Every user's ``train + valid`` (binary): what test masks, and the rows unsampled users fold in from."""
+        return self.graph.matrix("train", "valid")
+
+    def _test_scorer(self, name: str, source: Any) -> Callable[[np.ndarray], Any]:
+        """A final source's test scorer: its own, with unsampled users folded in (``user_sample``)."""
+        if self.sample is None or not isinstance(source, Learner):  # MostPop scores every user alike
+            return scorer_of(source)
+        rows = self.graph.matrix("train", "valid", weighted=self.config.weighted(name))  # as the source was fitted
+        return fold_in_scorer(source.score, lambda users: source.score_new_users(rows[users]), self.sample.fitted)
+
+    def _hybrid_test_scorer(self) -> Callable[[np.ndarray], Any]:
+        """The hybrid's test scorer, unsampled users folded in as ``TrainedModel.scorer`` serves them."""
+        if self.sample is None:
+            return self.ranker.score
+        history, sources = self._served_history(), self.phases["final"].sources
+        rows = {name: self.graph.matrix("train", "valid", weighted=self.config.weighted(name)) for name in sources}
+        times = self.graph.timestamp_matrix("train", "valid") if self.graph.has_timestamps else None
+
+        def folded(users: np.ndarray):
+            return fold_in_hybrid(
+                self.ranker, sources, history[users], times[users] if times is not None else None,
+                source_rows={name: matrix[users] for name, matrix in rows.items()},
+            )  # fmt: skip
+
+        return fold_in_scorer(self.ranker.score, folded, self.sample.fitted)
 
     def _evaluate(
         self, source, history: sp.csr_matrix, labels: sp.csr_matrix, *, max_train: Optional[int] = None,

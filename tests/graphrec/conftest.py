@@ -45,3 +45,15 @@ def demo_model(tmp_path_factory, tiny_bert):
     return base, done
 
 
+
+
+@pytest.fixture(scope="session")
+def sampled_demo_model(tmp_path_factory, tiny_bert):
+    """The demo model fitted on a seeded half of the users (``user_sample=0.5``); the rest are folded in."""
+    base = tmp_path_factory.mktemp("demo_sampled")
+    done = run_cli(
+        "--demo-size", "tiny", "--demo-dir", str(base), "--quiet",
+        *sets(f"text.model={tiny_bert}", *QUICK, "user_sample=0.5"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return base, done

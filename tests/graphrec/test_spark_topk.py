@@ -78,3 +78,35 @@ def test_cli_engine_spark_with_a_user_list(spark, demo_model, tmp_path, capsys):
     same_lists(expected, pd.read_parquet(out))
     assert recommend.main(["--model", str(base / "model"), "--out", str(out), "--engine", "spark"]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_cli_engine_spark_unknown_cold_equals_in_process(spark, demo_model, tmp_path, capsys):
+    base, _ = demo_model
+    rec = Recommender.load(base / "model", device="cpu")
+    chosen = [rec.user_ids[4], "ghost-1", rec.user_ids[1], "ghost-2", "ghost-1"]
+    listing = tmp_path / "users.txt"
+    listing.write_text("user\n" + "\n".join(chosen) + "\n")
+    common = ["--model", str(base / "model"), "--users", str(listing), "--k", "6", "--quiet"]
+    assert recommend.main([*common, "--out", str(tmp_path / "spark"), "--engine", "spark"]) == 2
+    assert "--unknown cold" in capsys.readouterr().err  # unknown ids still fail without --unknown cold
+    code = recommend.main([*common, "--unknown", "cold", "--out", str(tmp_path / "local.parquet")])
+    assert code == 0, capsys.readouterr().err
+    code = recommend.main([*common, "--unknown", "cold", "--out", str(tmp_path / "spark"), "--engine", "spark",
+                           "--spark-master", "local[2]", "--partitions", "2"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    expected, got = pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "spark")
+    assert set(got["user"]) == {rec.user_ids[4], rec.user_ids[1], "ghost-1", "ghost-2"}
+    assert (got.groupby("user").size() == 6).all()
+    same_lists(expected, got)
+    ghosts = got[got["user"] == "ghost-1"]["item"].tolist()
+    assert ghosts == got[got["user"] == "ghost-2"]["item"].tolist()  # one popularity list for every unknown id
+
+
+def test_spark_topk_of_a_user_sample_model_equals_in_process(spark, sampled_demo_model, tmp_path):
+    base, _ = sampled_demo_model
+    rec = Recommender.load(base / "model", device="cpu")
+    users = np.arange(len(rec.user_ids), dtype=np.int64)
+    out = tmp_path / "topk"
+    spark_recommend(base / "model", out, users=None, num_users=len(users), k=8, batch_size=32, partitions=2,
+                    spark=spark)  # fmt: skip
+    same_lists(in_process(rec, users, 8), pd.read_parquet(out))
