@@ -20,6 +20,7 @@ import torch
 
 from kg.graph import Graph
 from training.base import Learner
+from training.source_names import Source
 
 __all__ = ["NewItems", "attribute_neighbours"]
 
@@ -70,7 +71,7 @@ class NewItems:
         return cls(ids=np.array([], dtype=object), text=np.zeros((0, 0), np.float32))
 
     def add(self, model, items: Sequence[Mapping[str, Any]], *, known: pd.Index) -> np.ndarray:
-        text_source = model.sources.get("text")
+        text_source = model.sources.get(Source.TEXT)
         if not isinstance(text_source, Learner):
             raise ValueError("the model has no text source; new items need the text encoder (text.enabled)")
         ids = []
@@ -86,7 +87,7 @@ class NewItems:
         vectors = np.asarray(text_source.embed_items(list(items)), dtype=np.float32)
         self.text = vectors if not len(self.ids) else np.concatenate([self.text, vectors])
         self.ids = np.concatenate([self.ids, np.asarray(ids, dtype=object)])
-        gnn = model.sources.get("gnn")
+        gnn = model.sources.get(Source.GNN)
         if isinstance(gnn, Learner) and model.item_text is not None and hasattr(gnn, "embed_new_items"):
             try:
                 self.graph = gnn.embed_new_items(self.text, model.item_text)
@@ -99,16 +100,16 @@ class NewItems:
         """The new items' vectors in the space of source ``name`` (zeros where it has none)."""
         if not len(self.ids):
             return np.zeros((0, dim), np.float32)
-        if name == "gnn" and self.graph is not None:
+        if name == Source.GNN and self.graph is not None:
             return self.graph
-        if name == "text":
+        if name == Source.TEXT:
             return self.text
         return np.zeros((len(self.ids), dim), np.float32)
 
     # -- scores --------------------------------------------------------------------------
     def content_scores(self, model, *, users=None, history=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(catalogue [B, n], new [B, m])`` scores of the content source (GNN, else text)."""
-        gnn = model.sources.get("gnn")
+        gnn = model.sources.get(Source.GNN)
         if isinstance(gnn, Learner) and self.graph is not None:
             items = torch.as_tensor(gnn.item_embeddings())
             if users is not None:

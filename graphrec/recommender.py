@@ -35,6 +35,7 @@ from graphrec.diversity import intra_list_diversity, mmr_rerank
 from graphrec.dot_scorer import DotScorer
 from graphrec.topk_workers import iter_topk_parallel, map_batches_parallel
 from training.base import GraphrecWarning
+from training.source_names import Source
 from training.user_sample import fold_in_sources
 
 __all__ = ["Recommender", "UnknownIdError"]
@@ -240,8 +241,8 @@ class Recommender:
 
     def _dot_model(self) -> Optional[DotScorer]:
         """Without a ranker, a model of one ALS or GNN source scores by ``user . item``."""
-        learners = [n for n in self.model.sources if n != "pop"]
-        if self.model.ranker is not None or len(learners) != 1 or learners[0] not in ("als", "gnn"):
+        learners = [n for n in self.model.sources if n != Source.POP]
+        if self.model.ranker is not None or len(learners) != 1 or learners[0] not in (Source.ALS, Source.GNN):
             return None
         source = self.model.sources[learners[0]]
         return DotScorer(source.user_embeddings(), source.item_embeddings())

@@ -44,22 +44,6 @@ NOT_SOURCES = frozenset({"init", "stage", "stages", "columns"})
 the GNN's initialisation (``init == "text"``), pipeline stages (``"gnn" in stages``), kg's attribute
 roles (``roles.columns("text")``)."""
 
-TEMPORARY_ALLOWLIST = frozenset(
-    {
-        Path("training/pipeline.py"),
-        Path("training/config.py"),
-        Path("graphrec/recommender.py"),
-        Path("graphrec/coldstart.py"),
-    }
-)
-"""TEMPORARY (issue 15): files another helper was editing while Source was introduced.
-
-The lead removes this allowlist (and these entries) after converting the four files to
-:class:`~training.source_names.Source`. An entry whose file holds no source-name literal
-any more fails :func:`test_allowlist_is_not_stale`, so the list can only shrink.
-"""
-
-
 def _name_of(node: ast.AST) -> str:
     """What an expression is called: ``x`` -> x, ``a.b`` -> b, ``d["k"]`` -> k, ``f(...)`` -> f's name."""
     if isinstance(node, ast.Name):
@@ -161,16 +145,9 @@ def test_no_source_name_literal_outside_the_source_type():
     found = [
         f"{path}:{line}: {literal!r} ({context})"
         for path in _modules()
-        if path not in TEMPORARY_ALLOWLIST
         for line, literal, context in _literals_of(path)
     ]
     assert not found, "source names written as string literals; use training.source_names.Source:\n" + "\n".join(found)
-
-
-@pytest.mark.parametrize("path", sorted(TEMPORARY_ALLOWLIST), ids=str)
-def test_allowlist_is_not_stale(path):
-    assert (ROOT / path).is_file(), f"{path} is allowlisted but gone: remove it from TEMPORARY_ALLOWLIST"
-    assert _literals_of(path), f"{path} holds no source-name literal any more: remove it from TEMPORARY_ALLOWLIST"
 
 
 def test_checker_finds_each_use_as_a_source():

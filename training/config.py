@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Mapping, Optional, Sequence, Union
 import yaml
 
 from kg.config import coerce_field, read_config_file
+from training.source_names import Source
 
 __all__ = [
     "ALSConfig",
@@ -217,6 +218,10 @@ class GNNConfig(Section):
     use_social: bool = _doc("propagate over user-user edges", True)
     user_init: str = _doc("user initialisation: mean_items or learned", "mean_items")
     init_std: float = _doc("std of random/residual initialisation", 0.1)
+    text_components: int = _doc(
+        "text init: whiten the text vectors onto this many top principal components (0: centre and scale only)", 64
+    )
+    text_scale: float = _doc("text init: RMS norm of the mapped text vectors", 1.0)
     patience: Union[int, str] = _doc("validations without improvement before stopping (auto: 4)", "auto")
     eval_every: Union[int, str] = _doc("epochs between validations (auto: 2; at most 3,000 sampled users)", "auto")
     mode: str = _doc("full (sparse full-graph propagation) or sampled (neighbour-sampled mini-batches)", "full")
@@ -305,7 +310,8 @@ class TuneConfig(Section):
     PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("budget_minutes", "sources", "valid_users", "max_trials")
     budget_minutes: float = _doc("total search time, split evenly over the tuned sources that are on (0: off)", 0.0)
     sources: tuple[str, ...] = _doc(
-        "sources to tune (graphfilter, als, itemknn, ease)", ("graphfilter", "als", "itemknn", "ease")
+        "sources to tune (graphfilter, als, itemknn, ease)",
+        (Source.GRAPHFILTER, Source.ALS, Source.ITEMKNN, Source.EASE),
     )
     valid_users: int = _doc("validation users scored per trial (a seeded sample; 0: all)", 2000)
     max_trials: int = _doc("trials per source at most (0: only the budget stops a search)", 0)
@@ -314,7 +320,7 @@ class TuneConfig(Section):
         super().__post_init__()
         if self.budget_minutes < 0:
             raise ValueError(f"tune.budget_minutes must be >= 0 (0: off), got {self.budget_minutes!r}")
-        known = ("graphfilter", "als", "itemknn", "ease")
+        known = (Source.GRAPHFILTER, Source.ALS, Source.ITEMKNN, Source.EASE)
         unknown = [name for name in self.sources if name not in known]
         if unknown:
             raise ValueError(f"tune.sources: no tuner for {unknown}; tunable: {', '.join(known)}")
@@ -323,12 +329,12 @@ class TuneConfig(Section):
 
 
 _SECTIONS: dict[str, type[Section]] = {
-    "text": TextConfig,
-    "als": ALSConfig,
-    "itemknn": ItemKNNConfig,
-    "ease": EASEConfig,
-    "graphfilter": GraphFilterConfig,
-    "gnn": GNNConfig,
+    Source.TEXT: TextConfig,
+    Source.ALS: ALSConfig,
+    Source.ITEMKNN: ItemKNNConfig,
+    Source.EASE: EASEConfig,
+    Source.GRAPHFILTER: GraphFilterConfig,
+    Source.GNN: GNNConfig,
     "ranker": RankerConfig,
     "eval": EvalConfig,
     "tune": TuneConfig,

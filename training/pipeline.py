@@ -47,6 +47,7 @@ from training.gnn.schedule import warm_epochs
 from training.graphfilter import GraphFilter
 from training.knn import ItemKNN
 from training.ranker import HybridRanker, ablation
+from training.source_names import Source
 from training.sources import Phase, load_source, scorer_of
 from training.text import TextLearner, entity_vectors, item_texts
 from training.user_sample import UserSample, draw_user_sample, fold_in_hybrid, fold_in_scorer
@@ -140,7 +141,7 @@ class Pipeline:
         self.work = WorkDir(work_dir, config=config.to_dict(), graph_fingerprint=graph_fingerprint, resume=resume)
         self.sample = draw_user_sample(graph.num_users, config.user_sample, config.seed)
         if self.sample is not None:
-            if "gnn" in self._source_stages() and config.gnn.nproc > 1:
+            if Source.GNN in self._source_stages() and config.gnn.nproc > 1:
                 raise ValueError(
                     "user_sample does not support gnn.nproc > 1 yet (the DDP processes load the whole graph)"
                 )
@@ -188,12 +189,12 @@ class Pipeline:
         names = []
         cfg = self.config
         wanted = {
-            "text": self._text_on(),
-            "als": "als" in self.stages and cfg.als.enabled,
-            "itemknn": "neighbors" in self.stages and cfg.itemknn.enabled,
-            "graphfilter": "neighbors" in self.stages and cfg.graphfilter.enabled,
-            "ease": "neighbors" in self.stages and cfg.ease.enabled,
-            "gnn": "gnn" in self.stages and cfg.gnn.enabled,
+            Source.TEXT: self._text_on(),
+            Source.ALS: "als" in self.stages and cfg.als.enabled,
+            Source.ITEMKNN: "neighbors" in self.stages and cfg.itemknn.enabled,
+            Source.GRAPHFILTER: "neighbors" in self.stages and cfg.graphfilter.enabled,
+            Source.EASE: "neighbors" in self.stages and cfg.ease.enabled,
+            Source.GNN: "gnn" in self.stages and cfg.gnn.enabled,
         }
         for name, on in wanted.items():
             if on:
@@ -203,17 +204,17 @@ class Pipeline:
     # -- construction --------------------------------------------------------------------
     def _make(self, name: str) -> Learner:
         cfg, seed, device = self.config, self.config.seed, self.config.device
-        if name == "text":
+        if name == Source.TEXT:
             return TextLearner(**cfg.text.learner_kwargs(), seed=seed, device=device)
-        if name == "als":
+        if name == Source.ALS:
             return ALS(**cfg.als.learner_kwargs(), seed=seed, device=device)
-        if name == "itemknn":
+        if name == Source.ITEMKNN:
             return ItemKNN(**cfg.itemknn.learner_kwargs())
-        if name == "ease":
+        if name == Source.EASE:
             return EASE(**cfg.ease.learner_kwargs(), device=device)
-        if name == "graphfilter":
+        if name == Source.GRAPHFILTER:
             return GraphFilter(**cfg.graphfilter.learner_kwargs(), seed=seed, device=device)
-        if name == "gnn":
+        if name == Source.GNN:
             kwargs = cfg.gnn.learner_kwargs()
             if kwargs["init"] == "text" and not self._text_on():
                 kwargs["init"] = "random"
@@ -272,10 +273,10 @@ class Pipeline:
     def _training_curves(self) -> dict[str, dict[str, Any]]:
         """Validation NDCG per epoch, from the GNN's ``history_`` and the ranker's diagnostics."""
         curves: dict[str, dict[str, Any]] = {}
-        gnn = self.phases["fit"].sources.get("gnn")
+        gnn = self.phases["fit"].sources.get(Source.GNN)
         points = [(r["epoch"], r["ndcg"]) for r in getattr(gnn, "history_", None) or [] if "ndcg" in r]
         if points:
-            curves["gnn"] = {
+            curves[Source.GNN] = {
                 "epoch": [int(e) for e, _ in points], "valid_ndcg": [float(v) for _, v in points],
                 "label": "GNN (valid NDCG@20, fit phase)",
             }  # fmt: skip
@@ -316,7 +317,7 @@ class Pipeline:
         if not self.config.text.enabled:
             return
         if not self.graph_has_text:
-            self.work.note("text", "skipped: the graph holds no item text (ids only)")
+            self.work.note(Source.TEXT, "skipped: the graph holds no item text (ids only)")
             self.log(
                 "  text skipped: the graph holds no item text (ids only): no fine-tuning, no text source, "
                 "GNN starts from random vectors"
@@ -324,13 +325,15 @@ class Pipeline:
             return
         fit, final = self.phases["fit"], self.phases["final"]
         self._fit_or_load(
-            "text",
+            Source.TEXT,
             fit,
-            lambda: self._make("text").fit(self.graph, self._matrix("text", fit), show_progress=self.show_progress),
+            lambda: self._make(Source.TEXT).fit(
+                self.graph, self._matrix(Source.TEXT, fit), show_progress=self.show_progress
+            ),
         )
-        learner = fit.sources["text"]
+        learner = fit.sources[Source.TEXT]
         if self.config.ranker.refit:
-            self._fit_or_load("text", final, lambda: learner.with_history(self._matrix("text", final)))
+            self._fit_or_load(Source.TEXT, final, lambda: learner.with_history(self._matrix(Source.TEXT, final)))
         self._share_fit_sources(["text"])
         self.item_text = learner.item_embeddings()
         entities = self.work.load_array("text/entities.npy")
@@ -348,21 +351,21 @@ class Pipeline:
 
     def _stage_als(self) -> None:
         if self.config.als.enabled:
-            self._fit_cf("als")
+            self._fit_cf(Source.ALS)
 
     def _stage_neighbors(self) -> None:
         if self.config.itemknn.enabled:
-            self._fit_cf("itemknn")
+            self._fit_cf(Source.ITEMKNN)
         if self.config.graphfilter.enabled:
-            self._fit_cf("graphfilter")
+            self._fit_cf(Source.GRAPHFILTER)
         if self.config.ease.enabled:
-            limit = self._make("ease").item_limit()
+            limit = self._make(Source.EASE).item_limit()
             if self.graph.num_items > limit:
                 why = f"{self.graph.num_items:,} items > ease.max_items={limit:,} (dense items x items solve)"
-                self.work.note("ease", f"skipped: {why}")
+                self.work.note(Source.EASE, f"skipped: {why}")
                 self.log(f"  ease skipped: {why}")
                 return
-            self._fit_cf("ease")
+            self._fit_cf(Source.EASE)
 
     def _fit_cf(self, name: str) -> None:
         """Fit a collaborative source per phase; with ``tune.budget_minutes`` > 0, tuned on valid first.
@@ -414,41 +417,41 @@ class Pipeline:
         if not self.config.gnn.enabled:
             return
         features: dict[str, Any] = {}
-        if self._make("gnn").init == "text":
+        if self._make(Source.GNN).init == "text":
             if self.item_text is None:
                 raise ValueError("gnn.init is 'text' but the text stage produced no embeddings")
             features = {"item_features": self.item_text, "entity_features": self.entity_text}
         else:
             self.work.note("gnn_init", "random")
         fit = self.phases["fit"]
-        schedule = self._make("gnn").schedule(self._matrix("gnn", fit).nnz)
+        schedule = self._make(Source.GNN).schedule(self._matrix(Source.GNN, fit).nnz)
         self.work.note("gnn_schedule", schedule.to_dict())
         self.log(f"  gnn schedule: {schedule.describe()}")
         if self.config.gnn.nproc > 1:
             self.log(f"  gnn on {self.config.gnn.nproc} processes (torch.distributed DDP)")
         self._fit_or_load(
-            "gnn",
+            Source.GNN,
             fit,
             lambda: self._fit_gnn(
-                self._make("gnn"), fit, valid=True, warm_start=None, features=features,
+                self._make(Source.GNN), fit, valid=True, warm_start=None, features=features,
             ),  # fmt: skip
         )
-        best = max(int(fit.sources["gnn"].best_epoch_), 1)
+        best = max(int(fit.sources[Source.GNN].best_epoch_), 1)
         self.work.note("gnn_best_epoch", best)
         if self.config.ranker.refit:
             final = self.phases["final"]
             # The final phase continues from the fit phase's parameters (same graph, same
             # node space) for the passes the new interactions would get in a cold refit.
-            epochs = warm_epochs(best, self._matrix("gnn", fit).nnz, self._matrix("gnn", final).nnz)
+            epochs = warm_epochs(best, self._matrix(Source.GNN, fit).nnz, self._matrix(Source.GNN, final).nnz)
             self.work.note("gnn_final", {"warm_start": "fit phase", "epochs": epochs, "rule": "best epoch x new share"})
             self.log(f"  gnn final phase: warm start from the fit phase, {epochs} epoch(s) (best epoch {best})")
 
             def refit() -> Learner:
-                learner = self._make("gnn")
+                learner = self._make(Source.GNN)
                 learner.epochs = epochs
-                return self._fit_gnn(learner, final, valid=False, warm_start=fit.sources["gnn"], features=features)
+                return self._fit_gnn(learner, final, valid=False, warm_start=fit.sources[Source.GNN], features=features)
 
-            self._fit_or_load("gnn", final, refit)
+            self._fit_or_load(Source.GNN, final, refit)
         self._share_fit_sources(["gnn"])
 
     def _fit_gnn(self, learner, phase: Phase, *, valid: bool, warm_start, features: dict[str, Any]) -> Learner:
@@ -457,7 +460,7 @@ class Pipeline:
         nproc = self.config.gnn.nproc
         if nproc <= 1:
             return learner.fit(
-                self.graph, self._matrix("gnn", phase), valid_items=self.valid if valid else None,
+                self.graph, self._matrix(Source.GNN, phase), valid_items=self.valid if valid else None,
                 show_progress=self.show_progress, checkpoint_dir=checkpoints, warm_start=warm_start, **features,
             )  # fmt: skip
         if self.graph_path is None:
@@ -473,7 +476,7 @@ class Pipeline:
         if present:
             feature_file = ddp / "features.safetensors"
             save_file(present, str(feature_file))
-        warm_dir = self.work.source_dir("fit", "gnn") if warm_start is not None else None
+        warm_dir = self.work.source_dir("fit", Source.GNN) if warm_start is not None else None
         splits = ("train",) if phase.name == "fit" else ("train", "valid")
         return fit_distributed(
             {**learner.get_config(), "model": self.config.gnn.model}, graph_path=self.graph_path, splits=splits,
@@ -484,7 +487,7 @@ class Pipeline:
     def _add_popularity(self) -> None:
         if self.config.ranker.popularity_source:
             for phase in self.phases.values():
-                phase.sources["pop"] = MostPop().fit(phase.history, item_ids=self.graph.item_ids)
+                phase.sources[Source.POP] = MostPop().fit(phase.history, item_ids=self.graph.item_ids)
 
     def _prepare(self, ranker: HybridRanker, phase: Phase) -> None:
         ranker.prepare(
@@ -537,7 +540,7 @@ class Pipeline:
                 )
             return
         cfg = self.config.eval
-        if "pop" not in self.phases["fit"].sources:
+        if Source.POP not in self.phases["fit"].sources:
             self._add_popularity()
         fit, final, test = self.phases["fit"], self.phases["final"], self._test()
         served = self._served_history()  # every user's train + valid: final.history unless user_sample
