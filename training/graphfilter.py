@@ -272,7 +272,13 @@ class GraphFilter(Learner):
         if self._dense is not None:
             return _dense_rows(rows, device) @ self._dense
         if self.kind == "linear" and device.type == "cpu":
-            return filter_columns(self, rows)
+            ideal = self._has_ideal
+            return filter_columns(
+                rows, normalised=self._normalised, transposed=self._rt_csr, pre=self._pre,
+                post=self._post.numpy() if self._post is not None else None,
+                left=self._left.numpy() if ideal else None, right=self._right.numpy() if ideal else None,
+                alpha=self.alpha, sharpen=self.sharpen, sharpen_order=self.sharpen_order,
+            )  # fmt: skip
         scaled = rows @ self._pre if self._pre is not None else rows
         if self.kind == "linear":
             scores = self._propagate(_dense_rows(scaled, device))

@@ -171,7 +171,11 @@ def check_settings(
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
-def filter_columns(model, rows: sp.csr_matrix) -> torch.Tensor:
+def filter_columns(
+    rows: sp.csr_matrix, *, normalised: sp.csr_matrix, transposed: sp.csr_matrix, pre: sp.spmatrix | None,
+    post: np.ndarray | None, left: np.ndarray | None, right: np.ndarray | None, alpha: float, sharpen: float,
+    sharpen_order: int,
+) -> torch.Tensor:  # fmt: skip
     """``GraphFilter._filter`` of the linear kind on CPU, computed on transposed ``[num_items, b]`` blocks.
 
     The same terms in the same order as the row form, laid out for the cache: users
@@ -181,24 +185,30 @@ def filter_columns(model, rows: sp.csr_matrix) -> torch.Tensor:
     power with blocks of 64 against 0.92 ms with 256). The first pass ``r R~^T`` is
     sparse on the user's row, and the ideal term multiplies the sparse rows (not a
     dense copy) by ``V``. Scores equal the row form's up to float rounding.
+
+    Args:
+        rows: CSR ``[B, n]`` of the users' rows.
+        normalised, transposed: ``R~`` (CSR ``[num_users, n]``) and ``R~^T`` as CSR.
+        pre, post: the degree scalings (sparse diagonal ``[n, n]`` and ``[n]``), or ``None``.
+        left, right: the ideal term's factors ``[n, k]`` and ``[k, n]``, or ``None`` without it.
+        alpha, sharpen, sharpen_order: as ``GraphFilter`` takes them.
     """
-    left = model._left.numpy() if model._has_ideal else None
-    right = model._right.numpy().T if model._has_ideal else None  # [n, k]
     out = np.empty(rows.shape, dtype=np.float32)
+    right_columns = right.T if right is not None else None  # [n, k]
     for start in range(0, rows.shape[0], COLUMN_BLOCK):
         part = rows[start : start + COLUMN_BLOCK]
-        scaled = part @ model._pre if model._pre is not None else part
-        users = np.asarray((scaled @ model._rt_csr).T.toarray(), dtype=np.float32)  # r R~^T: [num_users, b]
-        block = model._rt_csr @ users  # r P~: [n, b]
-        if model._post is not None:
-            block *= model._post.numpy()[:, None]
-        if model._has_ideal:
-            block += model.alpha * (right @ np.asarray(part @ left, dtype=np.float32).T)
-        if model.sharpen:
+        scaled = part @ pre if pre is not None else part
+        users = np.asarray((scaled @ transposed).T.toarray(), dtype=np.float32)  # r R~^T: [num_users, b]
+        block = transposed @ users  # r P~: [n, b]
+        if post is not None:
+            block *= post[:, None]
+        if left is not None:
+            block += alpha * (right_columns @ np.asarray(part @ left, dtype=np.float32).T)
+        if sharpen:
             term = block
-            for step in range(1, model.sharpen_order + 1):  # sum_j (-t P~)^j / j!, as in the row form
-                term = model._rt_csr @ (model._normalised @ term)
-                term *= np.float32(-model.sharpen / step)
+            for step in range(1, sharpen_order + 1):  # sum_j (-t P~)^j / j!, as in the row form
+                term = transposed @ (normalised @ term)
+                term *= np.float32(-sharpen / step)
                 block += term
         out[start : start + part.shape[0]] = block.T
     return torch.from_numpy(out)
