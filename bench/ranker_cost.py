@@ -100,6 +100,8 @@ def main() -> None:
     p.add_argument("--users", type=int, default=0, help="a seeded sample of this many validation users (0: all)")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
+    if args.users < 0:
+        p.error(f"--users must be >= 0 (0: every validation user), got {args.users}")
     torch.set_num_threads(1)
     graph = load_graph(args.graph)
     history = graph.matrix("train")
