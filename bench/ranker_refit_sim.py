@@ -5,7 +5,8 @@ and scores test. This bench plays the same game one level down, so that no test 
 fitted on "sub-train" (train minus a seeded 15% of each user's items), the ranker on those 15%, then
 applied with the sources fitted on all of train (the fit-phase sources of a kept work directory:
 ``python -m graphrec.train --graph G --out M --stages als,neighbors --keep-work``) and scored on valid.
-Sources: ALS, item-KNN, graph filter (the pipeline's defaults) and MostPop; no GNN (cost).
+Sources: ALS, item-KNN, graph filter (the pipeline's defaults) and MostPop; no GNN (cost). The pseudo-valid
+items are held out per user by kg.split.held_out (the build's validation split), seed 7.
 
     python bench/ranker_refit_sim.py G M.work 5000
 
@@ -22,6 +23,7 @@ import torch
 
 from eval import MostPop, evaluate
 from kg.graph_io import load_graph
+from kg.split import held_out
 from training.als import ALS
 from training.base import sample_at_most
 from training.config import TrainConfig
@@ -32,22 +34,21 @@ from training.ranker.context import RankerContext
 from training.sources import load_source, scorer_of
 
 torch.set_num_threads(1)
-g = load_graph(sys.argv[1]); work = Path(sys.argv[2]); n_users = int(sys.argv[3])
+g = load_graph(sys.argv[1])
+work = Path(sys.argv[2])
+n_users = int(sys.argv[3])
 cfg = TrainConfig()
-train = g.matrix("train"); valid = g.matrix("valid")
-rng = np.random.default_rng(7)
-coo = train.tocoo(); order = rng.permutation(coo.nnz)
-# per user 15% held out (at least 0 when the user has < 4 items)
-pv_mask = np.zeros(coo.nnz, bool)
-rows = coo.row[order]
-counts = np.bincount(coo.row, minlength=train.shape[0])
-seen = np.zeros(train.shape[0], int)
-take = np.floor(0.15 * counts).astype(int)
-for idx, r in zip(order, rows):
-    if seen[r] < take[r]:
-        pv_mask[idx] = True; seen[r] += 1
+train = g.matrix("train")
+valid = g.matrix("valid")
+coo = train.tocoo()
+# Each user's pseudo-valid items: a seeded 15%, split the way kg builds validation (kg.split.held_out).
+pv_mask = held_out(coo.row, np.random.default_rng(7).random(coo.nnz), 0.85)
+
+
 def csr(mask):
     return sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=train.shape, dtype=np.float32)
+
+
 sub, pv = csr(~pv_mask), csr(pv_mask)
 print("sub", sub.nnz, "pseudo-valid", pv.nnz, flush=True)
 t = time.perf_counter()
@@ -62,10 +63,8 @@ def scorers(sources, history):
     out = {n: scorer_of(s) for n, s in sources.items()}
     out["pop"] = MostPop().fit(history, item_ids=g.item_ids)
     return out
-names = ["als", "graphfilter", "itemknn"]
-sc_sub = {k: v for k, v in scorers(subs, sub).items()}
-sc_full = scorers(full, train)
-sc_sub = {n: sc_sub[n] for n in [*names, "pop"]}; sc_full = {n: sc_full[n] for n in [*names, "pop"]}
+sc_sub = scorers(subs, sub)
+sc_full = {n: scorer for n, scorer in scorers(full, train).items() if n in sc_sub}  # the same sources
 fit_users = sample_at_most(np.flatnonzero(np.diff(pv.indptr) > 0).astype(np.int64), n_users, seed=2026)
 eval_users = sample_at_most(np.flatnonzero(np.diff(valid.indptr) > 0).astype(np.int64), n_users, seed=2026)
 ctx_sub = RankerContext.build(g, sub, source_scorers=sc_sub)
