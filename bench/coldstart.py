@@ -40,9 +40,9 @@ from kg.artifact import atomic_file  # noqa: E402
 from kg.build import build_graph  # noqa: E402
 from kg.config import BuildConfig  # noqa: E402
 from kg.graph_io import load_graph  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.pipeline import Pipeline  # noqa: E402
-from training.report import format_report  # noqa: E402
+from training.pipeline.config import TrainConfig  # noqa: E402
+from training.pipeline.runner import Pipeline  # noqa: E402
+from training.pipeline.report import format_report  # noqa: E402
 
 K = 20
 METRICS = ("recall", "ndcg", "tail_recall", "coverage")

@@ -35,7 +35,7 @@ def main() -> None:
 
     import training
     from kg import load_graph
-    from training.config import TrainConfig
+    from training.pipeline.config import TrainConfig
     from training.gnn import LightGCN
 
     torch.set_num_threads(args.threads)

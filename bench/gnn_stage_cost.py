@@ -17,8 +17,8 @@ def main() -> None:
 
     import training
     from kg import load_graph
-    from training.config import TrainConfig
-    from training.pipeline import Pipeline
+    from training.pipeline.config import TrainConfig
+    from training.pipeline.runner import Pipeline
 
     torch.set_num_threads(1)
     graph = load_graph(sys.argv[1])

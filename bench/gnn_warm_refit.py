@@ -63,7 +63,7 @@ def main() -> None:
     import yaml
 
     from kg import load_graph
-    from training.config import TrainConfig
+    from training.pipeline.config import TrainConfig
     from training.gnn import LightGCN
     from training.gnn.schedule import warm_epochs
     from training.text import item_texts

@@ -1,4 +1,4 @@
-"""The graph-filter source (``training.graphfilter.GraphFilter``): validation search, then test.
+"""The graph-filter source (``training.sources.graphfilter.GraphFilter``): validation search, then test.
 
 For each graph artifact (``python -m graphrec.build``):
 
@@ -47,9 +47,9 @@ from eval.ranking import TopK, topk  # noqa: E402
 from kg.artifact import atomic_file, to_jsonable  # noqa: E402
 from kg.graph import Graph
 from kg.graph_io import load_graph  # noqa: E402
-from training.als import ALS  # noqa: E402
-from training.ease import EASE  # noqa: E402
-from training.graphfilter import GraphFilter  # noqa: E402
+from training.sources.als import ALS  # noqa: E402
+from training.sources.ease import EASE  # noqa: E402
+from training.sources.graphfilter import GraphFilter  # noqa: E402
 
 K = 20
 PUBLISHED = {  # Recall@20, NDCG@20 on LightGCN's Gowalla split, as published
@@ -214,7 +214,7 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
     lines = [
         f"## Graph filter on {results[0]['name']} (GF-CF linear + ideal low-pass, BSPM sharpening): validation search, test",
         "",
-        "`training.graphfilter.GraphFilter`, training-free: `R~ = D_U^-e R D_I^-e`, `P~ = R~^T R~` (divided by "
+        "`training.sources.graphfilter.GraphFilter`, training-free: `R~ = D_U^-e R D_I^-e`, `P~ = R~^T R~` (divided by "
         "its top eigenvalue), score `s = (r D_I^-b g(P~)) D_I^b + alpha r D_I^-c V V^T D_I^c` (V: top-`rank` right "
         "singular vectors of `R~`; `g(P~) = P~` for `kind=linear`, ChebyCF's plateau response as a Chebyshev "
         "polynomial of `order` for `kind=chebyshev`), then BSPM's sharpening `s <- s sum_j<=m (-t P~)^j / j!` "

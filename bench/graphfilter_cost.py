@@ -1,11 +1,11 @@
 """The graph filter's CPU scoring cost per user: the row form (before) against the column blocks (now).
 
-The graph filter (training/graphfilter.py) is the hybrid's most expensive source on a
+The graph filter (training/sources/graphfilter.py) is the hybrid's most expensive source on a
 large catalogue: every user's row goes through the sharpening polynomial, four
 products with ``R~^T R~`` per user on gowalla's defaults. Until commit 6a1b702 it was
 computed on ``[B, num_items]`` row blocks (each power two scipy products of a
 transposed copy, the ideal term from a dense copy of the rows); now
-:func:`training.spectral.filter_columns` keeps cache-sized blocks of users as C-ordered
+:func:`training.sources.spectral.filter_columns` keeps cache-sized blocks of users as C-ordered
 ``[num_items, b]`` columns. This bench reimplements the row form from that commit next
 to the learner's current path and times both on the same users of a trained model,
 on one thread, alternating, best of ``--repeats``; it also checks that the scores
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from graphrec.recommender import Recommender  # noqa: E402
-from training.spectral import _dense_rows  # noqa: E402
+from training.sources.spectral import _dense_rows  # noqa: E402
 
 
 def row_form(model, rows) -> torch.Tensor:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.merge_results import publish  # noqa: E402
-from training.report import metrics_table  # noqa: E402
+from training.pipeline.report import metrics_table  # noqa: E402
 
 
 def section(name: str, model: Path) -> list[str]:

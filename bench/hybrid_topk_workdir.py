@@ -20,7 +20,7 @@ from eval import MostPop
 from eval.ranking import iter_topk
 from kg.graph_io import load_graph
 from training.ranker import HybridRanker
-from training.sources import load_source, scorer_of
+from training.pipeline.phase import load_source, scorer_of
 
 graph_dir, work = sys.argv[1], Path(sys.argv[2])
 graph = load_graph(graph_dir)

@@ -44,7 +44,7 @@ from training.ranker.context import RankerContext  # noqa: E402
 from training.ranker.evaluation import FeaturisedUsers, rank_featurised  # noqa: E402
 from training.ranker.features import ALL_GROUPS, feature_names  # noqa: E402
 from training.ranker.fitting import FittingLists, collect_lists  # noqa: E402
-from training.sources import load_source, scorer_of  # noqa: E402
+from training.pipeline.phase import load_source, scorer_of  # noqa: E402
 
 NAME = "ranker_cost"
 

@@ -24,14 +24,14 @@ import torch
 from eval import MostPop, evaluate
 from kg.graph_io import load_graph
 from kg.split import held_out
-from training.als import ALS
+from training.sources.als import ALS
 from training.base import sample_at_most
-from training.config import TrainConfig
-from training.graphfilter import GraphFilter
-from training.knn import ItemKNN
+from training.pipeline.config import TrainConfig
+from training.sources.graphfilter import GraphFilter
+from training.sources.knn import ItemKNN
 from training.ranker import HybridRanker
 from training.ranker.context import RankerContext
-from training.sources import load_source, scorer_of
+from training.pipeline.phase import load_source, scorer_of
 
 torch.set_num_threads(1)
 g = load_graph(sys.argv[1])

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     from bench.text_stage import append_jsonl
     from eval import evaluate
     from kg import load_graph
-    from training.config import GNNConfig
+    from training.pipeline.config import GNNConfig
     from training.gnn import LightGCN
     from training.gnn.schedule import warm_epochs
 

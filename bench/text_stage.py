@@ -60,7 +60,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     from eval import evaluate
     from kg import load_graph
-    from training.config import GNNConfig, TextConfig
+    from training.pipeline.config import GNNConfig, TextConfig
     from training.text import TextLearner
     from training.text.entities import entity_vectors
 

@@ -87,7 +87,7 @@ def ease_run(args: argparse.Namespace) -> None:
     import torch
 
     from kg.graph import Graph  # noqa: F401  (the bare-matrix path builds one)
-    from training import ease
+    from training.sources import ease
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)

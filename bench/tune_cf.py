@@ -38,10 +38,10 @@ from eval import MostPop, evaluate, sparse_threshold
 from kg.artifact import atomic_file, library_versions, to_jsonable
 from kg.graph import Graph
 from kg.graph_io import load_graph
-from training.als import ALS
+from training.sources.als import ALS
 from training.base import Learner
-from training.ease import EASE
-from training.knn import ItemKNN
+from training.sources.ease import EASE
+from training.sources.knn import ItemKNN
 
 RESULTS = Path(__file__).resolve().parent / "results"
 K = 20

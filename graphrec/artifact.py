@@ -38,9 +38,9 @@ if TYPE_CHECKING:  # the learners (torch, torch_geometric, transformers) load wh
     import scipy.sparse as sp
 
     from kg.graph import Graph
-    from training.pipeline import PipelineResult
+    from training.pipeline.runner import PipelineResult
     from training.ranker import HybridRanker
-    from training.user_sample import UserSample
+    from training.pipeline.user_sample import UserSample
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "HISTORY_SPLITS", "LIBRARIES", "TrainedModel", "load_model", "write_model"]
 
@@ -63,7 +63,7 @@ def write_model(
     """Write the model artifact of a finished pipeline run into ``out`` (atomically).
 
     Args:
-        result: what :meth:`training.pipeline.Pipeline.run` returned.
+        result: what :meth:`training.pipeline.runner.Pipeline.run` returned.
         graph_dir: the graph artifact it was trained on (copied into ``out/graph``).
         out: the artifact directory.
         report: the markdown training report.
@@ -82,7 +82,7 @@ def write_model(
     from kg.graph import FORMAT as GRAPH_FORMAT
     from kg.graph import FORMAT_VERSION as GRAPH_VERSION
     from training.base import Learner
-    from training.source_names import Source
+    from training.sources.names import Source
 
     with atomic_dir(out, overwrite=overwrite, replaces=FORMAT) as tmp:
         shutil.copytree(graph_dir, tmp / "graph")
@@ -174,8 +174,8 @@ class TrainedModel:
         With a user sample, users outside it are scored by :meth:`score_rows` from their
         :attr:`history` rows (and timestamps).
         """
-        from training.sources import scorer_of
-        from training.user_sample import fold_in_scorer
+        from training.pipeline.phase import scorer_of
+        from training.pipeline.user_sample import fold_in_scorer
 
         base = self.ranker.score if self.ranker is not None else scorer_of(self.sources[self._single_source()])
         if self.user_sample is None:
@@ -194,7 +194,7 @@ class TrainedModel:
         ``None``) and, per source, their rows weighted as that source was fitted (``TrainConfig.weighted``).
         """
         if self._source_history is None:
-            from training.config import TrainConfig
+            from training.pipeline.config import TrainConfig
 
             config = TrainConfig.from_dict(self.manifest["config"])
             splits = tuple(self.manifest.get("history_splits", HISTORY_SPLITS))
@@ -218,7 +218,7 @@ class TrainedModel:
         """
         import torch
 
-        from training.user_sample import fold_in_hybrid, fold_in_sources
+        from training.pipeline.user_sample import fold_in_hybrid, fold_in_sources
 
         if self.ranker is not None:
             return fold_in_hybrid(self.ranker, self.sources, rows, history_times, source_rows=source_rows)
@@ -226,7 +226,7 @@ class TrainedModel:
         return torch.as_tensor(fold_in_sources({name: self.sources[name]}, rows, source_rows)[name]).float().cpu()
 
     def _single_source(self) -> str:
-        from training.sources import Source
+        from training.pipeline.phase import Source
 
         learners = [name for name in self.sources if name != Source.POP]
         if len(learners) != 1:
@@ -279,7 +279,7 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
     from eval.baselines import MostPop
     from kg.graph_io import load_graph
     from training.ranker import HybridRanker
-    from training.sources import Source, load_source, scorer_of
+    from training.pipeline.phase import Source, load_source, scorer_of
 
     graph = load_graph(path / "graph", verify=False)  # its files are covered by the model's checksums
     splits = tuple(manifest.get("history_splits", HISTORY_SPLITS))
@@ -321,7 +321,7 @@ def _user_sample(path: Path, manifest: dict[str, Any], num_users: int) -> Option
         return None
     from safetensors.numpy import load_file
 
-    from training.user_sample import UserSample
+    from training.pipeline.user_sample import UserSample
 
     _require(path, manifest, [_SAMPLE_FILE], "the user sample")
     users = load_file(str(path / _SAMPLE_FILE)).get("fitted_users")

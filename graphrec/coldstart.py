@@ -20,7 +20,7 @@ import torch
 
 from kg.graph import Graph
 from training.base import Learner
-from training.source_names import Source
+from training.sources.names import Source
 
 __all__ = ["NewItems", "attribute_neighbours"]
 

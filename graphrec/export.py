@@ -39,7 +39,7 @@ from graphrec.embeddings_export import FORMAT as EXPORT_FORMAT
 from kg.artifact import ArtifactError
 from kg.atomic import check_replaceable, claim
 from kg.locks import OutputBusyError
-from training.source_names import Source
+from training.sources.names import Source
 
 __all__ = ["build_parser", "embedding_tables", "main"]
 
@@ -47,7 +47,7 @@ __all__ = ["build_parser", "embedding_tables", "main"]
 def embedding_tables(model: TrainedModel) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """``({name: (ids, vectors)}, primary source name)`` of a loaded model."""
     from training.base import Learner  # torch loads only when an export runs
-    from training.sources import embedding_source
+    from training.pipeline.phase import embedding_source
 
     graph = model.graph
     users, items, entities = (graph.user_ids.astype(str), graph.item_ids.astype(str), graph.entity_ids.astype(str))

@@ -35,8 +35,8 @@ from graphrec.diversity import intra_list_diversity, mmr_rerank
 from graphrec.dot_scorer import DotScorer
 from graphrec.topk_workers import iter_topk_parallel, map_batches_parallel
 from training.base import GraphrecWarning
-from training.source_names import Source
-from training.user_sample import fold_in_sources
+from training.sources.names import Source
+from training.pipeline.user_sample import fold_in_sources
 
 __all__ = ["Recommender", "UnknownIdError"]
 
@@ -398,8 +398,8 @@ class Recommender:
         return self.model.score_rows(rows, history_times=history_times, source_rows=source_rows)
 
     def item_vectors(self) -> np.ndarray:
-        """Item embeddings used for similarity and diversity (training.sources.EMBEDDING_PRECEDENCE)."""
-        from training.sources import embedding_source
+        """Item embeddings used for similarity and diversity (training.pipeline.phase.EMBEDDING_PRECEDENCE)."""
+        from training.pipeline.phase import embedding_source
 
         name = embedding_source(self.model.sources)
         if name is None:

@@ -29,9 +29,9 @@ from graphrec.cli import EXIT_OK, BadInput, check_disjoint, output_path, print_n
 from kg.artifact import ArtifactError
 from kg.atomic import check_replaceable, claim, discard
 from kg.locks import OutputBusyError
-from training.config import STAGES, TrainConfig, describe
-from training.report import format_report, run_name
-from training.workdir import ResumeError
+from training.pipeline.config import STAGES, TrainConfig, describe
+from training.pipeline.report import format_report, run_name
+from training.pipeline.workdir import ResumeError
 
 __all__ = ["DEMO_OVERRIDES", "build_parser", "main", "run_train"]
 
@@ -154,7 +154,7 @@ def _train(
     """The training run proper; the caller holds the locks of ``--out`` and the work directory."""
     from graphrec.artifact import write_model
     from kg.graph_io import load_graph
-    from training.pipeline import Pipeline
+    from training.pipeline.runner import Pipeline
 
     graph = load_graph(args.graph)
     log(

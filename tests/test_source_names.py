@@ -1,4 +1,4 @@
-"""One home for source names: no source name is written as a string literal outside :mod:`training.source_names`.
+"""One home for source names: no source name is written as a string literal outside :mod:`training.sources.names`.
 
 Every non-test module of kg/, eval/, training/ and graphrec/ is parsed (ast) and a string
 constant equal to a source name (``"als"``, ``"gnn"``, ``"pop"``...) fails the test where
@@ -33,11 +33,11 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from training.source_names import EMBEDDING_PRECEDENCE, Source
+from training.sources.names import EMBEDDING_PRECEDENCE, Source
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("kg", "eval", "training", "graphrec")
-HOME = Path("training/source_names.py")
+HOME = Path("training/sources/names.py")
 SOURCE_NAMES = frozenset(member.value for member in Source)
 NOT_SOURCES = frozenset({"init", "stage", "stages", "columns"})
 """Names of what is compared with, called, or assigned to when a string spells a source without being one:
@@ -147,7 +147,7 @@ def test_no_source_name_literal_outside_the_source_type():
         for path in _modules()
         for line, literal, context in _literals_of(path)
     ]
-    assert not found, "source names written as string literals; use training.source_names.Source:\n" + "\n".join(found)
+    assert not found, "source names written as string literals; use training.sources.names.Source:\n" + "\n".join(found)
 
 
 def test_checker_finds_each_use_as_a_source():
@@ -233,7 +233,7 @@ def test_labels_and_precedence():
 
 
 def test_every_learner_names_itself_with_a_source_or_a_gnn_kind():
-    from training.sources import SOURCE_CLASSES
+    from training.pipeline.phase import SOURCE_CLASSES
 
     assert all(cls.name == name for name, cls in SOURCE_CLASSES.items())
     # The GNN source is fitted by one of its learner kinds; MostPop is a baseline, not a saved learner.

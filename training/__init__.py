@@ -1,7 +1,7 @@
 """Learners (text encoder, ALS, item-KNN/EASE, GNNs, hybrid ranker) and the training pipeline.
 
 The names are imported from :mod:`training.base` on first use (PEP 562), so that
-``import training.config`` (what ``graphrec.train --help`` needs) does not load torch.
+``import training.pipeline.config`` (what ``graphrec.train --help`` needs) does not load torch.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Conventions:
 * ``score`` returns raw scores over the whole catalogue; it does not mask seen
   items (the evaluator and the serving layer do, once).
 * Long operations take ``show_progress`` and ``callback(iteration, elapsed, loss)``.
-* The implicit-style light path (:mod:`training.implicit_api`) comes with the base:
+* The implicit-style light path (:mod:`training.sources.implicit_api`) comes with the base:
   ``fit(user_items)`` / ``fit(None, user_items)`` fit on a bare graph made from the
   matrix (every subclass's ``fit`` is wrapped once, in ``__init_subclass__``), and
   ``recommend(userid, user_items, N)`` / ``similar_items(itemid, N)`` return
@@ -38,7 +38,7 @@ import scipy.sparse as sp
 import torch
 
 from kg.graph import Graph
-from training.implicit_api import ImplicitStyle, implicit_fit
+from training.sources.implicit_api import ImplicitStyle, implicit_fit
 
 __all__ = [
     "Callback",

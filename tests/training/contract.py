@@ -10,7 +10,7 @@ the structured graph's train split with valid for early stopping, then:
 * the learner beats MostPop on NDCG@10 over the test split (docs/PROTOCOL.md masking);
 * ``score_new_users`` (where implemented) ranks a known user's held-out items
   better than MostPop when folded in from that user's train items;
-* the implicit-style light path (``training/implicit_api.py``): ``fit(user_items)``
+* the implicit-style light path (``training/sources/implicit_api.py``): ``fit(user_items)``
   on a bare CSR, ``recommend`` agreeing with ``score`` under implicit's
   semantics, ``similar_items`` (or a clear ``NotImplementedError``).
 """

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from tests.training.contract import LearnerContract
-from training.als import ALS, confidence_matrix
+from training.sources.als import ALS, confidence_matrix
 from training.base import ModelFitError
 
 

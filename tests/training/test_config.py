@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.config import STAGES, TrainConfig, describe, parse_override
+from training.pipeline.config import STAGES, TrainConfig, describe, parse_override
 
 
 def test_defaults_round_trip():
@@ -77,7 +77,7 @@ def test_shipped_example_configs_load():
 
 
 def test_work_dir_never_clears_a_foreign_directory(tmp_path):
-    from training.workdir import ResumeError, WorkDir
+    from training.pipeline.workdir import ResumeError, WorkDir
 
     (tmp_path / "mine.txt").write_text("precious")
     with pytest.raises(ResumeError, match="not a graphrec work directory"):

@@ -11,12 +11,12 @@ import inspect
 
 import pytest
 
-from training.als import ALS
-from training.config import TrainConfig
-from training.ease import EASE
+from training.sources.als import ALS
+from training.pipeline.config import TrainConfig
+from training.sources.ease import EASE
 from training.gnn import LightGCN
-from training.graphfilter import GraphFilter
-from training.knn import ItemKNN
+from training.sources.graphfilter import GraphFilter
+from training.sources.knn import ItemKNN
 from training.ranker import HybridRanker
 from training.text import TextLearner
 

@@ -72,8 +72,8 @@ def test_the_pipeline_trains_its_gnn_on_two_processes_like_on_one(tmp_path):
     import dataclasses
 
     from tests.conftest import make_structured_graph
-    from training.config import TrainConfig
-    from training.pipeline import Pipeline
+    from training.pipeline.config import TrainConfig
+    from training.pipeline.runner import Pipeline
 
     graph = dataclasses.replace(make_structured_graph(num_users=50, num_items=30, per_user=7), meta={"seed": 0})
     graph.save(tmp_path / "graph")

@@ -9,12 +9,12 @@ import torch
 
 from eval import evaluate
 from tests.conftest import make_structured_graph
-from training.config import TrainConfig
+from training.pipeline.config import TrainConfig
 from training.gnn import LightGCN
 from training.gnn.adjacency import NodeLayout
 from training.gnn.init import NodeEmbedding
 from training.gnn.schedule import warm_epochs
-from training.pipeline import Pipeline
+from training.pipeline.runner import Pipeline
 
 
 def test_warm_epochs_is_the_best_epoch_times_the_new_share():

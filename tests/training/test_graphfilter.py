@@ -1,4 +1,4 @@
-"""The graph-filter source (training/graphfilter.py): the contract, the filter against a dense reference."""
+"""The graph-filter source (training/sources/graphfilter.py): the contract, the filter against a dense reference."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from tests.training.contract import LearnerContract
 from training.base import NotFittedError
-from training.graphfilter import GraphFilter, auto_rank, chebyshev_coefficients, normalised_matrix, randomized_svd
+from training.sources.graphfilter import GraphFilter, auto_rank, chebyshev_coefficients, normalised_matrix, randomized_svd
 
 
 class TestGraphFilterDenseContract(LearnerContract):
@@ -65,7 +65,7 @@ def test_scores_match_the_dense_definition(structured_graph, dense_max_items, al
 def test_a_batch_across_cpu_column_blocks_equals_user_by_user(structured_graph):
     """The CPU filter works in blocks of COLUMN_BLOCK users: a batch spanning several blocks
     (with a ragged last one) scores every user as scoring that user alone does."""
-    from training.spectral import COLUMN_BLOCK
+    from training.sources.spectral import COLUMN_BLOCK
 
     train = structured_graph.matrix("train")
     model = GraphFilter(alpha=0.4, rank=6, sharpen=0.5, sharpen_order=4, dense_max_items=0).fit(structured_graph, train)

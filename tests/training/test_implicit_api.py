@@ -1,4 +1,4 @@
-"""The implicit-style light path checked against implicit itself (training/implicit_api.py).
+"""The implicit-style light path checked against implicit itself (training/sources/implicit_api.py).
 
 The contract mixin runs recommend/similar_items against every learner; here ALS's
 answers are compared with implicit's own ``recommend``/``similar_items`` on the same
@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from kg.graph import Graph
-from training.als import ALS
+from training.sources.als import ALS
 from training.base import NotFittedError
 
 

@@ -8,10 +8,10 @@ import scipy.sparse as sp
 import torch
 
 from tests.training.contract import LearnerContract
-from training import ease
+from training.sources import ease
 from training.base import GraphrecWarning
-from training.ease import EASE, ease_memory_bytes
-from training.knn import ItemKNN, _top_neighbors
+from training.sources.ease import EASE, ease_memory_bytes
+from training.sources.knn import ItemKNN, _top_neighbors
 
 
 class TestItemKNNCosineContract(LearnerContract):

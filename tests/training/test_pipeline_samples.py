@@ -20,8 +20,8 @@ def test_the_ranker_fits_on_a_noted_sample_and_valid_rows_use_one(tmp_path):
     import dataclasses
 
     from tests.conftest import make_structured_graph
-    from training.config import TrainConfig
-    from training.pipeline import Pipeline
+    from training.pipeline.config import TrainConfig
+    from training.pipeline.runner import Pipeline
 
     graph = make_structured_graph(num_users=60, num_items=30, per_user=8)
     graph = dataclasses.replace(graph, meta={"seed": 0})

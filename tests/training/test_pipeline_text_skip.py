@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from tests.conftest import make_structured_graph
-from training.config import TrainConfig
-from training.pipeline import Pipeline
+from training.pipeline.config import TrainConfig
+from training.pipeline.runner import Pipeline
 
 
 def _ids_only_graph():

@@ -1,4 +1,4 @@
-"""The training report's markdown: title, plot links, no repeated table (training/report.py)."""
+"""The training report's markdown: title, plot links, no repeated table (training/pipeline/report.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from eval import MostPop, RandomScorer, evaluate
 from eval.report import PLOT_FILES
-from training.report import format_report, run_name
+from training.pipeline.report import format_report, run_name
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_run_name(tmp_path):
 
 
 def test_every_sparse_user_figure_carries_its_user_count(structured_graph):
-    from training.report import metrics_table
+    from training.pipeline.report import metrics_table
 
     train, test, ids = structured_graph.matrix("train", "valid"), structured_graph.matrix("test"), structured_graph.item_ids
     pop = evaluate(MostPop().fit(train, item_ids=ids), train=train, test=test, item_ids=ids, k=10, sparse_max_train=10)

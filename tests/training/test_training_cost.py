@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from tests.conftest import make_structured_graph
 from tests.training.test_text_encoder import one_torch_thread, tiny_model_dir  # noqa: F401  (fixtures)
-from training.ease import AUTO_MAX_ITEMS, EASE
+from training.sources.ease import AUTO_MAX_ITEMS, EASE
 from training.gnn.schedule import MIN_BATCH, STEPS_PER_EPOCH, resolve_schedule, validation_sample
 from training.text import TextEncoder, entity_item_links, entity_vectors
 

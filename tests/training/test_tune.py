@@ -1,4 +1,4 @@
-"""Validation tuning (training/tune.py) and its place in the pipeline (``tune.budget_minutes``)."""
+"""Validation tuning (training/pipeline/tune.py) and its place in the pipeline (``tune.budget_minutes``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import scipy.sparse as sp
 
 from eval import evaluate
 from tests.conftest import make_structured_graph
-from training import tune as tune_module
-from training.als import ALS
-from training.config import TrainConfig, TuneConfig
-from training.graphfilter import GraphFilter
-from training.pipeline import Pipeline
-from training.tune import SPACES, tune_source
+from training.pipeline import tune as tune_module
+from training.sources.als import ALS
+from training.pipeline.config import TrainConfig, TuneConfig
+from training.sources.graphfilter import GraphFilter
+from training.pipeline.runner import Pipeline
+from training.pipeline.tune import SPACES, tune_source
 
 
 def _valid_ndcg(learner, graph) -> float:
@@ -51,7 +51,7 @@ def test_the_tuner_beats_a_bad_configured_setting_on_validation(structured_graph
 def test_the_budget_stops_the_search(structured_graph):
     graph = structured_graph
     result = tune_source("ease", graph, graph.matrix("train"), graph.matrix("valid"),
-                         lambda **kw: __import__("training.ease", fromlist=["EASE"]).EASE(**kw),
+                         lambda **kw: __import__("training.sources.ease", fromlist=["EASE"]).EASE(**kw),
                          budget_seconds=1.0, seed=0)  # fmt: skip
     assert 1 <= len(result.history) and result.seconds < 20
 

@@ -10,8 +10,8 @@ import scipy.sparse as sp
 import torch
 
 from tests.conftest import make_structured_graph
-from training.config import TrainConfig
-from training.user_sample import draw_user_sample, fold_in_scorer
+from training.pipeline.config import TrainConfig
+from training.pipeline.user_sample import draw_user_sample, fold_in_scorer
 
 
 def test_the_draw_is_seeded_and_sized_by_fraction_or_count():
@@ -66,7 +66,7 @@ def test_config_takes_the_setting_from_set_and_rejects_bad_values():
 
 
 def _pipeline(tmp_path, *overrides: str, stages=("als", "neighbors", "ranker", "evaluate")):
-    from training.pipeline import Pipeline
+    from training.pipeline.runner import Pipeline
 
     graph = dataclasses.replace(make_structured_graph(num_users=120, num_items=60, per_user=12), meta={"seed": 0})
     config = TrainConfig(device="cpu").with_overrides([

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from training.workdir import WorkDir
+from training.pipeline.workdir import WorkDir
 
 CONFIG = {"seed": 1}
 

@@ -122,7 +122,7 @@ def fit_distributed(
     Raises:
         RuntimeError: a rank failed (its output is in the message).
     """
-    from training.sources import load_source
+    from training.pipeline.phase import load_source
 
     positive_int(nproc, "nproc")
     spec = {
@@ -155,7 +155,7 @@ def _run(spec: dict[str, Any]) -> None:
 
     from kg.graph_io import load_graph
     from training.gnn import GAT, LightGCN
-    from training.sources import load_source
+    from training.pipeline.phase import load_source
 
     cuda = torch.cuda.is_available() and str(spec["learner"].get("device", "cpu")).startswith("cuda")
     if cuda:

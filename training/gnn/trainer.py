@@ -23,7 +23,7 @@ from training.base import Callback, ModelFitError
 from training.gnn.bpr import NegativeSampler
 from training.gnn.checkpoint import TrainProgress, load_checkpoint, save_checkpoint
 from training.gnn.distributed import Shard
-from training.source_names import Source
+from training.sources.names import Source
 
 __all__ = ["StepFn", "TrainConfig", "train"]
 

@@ -22,7 +22,7 @@ import torch
 from eval import EvalResult, evaluate
 from eval.checks import positive_int
 from training.base import as_user_items
-from training.knn import _top_neighbors
+from training.sources.knn import _top_neighbors
 
 __all__ = ["co_interaction_neighbours", "neighbour_recall", "text_neighbours"]
 

@@ -1,10 +1,10 @@
-"""The maths of the graph-filter source (training/graphfilter.py), apart from its learner.
+"""The maths of the graph-filter source (training/sources/graphfilter.py), apart from its learner.
 
 The normalised matrix, its truncated SVD, the ideal filter's rank rule, ChebyCF's
 Chebyshev coefficients, the many-settings scorer that shares the powers of ``P~``
 (:func:`filter_settings`, behind ``GraphFilter.score_settings``) and the small
 tensor helpers. The learner (state, fit, scoring, persistence) stays in
-``training.graphfilter``, which re-exports the public names here.
+``training.sources.graphfilter``, which re-exports the public names here.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def filter_columns(
 
 
 def filter_settings(model, rows: sp.csr_matrix, settings: Sequence[Mapping[str, Any]]) -> Iterator[torch.Tensor]:
-    """:meth:`training.graphfilter.GraphFilter.score_settings` (its docstring says what and why)."""
+    """:meth:`training.sources.graphfilter.GraphFilter.score_settings` (its docstring says what and why)."""
     model._check_fitted()
     rows = as_user_items(rows, num_items=model.user_items_.shape[1])
     config = model.get_config()

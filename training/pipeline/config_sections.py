@@ -1,4 +1,4 @@
-"""The sections of the training configuration (training/config.py holds the whole and its loading).
+"""The sections of the training configuration (training/pipeline/config.py holds the whole and its loading).
 
 One frozen dataclass per stage; every field has a default and a one-line doc
 (``field(metadata={"doc": ...})``). Sections whose fields mirror a learner's ``__init__``
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Optional, Union
 
 from kg.config import coerce_field
-from training.source_names import Source
+from training.sources.names import Source
 
 __all__ = [
     "ALSConfig", "EASEConfig", "EvalConfig", "GNNConfig", "GraphFilterConfig", "ItemKNNConfig", "RankerConfig",
@@ -94,7 +94,7 @@ class TextConfig(Section):
 
 @dataclass(frozen=True)
 class ALSConfig(Section):
-    """implicit's alternating least squares (``training.als.ALS``)."""
+    """implicit's alternating least squares (``training.sources.als.ALS``)."""
 
     PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "weighted")
     enabled: bool = _doc("fit ALS and use it as a ranker source", True)
@@ -108,7 +108,7 @@ class ALSConfig(Section):
 
 @dataclass(frozen=True)
 class ItemKNNConfig(Section):
-    """Item-item neighbours via implicit (``training.knn.ItemKNN``)."""
+    """Item-item neighbours via implicit (``training.sources.knn.ItemKNN``)."""
 
     PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "weighted")
     enabled: bool = _doc("fit item-KNN and use it as a ranker source", True)
@@ -122,7 +122,7 @@ class ItemKNNConfig(Section):
 
 @dataclass(frozen=True)
 class EASEConfig(Section):
-    """Closed-form linear item-item model (``training.ease.EASE``)."""
+    """Closed-form linear item-item model (``training.sources.ease.EASE``)."""
 
     PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "weighted")
     enabled: bool = _doc("fit EASE and use it as a ranker source (skipped above max_items)", True)
@@ -136,7 +136,7 @@ class EASEConfig(Section):
 
 @dataclass(frozen=True)
 class GraphFilterConfig(Section):
-    """Training-free graph filter (``training.graphfilter.GraphFilter``): GF-CF / BSPM / ChebyCF filters.
+    """Training-free graph filter (``training.sources.graphfilter.GraphFilter``): GF-CF / BSPM / ChebyCF filters.
 
     Defaults chosen on validation (``bench/graphfilter.py``; test never seen): one Runge-Kutta
     step of BSPM sharpening (t = 1.5) at alpha 0.3 beat the previous Euler step (t = 0.2) on
@@ -272,7 +272,7 @@ class EvalConfig(Section):
 
 @dataclass(frozen=True)
 class TuneConfig(Section):
-    """Validation-driven tuning of the collaborative sources (``training.tune``, Optuna TPE).
+    """Validation-driven tuning of the collaborative sources (``training.pipeline.tune``, Optuna TPE).
 
     Before a tuned source is fitted, its key settings are searched by NDCG@K on the
     validation split (fitted on train; test never seen); the chosen values and the

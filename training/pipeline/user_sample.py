@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import torch
 
 from training.base import Learner
-from training.config import check_user_sample
+from training.pipeline.config import check_user_sample
 
 __all__ = ["UserSample", "draw_user_sample", "fold_in_hybrid", "fold_in_scorer", "fold_in_sources"]
 

@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from eval import evaluate
 from kg.graph import Graph
 from training.base import Learner, sample_at_most
-from training.source_names import Source
+from training.sources.names import Source
 
 __all__ = ["SPACES", "TuneResult", "tune_source"]
 
@@ -236,7 +236,7 @@ def _graphfilter_trials(graph: Graph, fit_items, make, defaults) -> Callable[[di
     resolved; ``auto`` when 0 is configured), at most 512 unless the configured rank is
     larger, so the search adapts to the catalogue; trial 0 is the configured filter.
     """
-    from training.graphfilter import auto_rank
+    from training.sources.graphfilter import auto_rank
 
     configured = make()
     rank = auto_rank(fit_items.shape[1]) if configured.rank == "auto" else configured.rank

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence, Union
 import yaml
 
 from kg.config import read_config_file
-from training.config_sections import (
+from training.pipeline.config_sections import (
     SECTIONS,
     ALSConfig,
     EASEConfig,

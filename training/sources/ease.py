@@ -2,7 +2,7 @@
 
 Steck, "Embarrassingly Shallow Autoencoders for Sparse Data" (WWW 2019). Every
 item is regressed on all the others with a zero diagonal; a user scores
-``user_items[u] @ B`` (see :mod:`training.neighbors`). ``B`` is dense
+``user_items[u] @ B`` (see :mod:`training.sources.neighbors`). ``B`` is dense
 ``num_items x num_items``, so ``fit`` estimates its memory first.
 """
 
@@ -18,8 +18,8 @@ import torch
 
 from kg.graph import Graph
 from training.base import Callback, GraphrecWarning, ModelFitError
-from training.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
-from training.source_names import Source
+from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
+from training.sources.names import Source
 
 __all__ = ["AUTO_MAX_ITEMS", "EASE", "FLOAT64_MAX_ITEMS", "ease_memory_bytes"]
 

@@ -3,10 +3,10 @@
 Both score a user by their own history times an item x item matrix ``S``:
 ``score(u) = user_items[u] @ S``. They differ in where ``S`` comes from:
 
-* :class:`training.knn.ItemKNN` keeps each item's most similar items under
+* :class:`training.sources.knn.ItemKNN` keeps each item's most similar items under
   cosine, BM25 or TF-IDF weighting (implicit's item-item recommenders). Sparse
   ``S``, cheap to fit, a different (more local) view than factor models.
-* :class:`training.ease.EASE` (Steck, WWW 2019) learns a dense ``S = B`` by ridge
+* :class:`training.sources.ease.EASE` (Steck, WWW 2019) learns a dense ``S = B`` by ridge
   regression of every item on all others with a zero diagonal, in closed form.
   Strong on sparse catalogues, but ``B`` is ``num_items x num_items`` dense.
 

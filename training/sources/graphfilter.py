@@ -52,9 +52,9 @@ import torch
 
 from kg.graph import Graph
 from training.base import Callback, Learner, ModelFitError, as_user_index, as_user_items
-from training.neighbors import csr_from_state, csr_state, fit_matrix
-from training.source_names import Source
-from training.spectral import (
+from training.sources.neighbors import csr_from_state, csr_state, fit_matrix
+from training.sources.names import Source
+from training.sources.spectral import (
     KINDS,
     _degree_scales,
     _dense_rows,
@@ -107,7 +107,7 @@ class GraphFilter(Learner):
     """
 
     name = Source.GRAPHFILTER
-    KINDS = KINDS  # the filter families, owned by training.spectral
+    KINDS = KINDS  # the filter families, owned by training.sources.spectral
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from eval.report import PLOT_FILES
-from training.source_names import Source
+from training.sources.names import Source
 
 __all__ = ["format_report", "metrics_table", "run_name"]
 

@@ -30,7 +30,7 @@ import torch
 
 from kg.graph import Graph
 from training.base import Callback, Learner, ModelFitError, as_user_index, as_user_items
-from training.source_names import Source
+from training.sources.names import Source
 
 __all__ = ["ALS", "confidence_matrix"]
 

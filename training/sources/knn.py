@@ -4,7 +4,7 @@ Sarwar et al., "Item-based collaborative filtering recommendation algorithms"
 (WWW 2001), with implicit's weightings (``CosineRecommender``, ``BM25Recommender``,
 ``TFIDFRecommender``). ``S[i, j]`` is kept for the ``neighbors`` most similar
 ``j`` of each item ``i``; a user scores ``user_items[u] @ S`` (see
-:mod:`training.neighbors`).
+:mod:`training.sources.neighbors`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import scipy.sparse as sp
 
 from kg.graph import Graph
 from training.base import Callback
-from training.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
-from training.source_names import Source
+from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
+from training.sources.names import Source
 
 __all__ = ["SIMILARITIES", "ItemKNN"]
 

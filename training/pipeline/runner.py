@@ -1,7 +1,7 @@
 """The training pipeline: graph -> sources -> hybrid ranker -> evaluation, stage by stage.
 
-Stages (:data:`training.config.STAGES`) run in order; each one's result is
-checkpointed in a :class:`~training.workdir.WorkDir`, so an interrupted run resumes
+Stages (:data:`training.pipeline.config.STAGES`) run in order; each one's result is
+checkpointed in a :class:`~training.pipeline.workdir.WorkDir`, so an interrupted run resumes
 at the stage (and, for the GNN, the epoch) where it stopped.
 
 Two phases follow docs/PROTOCOL.md:
@@ -21,7 +21,7 @@ Sources: ``text`` (text similarity to the user's history), ``als``, ``itemknn``,
 skipped), ``ease`` (skipped above ``ease.max_items``), ``gnn`` (LightGCN or GAT) and ``pop``
 (a popularity prior, cheap, never checkpointed).
 
-With ``user_sample`` (:mod:`training.user_sample`) every matrix a learner or the ranker
+With ``user_sample`` (:mod:`training.pipeline.user_sample`) every matrix a learner or the ranker
 sees holds the train rows of a seeded sample of users only; the test rows score every
 test user, the others by fold-in from their ``train + valid`` rows, as served.
 """
@@ -38,20 +38,20 @@ import torch
 
 from eval import EvalResult, MostPop, evaluate, sparse_threshold
 from kg.graph import Graph
-from training.als import ALS
+from training.sources.als import ALS
 from training.base import Learner, sample_at_most
-from training.config import STAGES, TrainConfig
-from training.ease import EASE
+from training.pipeline.config import STAGES, TrainConfig
+from training.sources.ease import EASE
 from training.gnn import GAT, LightGCN
 from training.gnn.schedule import warm_epochs
-from training.graphfilter import GraphFilter
-from training.knn import ItemKNN
+from training.sources.graphfilter import GraphFilter
+from training.sources.knn import ItemKNN
 from training.ranker import HybridRanker, ablation
-from training.source_names import Source
-from training.sources import Phase, load_source, scorer_of
+from training.sources.names import Source
+from training.pipeline.phase import Phase, load_source, scorer_of
 from training.text import TextLearner, entity_vectors, item_texts
-from training.user_sample import UserSample, draw_user_sample, fold_in_hybrid, fold_in_scorer
-from training.workdir import WorkDir
+from training.pipeline.user_sample import UserSample, draw_user_sample, fold_in_hybrid, fold_in_scorer
+from training.pipeline.workdir import WorkDir
 
 __all__ = ["Pipeline", "PipelineResult"]
 
@@ -99,7 +99,7 @@ class Pipeline:
         graph: the graph artifact (``kg.load_graph``), with a ``valid`` split.
         config: the resolved configuration; ``config.device`` must already be
             resolved (``cpu``/``cuda[:n]``) by the entry point.
-        work_dir: checkpoint directory (see :mod:`training.workdir`).
+        work_dir: checkpoint directory (see :mod:`training.pipeline.workdir`).
         graph_fingerprint: identifies the graph for ``resume``.
         graph_path: the graph artifact's directory (``gnn.nproc > 1``: every DDP process loads it).
         stages: the stages to run; a source stage left out means that source is
@@ -370,7 +370,7 @@ class Pipeline:
     def _fit_cf(self, name: str) -> None:
         """Fit a collaborative source per phase; with ``tune.budget_minutes`` > 0, tuned on valid first.
 
-        Tuning (``training.tune.tune_source``) runs in the fit phase only: trials are
+        Tuning (``training.pipeline.tune.tune_source``) runs in the fit phase only: trials are
         fitted on train and scored on the validation split (never test); the best trial's
         learner is the fit-phase source, and the final phase refits its settings on
         train+valid. A resumed run takes the settings from the saved fit-phase source.
@@ -383,7 +383,7 @@ class Pipeline:
             self.work.note(f"tune_{name}", "skipped: the graph has no validation split to tune on")
             self.log(f"  {name} not tuned: the graph has no validation split")
         elif tune.budget_minutes > 0 and name in tuned:
-            from training.tune import tune_source
+            from training.pipeline.tune import tune_source
 
             fit = self.phases["fit"]
 
