@@ -31,6 +31,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import emit  # noqa: E402
+
 MIB = 1024**2
 EDGE_BYTES_PER_PAIR = 4 + 4 + 4 + 4 + 8 + 1  # user, item, weight, count, timestamp, split
 
@@ -180,10 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+from bench.common import emit  # noqa: E402
 from eval import MostPop, RandomScorer, evaluate, sparse_threshold  # noqa: E402
 from kg import load_graph  # noqa: E402
 
@@ -90,10 +91,7 @@ def main(argv=None) -> int:
         cells.append(result.sparse["ndcg"])
         lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in cells) + f" | {result.seconds:.2f} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import PeakRSS, emit  # noqa: E402
 from eval import evaluate  # noqa: E402
 from eval.ranking import iter_topk  # noqa: E402
 
@@ -69,30 +70,6 @@ def random_scorer(n_items: int, seed: int, device: str = "cpu"):
         return torch.rand((len(users), n_items), generator=generator, device=device)
 
     return scorer
-
-
-class PeakRSS:
-    """Sample the process RSS every 20 ms in a thread; ``peak`` is the highest seen."""
-
-    def __init__(self) -> None:
-        self.process = psutil.Process()
-        self.peak = self.process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def __enter__(self) -> "PeakRSS":
-        self.start = self.process.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
 
 
 def run_evaluate(n: int, args) -> dict:
@@ -223,10 +200,7 @@ def main(argv=None) -> int:
     lines.append(f"\nProcess peak RSS (ru_maxrss, whole run incl. data generation): "
                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GiB")
     text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

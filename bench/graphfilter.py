@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
+from bench.common import PeakRSS  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
@@ -91,25 +92,11 @@ GRIDS = {"small": {"exponents": (0.4, 0.5), "settings": _grid("small")},
 
 def peak_rss(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     """``(fn(), wall seconds, peak RSS growth in GiB)``; RSS sampled every 20 ms."""
-    process = psutil.Process()
-    base, peak, done = process.memory_info().rss, [0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], process.memory_info().rss)
-            done.wait(0.02)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    start = time.perf_counter()
-    try:
+    with PeakRSS() as rss:
+        start = time.perf_counter()
         result = fn()
-    finally:
         seconds = time.perf_counter() - start
-        done.set()
-        thread.join()
-    peak[0] = max(peak[0], process.memory_info().rss)
-    return result, seconds, (peak[0] - base) / 2.0**30
+    return result, seconds, rss.increase / 2.0**30
 
 
 def _metrics(result) -> dict[str, float]:

@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import PeakRSS  # noqa: E402
 from eval.ranking import iter_topk  # noqa: E402
 from graphrec.dot_scorer import DotScorer  # noqa: E402
 from graphrec.topk_workers import iter_topk_parallel  # noqa: E402
@@ -53,30 +54,6 @@ from graphrec.topk_writer import RecommendationWriter  # noqa: E402
 from kg.artifact import atomic_file  # noqa: E402
 
 MIB = 1024**2
-
-
-class PeakRSS:
-    """Sample the process RSS every 10 ms in a thread; ``increase`` = peak minus the start."""
-
-    def __init__(self) -> None:
-        self.process = psutil.Process()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def __enter__(self) -> "PeakRSS":
-        self.start = self.peak = self.process.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-        self.increase = self.peak - self.start
 
 
 def make_model(n_users: int, n_items: int, factors: int, seen: int, seed: int):
