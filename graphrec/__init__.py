@@ -23,7 +23,7 @@ from kg.lazy import lazy_attributes
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Recommender": "graphrec.recommender",
+    "Recommender": "graphrec.serving.recommender",
     "run_build": "graphrec.build",
     "run_train": "graphrec.train",
 }

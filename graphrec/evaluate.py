@@ -80,7 +80,7 @@ def _split_matrices(graph: Graph, split: str) -> tuple[sp.csr_matrix, sp.csr_mat
 
 
 def _model_scorer(path: Path, graph: Graph, split: str) -> tuple[Scorer, list[str]]:
-    from graphrec.artifact import (
+    from graphrec.artifacts.model import (
         load_model,  # the model artifact is graphrec's; loaded only when asked
     )
 

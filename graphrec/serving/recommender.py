@@ -29,11 +29,11 @@ import scipy.sparse as sp
 import torch
 
 from eval.ranking import iter_topk
-from graphrec.artifact import TrainedModel, load_model
-from graphrec.coldstart import NewItems, attribute_neighbours
-from graphrec.diversity import intra_list_diversity, mmr_rerank
-from graphrec.dot_scorer import DotScorer
-from graphrec.topk_workers import iter_topk_parallel, map_batches_parallel
+from graphrec.artifacts.model import TrainedModel, load_model
+from graphrec.serving.coldstart import NewItems, attribute_neighbours
+from graphrec.serving.diversity import intra_list_diversity, mmr_rerank
+from graphrec.serving.dot_scorer import DotScorer
+from graphrec.serving.topk_workers import iter_topk_parallel, map_batches_parallel
 from training.base import GraphrecWarning
 from training.sources.names import Source
 from training.pipeline.user_sample import fold_in_sources
@@ -88,7 +88,7 @@ class Recommender:
     """Top-K recommendations from a loaded model artifact.
 
     Args:
-        model: a :class:`~graphrec.artifact.TrainedModel` (see :meth:`load`).
+        model: a :class:`~graphrec.artifacts.model.TrainedModel` (see :meth:`load`).
     """
 
     def __init__(self, model: TrainedModel) -> None:

@@ -60,7 +60,7 @@ def attribute_neighbours(graph: Graph, attributes: Mapping[str, Any]) -> Optiona
 
 @dataclass
 class NewItems:
-    """Items added after training (see :meth:`graphrec.recommender.Recommender.add_items`)."""
+    """Items added after training (see :meth:`graphrec.serving.recommender.Recommender.add_items`)."""
 
     ids: np.ndarray
     text: np.ndarray
