@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from eval import MostPop, evaluate  # noqa: E402
-from graphrec.artifact import write_model  # noqa: E402
-from graphrec.recommender import Recommender  # noqa: E402
+from graphrec.artifacts.model import write_model  # noqa: E402
+from graphrec.serving.recommender import Recommender  # noqa: E402
 from kg.artifact import atomic_file  # noqa: E402
 from kg.build import build_graph  # noqa: E402
 from kg.config import BuildConfig  # noqa: E402

@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from graphrec.recommender import Recommender  # noqa: E402
+from graphrec.serving.recommender import Recommender  # noqa: E402
 from training.sources.spectral import _dense_rows  # noqa: E402
 
 

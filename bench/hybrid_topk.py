@@ -8,7 +8,7 @@ For each trained model (``--model LABEL=DIR``, from ``python -m graphrec.train``
   (b) hybrid, dense path: the route every hybrid request took before: ``Recommender.score_users``
       (``[B, num_items]`` rows, ``-inf`` outside the candidates) ranked by ``eval.ranking.iter_topk``
       with the history masked, on ``--dense-users`` users (it is slow);
-  (c) factor path: the model's ALS factors through ``graphrec.dot_scorer.DotScorer`` and the
+  (c) factor path: the model's ALS factors through ``graphrec.serving.dot_scorer.DotScorer`` and the
       threaded ``iter_topk_parallel``, what ``Recommender`` does for a single factor model.
 
 The lists of (a) are checked against the per-user path (each user's dense row alone,
@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.merge_results import write_marked_section  # noqa: E402
 from eval.ranking import iter_topk  # noqa: E402
-from graphrec.dot_scorer import DotScorer  # noqa: E402
-from graphrec.recommender import Recommender  # noqa: E402
-from graphrec.topk_workers import iter_topk_parallel  # noqa: E402
+from graphrec.serving.dot_scorer import DotScorer  # noqa: E402
+from graphrec.serving.recommender import Recommender  # noqa: E402
+from graphrec.serving.topk_workers import iter_topk_parallel  # noqa: E402
 
 NAME = "hybrid_topk"
 

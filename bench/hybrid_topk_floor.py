@@ -5,7 +5,7 @@ need not have run): fits a small ranker on a sample of validation users with the
 sources (``--fit-users``, ``--epochs``: the weights do not change the cost, the ensemble size
 and candidates do), prepares it on the final phase and times, on one torch thread, each step
 of ``HybridRanker.topk`` for ``--users`` users in batches of ``--batch-size``. Then it runs the
-Recommender's threaded batch path (``graphrec.recommender._parallel_hybrid``, one thread per
+Recommender's threaded batch path (``graphrec.serving.batch_topk.parallel_hybrid_topk``, one thread per
 core) on the same users and checks ``--check`` users' lists against the per-user dense path.
 Rows: one per ``--ensemble`` x ``--candidates`` setting.
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from eval import MostPop  # noqa: E402
 from eval.ranking import iter_topk  # noqa: E402
-from graphrec.recommender import _parallel_hybrid  # noqa: E402
+from graphrec.serving.batch_topk import parallel_hybrid_topk  # noqa: E402
 from kg.graph_io import load_graph  # noqa: E402
 from training.ranker import HybridRanker  # noqa: E402
 from training.ranker.candidates import generate_candidates, segment_topk  # noqa: E402
@@ -127,7 +127,7 @@ def main() -> None:
             one_thread = sum(steps.values())
             torch.set_num_threads(cores)
             start = time.perf_counter()
-            parts = list(_parallel_hybrid(ranker, users, args.k, args.batch_size, False))
+            parts = list(parallel_hybrid_topk(ranker, users, args.k, args.batch_size, False))
             threaded = time.perf_counter() - start
             torch.set_num_threads(1)
             got = np.concatenate([part[1] for part in parts])

@@ -2,7 +2,7 @@
 
 For before/after comparisons across commits (a model artifact of one commit need not load in
 another): run it from each checkout (``PYTHONPATH=CHECKOUT``) on the same ``--keep-work`` directory.
-With this code: the Recommender's batch path (``graphrec.recommender._parallel_hybrid``); with a
+With this code: the Recommender's batch path (``graphrec.serving.batch_topk.parallel_hybrid_topk``); with a
 checkout whose ranker has no ``topk`` (before issue 12): the Recommender's former path,
 ``iter_topk`` over ``ranker.score`` rows with the history masked. ``--check N`` compares N users'
 lists with the per-user path (each user's dense row alone).
@@ -36,9 +36,9 @@ n = int(sys.argv[3]) if len(sys.argv) > 3 else graph.num_users
 users = np.arange(n, dtype=np.int64)
 start = time.perf_counter()
 if hasattr(ranker, "topk"):
-    from graphrec.recommender import _parallel_hybrid
-    parts = list(_parallel_hybrid(ranker, users, 20, 256, False))
-    path = "new batch path (Recommender._parallel_hybrid)"
+    from graphrec.serving.batch_topk import parallel_hybrid_topk
+    parts = list(parallel_hybrid_topk(ranker, users, 20, 256, False))
+    path = "new batch path (batch_topk.parallel_hybrid_topk)"
 else:
     parts = list(iter_topk(ranker.score, users, 20, exclude=history, batch_size=256))
     path = "old path (iter_topk over ranker.score rows)"

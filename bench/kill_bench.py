@@ -91,7 +91,7 @@ def intact(verb: str, out: Path) -> bool:
     """Whether the output at ``out`` loads with every check on (checksums included)."""
     import pandas as pd
 
-    from graphrec.artifact import load_model
+    from graphrec.artifacts.model import load_model
     from kg import ArtifactError, load_graph
 
     try:

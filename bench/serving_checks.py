@@ -28,7 +28,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from graphrec.recommender import Recommender  # noqa: E402
+from graphrec.serving.recommender import Recommender  # noqa: E402
 from kg.artifact import atomic_file  # noqa: E402
 
 KEYS = ("recall", "ndcg", "tail_recall", "coverage", "gini")

@@ -6,11 +6,11 @@ Side by side in one process:
 
   (a) implicit 0.7.3: ``AlternatingLeastSquares.recommend(userids, seen[userids], N=k,
       filter_already_liked_items=True)`` with the factors set, in batches of users;
-  (b) ours: ``graphrec.topk_workers.iter_topk_parallel``: ``eval.ranking.iter_topk`` on whole
+  (b) ours: ``graphrec.serving.topk_workers.iter_topk_parallel``: ``eval.ranking.iter_topk`` on whole
       user batches in ``--threads`` worker threads (torch single-threaded inside each), scores
-      from ``graphrec.dot_scorer.DotScorer`` (torch matmul into a reused buffer), seen items
+      from ``graphrec.serving.dot_scorer.DotScorer`` (torch matmul into a reused buffer), seen items
       masked and ``torch.topk`` as ``iter_topk`` does;
-  (c) (b) plus streaming every list to Parquet with ``graphrec.topk_writer.RecommendationWriter``
+  (c) (b) plus streaming every list to Parquet with ``graphrec.serving.topk_writer.RecommendationWriter``
       (external string ids);
   (b1) plain ``iter_topk`` in the calling thread with ``--threads`` torch intra-op threads,
       same ``DotScorer``; with ``--naive`` also (b2), the same with a fresh ``u @ V.T`` per batch.
@@ -48,9 +48,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import PeakRSS  # noqa: E402
 from eval.ranking import iter_topk  # noqa: E402
-from graphrec.dot_scorer import DotScorer  # noqa: E402
-from graphrec.topk_workers import iter_topk_parallel  # noqa: E402
-from graphrec.topk_writer import RecommendationWriter  # noqa: E402
+from graphrec.serving.dot_scorer import DotScorer  # noqa: E402
+from graphrec.serving.topk_workers import iter_topk_parallel  # noqa: E402
+from graphrec.serving.topk_writer import RecommendationWriter  # noqa: E402
 from kg.artifact import atomic_file  # noqa: E402
 
 MIB = 1024**2

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from eval import evaluate, sparse_threshold
-from graphrec.artifact import load_model
+from graphrec.artifacts.model import load_model
 
 
 def main() -> None:

@@ -8,18 +8,23 @@ Usage::
 ``--split test`` masks train+valid and scores test; ``--split valid`` masks train
 and scores valid. The markdown table goes to stdout; exit status 0 on success,
 2 on bad input (a one-line message on stderr, no traceback).
+
+From Python, :func:`run_evaluate` (``graphrec.run_evaluate``) does the same and returns
+the :class:`eval.result.EvalResult`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 
+from eval.checks import positive_int
 from eval.result import EvalResult, write_atomic
 from graphrec.cli import EXIT_OK, BadInput, run_verb
 from kg.artifact import ArtifactError
@@ -30,7 +35,7 @@ if TYPE_CHECKING:  # torch, pandas and matplotlib load when an evaluation runs, 
     from eval.ranking import Scorer, TopK
     from kg.graph import Graph
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run_evaluate"]
 
 _SPLITS = {"test": (("train", "valid"), "test"), "valid": (("train",), "valid")}
 
@@ -80,7 +85,7 @@ def _split_matrices(graph: Graph, split: str) -> tuple[sp.csr_matrix, sp.csr_mat
 
 
 def _model_scorer(path: Path, graph: Graph, split: str) -> tuple[Scorer, list[str]]:
-    from graphrec.artifact import (
+    from graphrec.artifacts.model import (
         load_model,  # the model artifact is graphrec's; loaded only when asked
     )
 
@@ -167,13 +172,61 @@ def run(args: argparse.Namespace) -> tuple[EvalResult, list[str], dict]:
     return result, notes, described
 
 
+def run_evaluate(
+    model: str | os.PathLike | None = None, *, recommendations: str | os.PathLike | None = None,
+    graph: str | os.PathLike | None = None, k: int = 20, split: str = "test", json_path: str | os.PathLike | None = None,
+    report: str | os.PathLike | None = None, ignore_unknown: bool = False, batch_size: int = 1024,
+    quiet: bool = True, log: Callable[[str], None] = print,
+) -> EvalResult:  # fmt: skip
+    """Evaluate a model artifact or a recommendations file (what ``python -m graphrec.evaluate`` runs).
+
+    Args:
+        model: the model artifact directory (``graphrec.train``), or
+        recommendations: a CSV or Parquet file ``user,item,rank[,score]`` (external ids).
+        graph: the graph artifact whose split is scored (default with ``model``: the
+            graph stored in the model; required with ``recommendations``).
+        k: the cut-off K.
+        split: ``"test"`` (train + valid masked) or ``"valid"`` (train masked).
+        json_path: also write the metrics as JSON to this file.
+        report: also write metrics.md, metrics.json and PNG plots into this directory.
+        ignore_unknown: drop recommendation rows with ids the graph lacks instead of failing.
+        batch_size: users scored per batch.
+        quiet: no progress on stderr.
+        log: where the notes about the input go (``"Note: ..."`` lines).
+
+    Returns:
+        The :class:`eval.result.EvalResult` (``result.metrics["ndcg"]``, ``result.to_markdown()``).
+
+    Raises:
+        ValueError: not exactly one of ``model`` and ``recommendations``, an unknown
+            ``split``, or unusable input; TypeError: a ``k`` or ``batch_size`` that is not
+            an integer; BadInput, ArtifactError, OSError: as the verb.
+    """
+    if (model is None) == (recommendations is None):
+        raise ValueError("pass exactly one of model and recommendations")
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
+    argv = ["--model", os.fspath(model)] if model is not None else ["--recommendations", os.fspath(recommendations)]
+    for flag, value in (("--graph", graph), ("--json", json_path), ("--report", report)):
+        if value is not None:
+            argv += [flag, os.fspath(value)]
+    argv += ["--k", str(positive_int(k, "k")), "--split", split, "--batch-size", str(positive_int(batch_size, "batch_size"))]
+    argv += [flag for flag, on in (("--ignore-unknown", ignore_unknown), ("--quiet", quiet)) if on]
+    args = build_parser().parse_args(argv)
+    result, notes, described = run(args)
+    _write_outputs(args, result, described)
+    for note in notes:
+        log(f"Note: {note}")
+    return result
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m graphrec.evaluate``; returns the exit status."""
     return run_verb("graphrec.evaluate", build_parser(), argv, _run, errors=(ArtifactError, ValueError))
 
 
-def _run(args: argparse.Namespace) -> int:
-    result, notes, described = run(args)
+def _write_outputs(args: argparse.Namespace, result: EvalResult, described: dict) -> None:
+    """The ``--json`` and ``--report`` files the arguments ask for."""
     if args.json is not None:
         payload = {**result.to_dict(), "split": args.split, "source": described}
         write_atomic(args.json, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode("utf-8"))
@@ -182,6 +235,11 @@ def _run(args: argparse.Namespace) -> int:
 
         name = args.model or args.recommendations
         write_report(result, args.report, title=f"{Path(name).name} on {args.split}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    result, notes, described = run(args)
+    _write_outputs(args, result, described)
     print(f"{args.split} split, K={args.k}\n")
     print(result.to_markdown(), end="")
     for note in notes:

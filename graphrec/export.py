@@ -5,7 +5,7 @@ Usage::
     python -m graphrec.export --model DIR --out DIR [--format parquet|npy] [--ann faiss|hnswlib|none]
         [--overwrite]
 
-Tables (see :mod:`graphrec.embeddings_export` for the file layout and manifest):
+Tables (see :mod:`graphrec.artifacts.embeddings` for the file layout and manifest):
 
 * ``users``, ``items``, ``entities``: the primary space, where ``user . item`` is the
   score the model's graph source ranks by: the GNN's propagated embeddings, or ALS's
@@ -32,10 +32,10 @@ from typing import Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from graphrec.artifact import TrainedModel, load_model
+from graphrec.artifacts.model import TrainedModel, load_model
 from graphrec.cli import EXIT_OK, check_disjoint, output_path, print_notes, run_verb
-from graphrec.embeddings_export import ANN_BACKENDS, write_embeddings
-from graphrec.embeddings_export import FORMAT as EXPORT_FORMAT
+from graphrec.artifacts.embeddings import ANN_BACKENDS, write_embeddings
+from graphrec.artifacts.embeddings import FORMAT as EXPORT_FORMAT
 from kg.artifact import ArtifactError
 from kg.atomic import check_replaceable, claim
 from kg.locks import OutputBusyError

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from graphrec.cli import EXIT_OK, BadInput, check_disjoint, output_path, print_notes, run_verb, spark_errors
-from graphrec.topk_writer import FORMATS, RecommendationWriter, format_from_path
+from graphrec.serving.topk_writer import FORMATS, RecommendationWriter, format_from_path
 from kg.artifact import ArtifactError
 from kg.atomic import claim
 from kg.locks import OutputBusyError
@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
         raise BadInput(f"--k must be >= 1, got {args.k}")
     if args.batch_size < 1:
         raise BadInput(f"--batch-size must be >= 1, got {args.batch_size}")
-    from graphrec.artifact import FORMAT as MODEL_FORMAT
-    from graphrec.artifact import FORMAT_VERSION as MODEL_VERSION
+    from graphrec.artifacts.model import FORMAT as MODEL_FORMAT
+    from graphrec.artifacts.model import FORMAT_VERSION as MODEL_VERSION
     from kg.artifact import read_manifest
 
     read_manifest(args.model, format=MODEL_FORMAT, max_version=MODEL_VERSION, verify=False)  # fails before torch loads
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
 def _write(args: argparse.Namespace) -> tuple[int, int]:
     import pandas as pd
 
-    from graphrec.recommender import Recommender
+    from graphrec.serving.recommender import Recommender
     from training.base import resolve_device
 
     recommender = Recommender.load(args.model, device=str(resolve_device(args.device)))
@@ -157,7 +157,7 @@ def _write(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def _write_spark(args: argparse.Namespace) -> tuple[int, int]:
-    """``--engine spark``: Parquet part files under the ``--out`` directory (graphrec.spark_topk)."""
+    """``--engine spark``: Parquet part files under the ``--out`` directory (graphrec.serving.spark_topk)."""
     if args.format not in ("auto", "parquet"):
         raise BadInput(f"--engine spark writes Parquet part files; --format {args.format} is not supported")
     if args.partitions is not None and args.partitions < 1:
@@ -166,8 +166,8 @@ def _write_spark(args: argparse.Namespace) -> tuple[int, int]:
         raise BadInput(f"--out {args.out} exists; --engine spark writes a new directory of Parquet part files")
     import pandas as pd
 
-    from graphrec.recommender import Recommender
-    from graphrec.spark_topk import spark_recommend
+    from graphrec.serving.recommender import Recommender
+    from graphrec.serving.spark_topk import spark_recommend
 
     recommender = Recommender.load(args.model, device="cpu")  # the checks, on the driver
     if args.k > recommender.num_items:
@@ -196,7 +196,7 @@ def _write_spark(args: argparse.Namespace) -> tuple[int, int]:
 
 def _model_errors() -> tuple[type[Exception], ...]:
     """``UnknownIdError`` once the recommender is loaded (it loads torch; before that, nothing raised one)."""
-    module = sys.modules.get("graphrec.recommender")
+    module = sys.modules.get("graphrec.serving.recommender")
     return (module.UnknownIdError,) if module is not None else ()
 
 

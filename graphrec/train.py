@@ -117,7 +117,7 @@ def _fingerprint(graph_dir: Path) -> str:
 
 def run(args: argparse.Namespace, log=print) -> Path:
     """Train as the parsed arguments say; returns the model artifact directory."""
-    from graphrec.artifact import FORMAT as MODEL_FORMAT
+    from graphrec.artifacts.model import FORMAT as MODEL_FORMAT
 
     stages = _stages(args.stages)  # checked before the demo is built or torch loads
     demo = args.graph is None
@@ -152,7 +152,7 @@ def _train(
     args: argparse.Namespace, config: TrainConfig, stages: list[str], work_dir: Path, log, *, name: str
 ) -> Path:
     """The training run proper; the caller holds the locks of ``--out`` and the work directory."""
-    from graphrec.artifact import write_model
+    from graphrec.artifacts.model import write_model
     from kg.graph_io import load_graph
     from training.pipeline.runner import Pipeline
 

@@ -1,4 +1,5 @@
-"""Shared fixtures of the end-to-end tests: one tiny demo model, trained once per session."""
+"""Shared fixtures of the end-to-end tests: one tiny demo model, trained once per session; the default
+synthetic data set (generated once) and its (user, item) codes for the demo-data tests."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
 
+from graphrec.datasets import SyntheticConfig, SyntheticData, generate
 from tests.training.test_text_encoder import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,3 +62,25 @@ def sampled_demo_model(tmp_path_factory, tiny_bert):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return base, done
+
+
+@pytest.fixture(scope="session")
+def demo_data() -> SyntheticData:
+    """The default synthetic data set (``SyntheticConfig()``), generated once."""
+    return generate(SyntheticConfig())
+
+
+def codes(data: SyntheticData) -> tuple[np.ndarray, np.ndarray]:
+    """Internal (user, item) index of every event."""
+    users = pd.Index(data.users["user_id"]).get_indexer(data.interactions["user_id"])
+    items = pd.Index(data.items["item_id"]).get_indexer(data.interactions["item_id"])
+    return users, items
+
+
+def user_items(data: SyntheticData) -> sp.csr_matrix:
+    """Users x items 0/1 CSR of the pairs in the log."""
+    users, items = codes(data)
+    shape = (data.config.num_users, data.config.num_items)
+    matrix = sp.csr_matrix((np.ones(len(users)), (users, items)), shape=shape)
+    matrix.data[:] = 1.0  # duplicates were summed; keep the pair
+    return matrix

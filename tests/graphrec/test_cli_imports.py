@@ -52,7 +52,7 @@ def test_help_and_usage_errors_import_no_heavy_library():
 
 def test_the_probe_sees_a_heavy_import():
     """The check can fail: a module that does import torch is reported."""
-    code = f"import sys, graphrec.dot_scorer; print([m for m in {HEAVY!r} if m in sys.modules])"
+    code = f"import sys, graphrec.serving.dot_scorer; print([m for m in {HEAVY!r} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert "torch" in done.stdout
 

@@ -1,4 +1,7 @@
-"""The embedded demo data: formats, determinism, scale, and the structure that makes it realistic."""
+"""The embedded demo data: configuration, table formats, determinism and size, files written (whole or streamed).
+
+What makes it realistic (long tail, tastes, time, text and KG that carry the topic) is test_datasets_realism.py.
+"""
 
 from __future__ import annotations
 
@@ -13,40 +16,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphrec.datasets import (
     SyntheticConfig,
-    SyntheticData,
     generate,
     write,
     write_interactions_parquet,
 )
-from graphrec.datasets.vocab import GENERIC_WORDS, TOPICS
+from tests.graphrec.conftest import codes
 
 SMALL = SyntheticConfig(num_users=300, num_items=200, num_interactions=6000, num_creators=40, num_series=15)
-
-
-@pytest.fixture(scope="module")
-def demo() -> SyntheticData:
-    return generate(SyntheticConfig())
-
-
-def codes(data: SyntheticData) -> tuple[np.ndarray, np.ndarray]:
-    """Internal (user, item) index of every event."""
-    users = pd.Index(data.users["user_id"]).get_indexer(data.interactions["user_id"])
-    items = pd.Index(data.items["item_id"]).get_indexer(data.interactions["item_id"])
-    return users, items
-
-
-def user_items(data: SyntheticData) -> sp.csr_matrix:
-    users, items = codes(data)
-    shape = (data.config.num_users, data.config.num_items)
-    matrix = sp.csr_matrix((np.ones(len(users)), (users, items)), shape=shape)
-    matrix.data[:] = 1.0  # duplicates were summed; keep the pair
-    return matrix
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -88,8 +69,8 @@ def test_bad_arguments_are_rejected(tmp_path):
 # -- formats ----------------------------------------------------------------------------------
 
 
-def test_tables_have_the_documented_columns_and_types(demo):
-    log = demo.interactions
+def test_tables_have_the_documented_columns_and_types(demo_data):
+    log = demo_data.interactions
     assert list(log.columns) == ["user_id", "item_id", "timestamp", "event"]
     assert log["timestamp"].dtype == np.int64
     assert all(pd.api.types.is_string_dtype(log[c]) for c in ("user_id", "item_id", "event"))
@@ -98,7 +79,7 @@ def test_tables_have_the_documented_columns_and_types(demo):
     assert set(share.index) == {"view", "click", "purchase"}
     assert share["view"] > share["click"] > share["purchase"] > 0.05
 
-    items = demo.items
+    items = demo_data.items
     assert list(items.columns) == ["item_id", "title", "description", "category", "tags", "price", "year"]
     assert items["item_id"].is_unique and len(items) == 1500
     assert items["price"].dtype == np.float64 and (items["price"] >= 0.99).all()
@@ -107,17 +88,17 @@ def test_tables_have_the_documented_columns_and_types(demo):
     assert (items["tags"].str.count(r"\|") > 0).mean() > 0.4  # multi-valued for many items
     assert 4 <= items["category"].nunique() <= 8
 
-    users = demo.users
+    users = demo_data.users
     assert list(users.columns) == ["user_id", "age", "country"] and len(users) == 3000
     assert users["age"].dtype == np.int64 and users["age"].between(16, 80).all()
     assert users["country"].str.fullmatch(r"[A-Z]{2}").all()
 
 
-def test_kg_links_items_to_prefixed_entities(demo):
-    kg = demo.kg
+def test_kg_links_items_to_prefixed_entities(demo_data):
+    kg = demo_data.kg
     assert list(kg.columns) == ["head", "relation", "tail"]
     assert not kg.duplicated().any()
-    item_ids = set(demo.items["item_id"])
+    item_ids = set(demo_data.items["item_id"])
     about_items = kg[kg["head"].str.startswith("i")]
     assert set(about_items["head"]) <= item_ids
     # Every item has exactly one creator and at least one genre.
@@ -132,11 +113,11 @@ def test_kg_links_items_to_prefixed_entities(demo):
     assert entity_relations == {"created_by", "nationality", "subgenre_of"}
 
 
-def test_every_id_in_the_log_and_social_table_exists(demo):
-    users, items = codes(demo)
+def test_every_id_in_the_log_and_social_table_exists(demo_data):
+    users, items = codes(demo_data)
     assert (users >= 0).all() and (items >= 0).all()
-    social = demo.social
-    assert set(social["user_id"]) | set(social["friend_id"]) <= set(demo.users["user_id"])
+    social = demo_data.social
+    assert set(social["user_id"]) | set(social["friend_id"]) <= set(demo_data.users["user_id"])
     assert (social["user_id"] != social["friend_id"]).all()
     pairs = np.sort(social[["user_id", "friend_id"]].to_numpy(dtype=str), axis=1)
     assert len(np.unique(pairs, axis=0)) == len(pairs)
@@ -204,122 +185,6 @@ def test_any_small_config_gives_a_consistent_data_set(users, items, per_user, to
     assert data.items["title"].str.len().min() > 0
 
 
-# -- realism: long tail, activity, taste, time ---------------------------------------------------
-
-
-def test_popularity_has_a_head_and_a_genuine_long_tail(demo):
-    users_per_item = np.asarray(user_items(demo).sum(axis=0)).ravel()
-    ordered = np.sort(users_per_item)[::-1]
-    head_share = ordered[: 300].sum() / ordered.sum()
-    assert 0.6 < head_share < 0.75, head_share  # measured 0.66
-    assert (users_per_item == 0).mean() > 0.02  # items nobody touched (released after the log)
-    assert (users_per_item <= 5).mean() > 0.06  # and many with very few
-    assert ordered[0] > 20 * np.median(users_per_item)
-
-
-def test_user_activity_is_heavy_tailed(demo):
-    items_per_user = np.asarray(user_items(demo).sum(axis=1)).ravel()
-    assert items_per_user.min() >= 1
-    assert 0.08 < (items_per_user <= 5).mean() < 0.3  # sparse users, measured 0.14
-    assert items_per_user.max() > 10 * np.median(items_per_user)
-
-
-def test_repeats_follow_repeat_rate(demo):
-    users, items = codes(demo)
-    distinct = len(np.unique(users.astype(np.int64) * demo.config.num_items + items))
-    repeat_share = 1 - distinct / len(users)
-    assert 0.14 < repeat_share < 0.18, repeat_share  # repeat_rate 0.15 + rare leftovers
-    none = generate(dataclasses.replace(demo.config, repeat_rate=0.0))
-    users, items = codes(none)
-    # Only users with more events than their topics hold popular items may run out.
-    assert 1 - len(np.unique(users * 1500 + items)) / len(users) < 0.01
-
-
-def test_users_mostly_consume_their_topics_and_same_topic_items_co_occur(demo):
-    users, items = codes(demo)
-    on_main = demo.item_topic[items] == demo.user_topic[users]
-    chance = np.bincount(demo.item_topic, minlength=12)[demo.user_topic[users]].mean() / 1500
-    assert on_main.mean() > 0.45 and on_main.mean() > 4 * chance
-    matrix = user_items(demo)
-    co = (matrix.T @ matrix).toarray()
-    popularity = np.diag(co).copy()
-    expected = np.outer(popularity, popularity) / demo.config.num_users  # if users picked by popularity alone
-    np.fill_diagonal(co, 0)
-    np.fill_diagonal(expected, 0)
-    same = demo.item_topic[:, None] == demo.item_topic[None, :]
-    lift_same = co[same].sum() / expected[same].sum()
-    lift_other = co[~same].sum() / expected[~same].sum()
-    assert lift_same > 3.5 * lift_other, (lift_same, lift_other)  # measured 7.8 vs 1.9
-
-
-def test_friends_share_tastes(demo):
-    index = pd.Index(demo.users["user_id"])
-    a = index.get_indexer(demo.social["user_id"])
-    b = index.get_indexer(demo.social["friend_id"])
-    assert (demo.user_topic[a] == demo.user_topic[b]).mean() > 0.7
-
-
-def test_timestamps_respect_user_windows_and_release_dates(demo):
-    users, items = codes(demo)
-    time = demo.interactions["timestamp"].to_numpy()
-    config = demo.config
-    end = config.start_time + config.duration_days * 86_400
-    assert time.min() >= config.start_time and time.max() <= end
-    assert (time >= demo.item_release[items]).all()
-    released_during = (demo.item_release > config.start_time) & (demo.item_release < end)
-    assert 0.2 < released_during.mean() < 0.3 and np.isin(np.flatnonzero(released_during), items).mean() > 0.8
-    # Items nobody touched are mostly those released after the log ended.
-    assert (demo.item_release[np.setdiff1d(np.arange(1500), items)] > end).mean() > 0.5
-    # Rows are in user, then time order; users are active over a window, not the whole year.
-    assert (np.diff(users) >= 0).all() and (np.diff(time)[np.diff(users) == 0] >= 0).all()
-    span = pd.Series(time).groupby(users).agg(lambda t: t.max() - t.min())
-    assert np.median(span) < 0.7 * (end - config.start_time)
-
-
-# -- realism: text, attributes and KG carry the topic ---------------------------------------------
-
-
-def word_sets(text: pd.Series) -> list[set[str]]:
-    return [set(re.findall(r"[a-z]+", value.lower())) for value in text]
-
-
-@pytest.mark.parametrize(("column", "same_at_least"), [("title", 0.12), ("description", 0.6)])
-def test_same_topic_text_shares_vocabulary(demo, column, same_at_least):
-    words = word_sets(demo.items[column])
-    # As TF-IDF would: words in more than 10% of the texts ("the", "of", "meets") say nothing.
-    frequency = pd.Series([word for found in words for word in found]).value_counts()
-    common = set(frequency.index[frequency > 0.1 * len(words)])
-    content = [found - common for found in words[:300]]
-    topic = demo.item_topic[:300]
-    share_a_word = np.array([[bool(a & b) for b in content] for a in content])
-    same = (topic[:, None] == topic[None, :]) & ~np.eye(300, dtype=bool)
-    # Measured: titles 17% vs 1%, descriptions 72% vs 10%.
-    assert share_a_word[same].mean() > same_at_least
-    assert share_a_word[same].mean() > 5 * share_a_word[~same].mean()
-    vocabulary = {word for t in TOPICS[:12] for word in t.words}
-    used = set().union(*words)
-    assert len(vocabulary & used) > 0.9 * len(vocabulary)  # varied, not a few fixed words
-    assert used & set(GENERIC_WORDS)  # and mixed with words every topic shares
-
-
-def test_attributes_and_kg_entities_follow_the_topic(demo):
-    items, topic = demo.items, demo.item_topic
-    category_of_topic = pd.Series(items["category"].to_numpy()).groupby(topic).agg(lambda c: c.mode()[0])
-    assert (items["category"].to_numpy() == category_of_topic[topic].to_numpy()).mean() > 0.7
-    kg = demo.kg
-    index = pd.Index(items["item_id"])
-    for relation, purity in (("created_by", 0.8), ("part_of", 0.99)):
-        rows = kg[(kg["relation"] == relation) & kg["head"].str.startswith("i")]
-        entity_topic = pd.Series(topic[index.get_indexer(rows["head"])]).groupby(rows["tail"].to_numpy())
-        majority = entity_topic.agg(lambda t: t.value_counts().iloc[0]).sum() / len(rows)
-        assert majority > purity, (relation, majority)
-    genres = kg[kg["relation"] == "has_genre"]
-    parent = dict(kg.loc[kg["relation"] == "subgenre_of", ["head", "tail"]].to_numpy())
-    broad = {f"genre:{t.genre}": k for k, t in enumerate(TOPICS)}
-    genre_topic = np.array([broad[parent[g]] for g in genres["tail"]])
-    assert (genre_topic == topic[index.get_indexer(genres["head"])]).mean() > 0.9
-
-
 # -- files ----------------------------------------------------------------------------------------
 
 
@@ -349,16 +214,16 @@ def test_write_round_trips_and_is_byte_identical(tmp_path, format):
 
 def test_write_is_all_or_nothing(tmp_path):
     data = generate(SMALL)
-    write(data, tmp_path / "demo")
+    write(data, tmp_path / "demo_data")
     with pytest.raises(FileExistsError, match="already exists"):
-        write(data, tmp_path / "demo")
+        write(data, tmp_path / "demo_data")
     broken = dataclasses.replace(data, interactions=data.interactions.drop(columns="event"))
     with pytest.raises(KeyError):
         write(broken, tmp_path / "half")
-    assert not (tmp_path / "half").exists() and [p.name for p in tmp_path.iterdir()] == ["demo"]
-    write(data, tmp_path / "demo", format="csv", overwrite=True)
-    assert (tmp_path / "demo" / "interactions.csv").is_file()
-    assert not (tmp_path / "demo" / "interactions.parquet").exists()
+    assert not (tmp_path / "half").exists() and [p.name for p in tmp_path.iterdir()] == ["demo_data"]
+    write(data, tmp_path / "demo_data", format="csv", overwrite=True)
+    assert (tmp_path / "demo_data" / "interactions.csv").is_file()
+    assert not (tmp_path / "demo_data" / "interactions.parquet").exists()
 
 
 STREAMED = dataclasses.replace(SMALL, num_users=3000, num_items=2000, num_interactions=150_000)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eval.ranking import iter_topk
-from graphrec.recommender import Recommender
+from graphrec.serving.recommender import Recommender
 
 
 @pytest.fixture(scope="module")

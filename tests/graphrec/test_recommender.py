@@ -11,7 +11,7 @@ import pytest
 from graphrec.evaluate import main as evaluate_main
 from graphrec.export import main as export_main
 from graphrec.recommend import main as recommend_main
-from graphrec.recommender import Recommender, UnknownIdError
+from graphrec.serving.recommender import Recommender, UnknownIdError
 from tests.graphrec.conftest import run_cli, sets
 
 

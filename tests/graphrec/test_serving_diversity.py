@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphrec.diversity import intra_list_diversity, mmr_rerank
+from graphrec.serving.diversity import intra_list_diversity, mmr_rerank
 
 # Items 0 and 1 point almost the same way, item 2 is orthogonal to both.
 HAND_VECTORS = np.array([[1.0, 0.0], [0.99, 0.141], [0.0, 1.0]], dtype=np.float32)

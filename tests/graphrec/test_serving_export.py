@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graphrec.embeddings_export import read_embeddings, write_embeddings
+from graphrec.artifacts.embeddings import read_embeddings, write_embeddings
 from kg.artifact import ArtifactError, sha256_file
 
 

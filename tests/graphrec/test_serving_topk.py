@@ -8,8 +8,8 @@ import scipy.sparse as sp
 import torch
 
 from eval.ranking import iter_topk
-from graphrec.dot_scorer import DotScorer
-from graphrec.topk_workers import iter_topk_parallel
+from graphrec.serving.dot_scorer import DotScorer
+from graphrec.serving.topk_workers import iter_topk_parallel
 
 
 def factors(n_users: int = 70, n_items: int = 90, dim: int = 8, seed: int = 0):

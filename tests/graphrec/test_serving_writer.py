@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eval.recfile import read_recommendations
-from graphrec.topk_writer import RecommendationWriter, format_from_path
+from graphrec.serving.topk_writer import RecommendationWriter, format_from_path
 
 USERS = np.array(["u1", 'u,"2', "ü3"])
 ITEMS = np.array(["a", "b\nc", "é", "x", "zz", "NA"])

@@ -17,8 +17,8 @@ if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
     pytest.skip("no Java runtime (Java 17) for pyspark", allow_module_level=True)
 
 from graphrec import recommend
-from graphrec.recommender import Recommender
-from graphrec.spark_topk import spark_recommend
+from graphrec.serving.recommender import Recommender
+from graphrec.serving.spark_topk import spark_recommend
 from kg.spark.session import spark_session
 
 pytestmark = pytest.mark.slow  # a JVM plus the demo model (shared with the other end-to-end tests)

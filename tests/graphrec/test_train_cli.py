@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from graphrec.artifact import load_model
+from graphrec.artifacts.model import load_model
 from graphrec.train import main
 from kg import ArtifactError
 from tests.graphrec.conftest import QUICK, ROOT, run_cli, sets

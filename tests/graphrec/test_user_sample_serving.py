@@ -11,7 +11,7 @@ import torch
 
 from graphrec.evaluate import main as evaluate_main
 from graphrec.recommend import main as recommend_main
-from graphrec.recommender import Recommender
+from graphrec.serving.recommender import Recommender
 
 pytestmark = pytest.mark.slow  # trains a second demo model
 

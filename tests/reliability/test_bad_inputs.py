@@ -223,7 +223,7 @@ def model(tmp_path_factory) -> Path:
 
 def test_recommend_answers_a_repeated_user_once(model, tmp_path, capsys):
     from graphrec.recommend import main as recommend
-    from graphrec.recommender import Recommender
+    from graphrec.serving.recommender import Recommender
     from training.base import GraphrecWarning
 
     rec = Recommender.load(model)
@@ -241,7 +241,7 @@ def test_recommend_answers_a_repeated_user_once(model, tmp_path, capsys):
 
 def test_k_above_the_candidate_pool_is_refused_or_counted(model, tmp_path, capsys):
     from graphrec.recommend import main as recommend
-    from graphrec.recommender import Recommender
+    from graphrec.serving.recommender import Recommender
     from training.base import GraphrecWarning
 
     rec = Recommender.load(model)

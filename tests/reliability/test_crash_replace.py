@@ -142,7 +142,7 @@ def test_killed_build_leaves_old_or_new_graph_and_next_build_cleans_up(tmp_path_
 
 
 def test_killed_train_leaves_old_or_new_model_and_next_train_cleans_up(tmp_path_factory, tmp_path):
-    from graphrec.artifact import load_model
+    from graphrec.artifacts.model import load_model
     from graphrec.train import main as train
 
     graph, bert = kit.tiny_graph(tmp_path_factory), kit.tiny_bert(tmp_path_factory)

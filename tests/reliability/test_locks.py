@@ -69,7 +69,7 @@ def test_stale_lock_file_of_a_dead_pid_is_taken_over(tmp_path):
 
 
 def test_second_train_on_the_same_out_is_refused_and_the_first_finishes(tmp_path_factory, tmp_path, capsys):
-    from graphrec.artifact import load_model
+    from graphrec.artifacts.model import load_model
 
     graph, bert = kit.tiny_graph(tmp_path_factory), kit.tiny_bert(tmp_path_factory)
     capsys.readouterr()

@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from graphrec.artifact import load_model
+from graphrec.artifacts.model import load_model
 from kg import ArtifactError, load_graph
 from kg.artifact import sha256_file
 from tests.reliability import kit
@@ -151,7 +151,7 @@ def test_a_corrupted_model_file_is_caught(model):
 
 
 def test_export_tables_read_only_listed_entries(tmp_path_factory, tmp_path):
-    from graphrec.embeddings_export import read_embeddings
+    from graphrec.artifacts.embeddings import read_embeddings
     from graphrec.export import main as export
 
     out = tmp_path / "export"

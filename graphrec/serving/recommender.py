@@ -29,52 +29,17 @@ import scipy.sparse as sp
 import torch
 
 from eval.ranking import iter_topk
-from graphrec.artifact import TrainedModel, load_model
-from graphrec.coldstart import NewItems, attribute_neighbours
-from graphrec.diversity import intra_list_diversity, mmr_rerank
-from graphrec.dot_scorer import DotScorer
-from graphrec.topk_workers import iter_topk_parallel, map_batches_parallel
+from graphrec.artifacts.model import TrainedModel, load_model
+from graphrec.serving.batch_topk import dot_model, parallel_dot_topk, parallel_hybrid_topk
+from graphrec.serving.coldstart import NewItems, attribute_popularity
+from graphrec.serving.diversity import intra_list_diversity, mmr_rerank
+from graphrec.serving.filters import ItemFilter, item_filter, pad_seen
 from training.base import GraphrecWarning
-from training.sources.names import Source
 from training.pipeline.user_sample import fold_in_sources
 
 __all__ = ["Recommender", "UnknownIdError"]
 
 _DIVERSITY_POOL = 100  # candidates per user that MMR re-ranks down to k
-
-
-def _parallel_topk(dot: "DotScorer", users, k, seen, batch_size, show_progress):
-    """Whole batches on one thread per core, one torch thread each (faster than threading one matmul)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield from iter_topk_parallel(
-            dot.fork, users, k, exclude=seen, batch_size=batch_size, workers=threads, show_progress=show_progress
-        )
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _parallel_hybrid(ranker, users, k, batch_size, show_progress):
-    """The hybrid's top-k over each user's candidates, whole batches on one thread per core.
-
-    History items are never candidates, so the lists equal ranking ``score_users`` with
-    the history masked, with or without ``filter_seen``.
-    """
-    threads = torch.get_num_threads()
-
-    def rank(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        items, scores = ranker.topk(batch, k)
-        return batch, items, scores
-
-    users = np.asarray(users, dtype=np.int64)
-    torch.set_num_threads(1)
-    try:
-        yield from map_batches_parallel(
-            rank, users, batch_size=batch_size, workers=threads, show_progress=show_progress
-        )
-    finally:
-        torch.set_num_threads(threads)
 
 
 class UnknownIdError(KeyError):
@@ -88,7 +53,7 @@ class Recommender:
     """Top-K recommendations from a loaded model artifact.
 
     Args:
-        model: a :class:`~graphrec.artifact.TrainedModel` (see :meth:`load`).
+        model: a :class:`~graphrec.artifacts.model.TrainedModel` (see :meth:`load`).
     """
 
     def __init__(self, model: TrainedModel) -> None:
@@ -153,47 +118,11 @@ class Recommender:
         return ~self._fitted[np.asarray(users, dtype=np.int64)]
 
     def _with_new_items(self, scores: torch.Tensor, *, users=None, history=None) -> torch.Tensor:
-        if not len(self.new_items.ids):
-            return scores
         folded = self._folded(users) if users is not None else None
-        if folded is not None and folded.any():  # content from their rows: the sources hold nothing of them
-            content = _merge_rows(
-                folded,
-                self.new_items.content_scores(self.model, history=self.model.history[users[folded]]),
-                self.new_items.content_scores(self.model, users=users[~folded]) if (~folded).any() else None,
-            )  # fmt: skip
-        else:
-            content = self.new_items.content_scores(self.model, users=users, history=history)
-        return torch.cat([scores, self.new_items.insert(scores.cpu(), content).to(scores.device)], dim=1)
+        return self.new_items.append(scores, self.model, users=users, history=history, folded=folded)
 
-    def _mask(self, k: int, exclude, candidates) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        if k > self.num_items:
-            raise ValueError(f"k={k} is larger than the catalogue ({self.num_items} items)")
-        banned = None if exclude is None else self.item_index(exclude)
-        allowed = None if candidates is None else self.item_index(candidates)
-        if allowed is not None and not len(allowed):
-            raise ValueError("candidates is empty; pass None to rank the whole catalogue")
-        if allowed is not None:
-            pool = np.setdiff1d(allowed, banned) if banned is not None else np.unique(allowed)
-            if k > len(pool):
-                raise ValueError(f"k={k} is larger than the {len(pool)} candidate items left after exclude; pass k <= {len(pool)}")
-        return banned, allowed
-
-    def _apply(self, scores: torch.Tensor, banned, allowed) -> torch.Tensor:
-        scores = scores.clone()
-        if allowed is not None:
-            keep = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
-            keep[torch.as_tensor(allowed, device=scores.device)] = True
-            scores[:, ~keep] = -torch.inf
-        if banned is not None and len(banned):
-            scores[:, torch.as_tensor(banned, device=scores.device)] = -torch.inf
-        return scores
-
-    def _seen(self, rows: sp.csr_matrix) -> sp.csr_matrix:
-        extra = self.num_items - rows.shape[1]
-        return sp.hstack([rows, sp.csr_matrix((rows.shape[0], extra))]).tocsr() if extra else rows
+    def _filter(self, k: int, exclude, candidates) -> ItemFilter:
+        return item_filter(k, self.num_items, self.item_index, exclude, candidates)
 
     def iter_topk(
         self,
@@ -212,25 +141,25 @@ class Recommender:
         Batches follow the order of ``users``, except that with a user-sample model the
         users it was fitted on come first and those it folds in after them.
         """
-        banned, allowed = self._mask(k, exclude, candidates)
+        request = self._filter(k, exclude, candidates)
         if not 0.0 <= float(diversity) <= 1.0:
             raise ValueError(f"diversity must be in [0, 1], got {diversity!r}")
-        seen = self._seen(self.model.history) if filter_seen else None
+        seen = pad_seen(self.model.history, self.num_items) if filter_seen else None
         pool = min(max(k, _DIVERSITY_POOL) if diversity > 0 else k, self.num_items)
-        plain = banned is None and allowed is None and not len(self.new_items.ids)
+        plain = request.empty and not len(self.new_items.ids)
         users = np.asarray(users, dtype=np.int64)
         folded = self._folded(users)
         # Fitted users take the fast paths; folded-in users are scored by fold-in, batch by batch.
         for group, fast in ((users[~folded], plain), (users[folded], False)):
             if not len(group):
                 continue
-            dot = self._dot_model() if fast else None
+            dot = dot_model(self.model) if fast else None
             if dot is not None:  # one factor model: the multi-threaded dot-product path (bench/serving_throughput.py)
-                stream = _parallel_topk(dot, group, pool, seen, batch_size, show_progress)
+                stream = parallel_dot_topk(dot, group, pool, seen, batch_size, show_progress)
             elif fast and self.model.ranker is not None:  # the hybrid's batch path (bench/hybrid_topk.py)
-                stream = _parallel_hybrid(self.model.ranker, group, pool, batch_size, show_progress)
+                stream = parallel_hybrid_topk(self.model.ranker, group, pool, batch_size, show_progress)
             else:
-                scorer = lambda batch: self._apply(self.score_users(batch), banned, allowed)  # noqa: E731
+                scorer = lambda batch: request.apply(self.score_users(batch))  # noqa: E731
                 stream = iter_topk(
                     scorer, group, pool, exclude=seen, batch_size=batch_size, show_progress=show_progress
                 )
@@ -238,14 +167,6 @@ class Recommender:
                 if diversity > 0:
                     items, scores = mmr_rerank(items, scores, self.item_vectors(), k, diversity)
                 yield batch, items[:, :k], scores[:, :k]
-
-    def _dot_model(self) -> Optional[DotScorer]:
-        """Without a ranker, a model of one ALS or GNN source scores by ``user . item``."""
-        learners = [n for n in self.model.sources if n != Source.POP]
-        if self.model.ranker is not None or len(learners) != 1 or learners[0] not in (Source.ALS, Source.GNN):
-            return None
-        source = self.model.sources[learners[0]]
-        return DotScorer(source.user_embeddings(), source.item_embeddings())
 
     def _frame(self, user_ids: Sequence[str], items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         valid = items >= 0
@@ -348,7 +269,7 @@ class Recommender:
         """Top-``k`` for a user the model has never seen, without retraining.
 
         With items: every source folds the user in from them (ALS's least-squares
-        solve, the GNN's and text's item-mean profiles, item-item neighbours) and the
+        solve, the GNN's and text's item-mean profiles, item-item neighbors) and the
         hybrid ranker fuses them as for a known user. With no items: the favourites of
         known users sharing ``attributes`` (user-table columns, e.g. ``{"gender": "F"}``),
         else overall popularity. The ``user`` column is empty (``""``).
@@ -356,7 +277,7 @@ class Recommender:
         Raises:
             UnknownIdError: an item id the model does not know.
         """
-        banned, allowed = self._mask(k, exclude, candidates)
+        request = self._filter(k, exclude, candidates)
         index = self.item_index(items) if len(items) else np.zeros(0, np.int64)
         known = index[index < len(self._item_ids)]
         row = sp.csr_matrix(
@@ -365,13 +286,10 @@ class Recommender:
         )
         if len(known):
             scores = self.score_new_users(row)
-        else:
-            neighbours = attribute_neighbours(self.model.graph, attributes or {})
-            history = self.model.history if neighbours is None else self.model.history[neighbours]
-            scores = torch.as_tensor(np.asarray(history.sum(axis=0), dtype=np.float32))
-            scores = torch.log1p(scores)  # popularity among similar users (or everyone)
+        else:  # popularity among similar users (or everyone)
+            scores = attribute_popularity(self.model, attributes or {})
         scores = self._with_new_items(torch.as_tensor(scores).float().cpu(), history=row)
-        scores = self._apply(scores, banned, allowed)
+        scores = request.apply(scores)
         scores[0, torch.as_tensor(index, dtype=torch.long)] = -torch.inf  # never what they already have
         pool = min(max(k, _DIVERSITY_POOL) if diversity > 0 else k, self.num_items)
         top_scores, top_items = torch.topk(scores, pool, dim=1)
@@ -472,14 +390,3 @@ class Recommender:
             padded[row, : len(items)] = items
         return float(intra_list_diversity(padded, self.item_vectors()))
 
-
-def _merge_rows(first: np.ndarray, firsts: tuple, others: Optional[tuple]) -> tuple:
-    """Interleave two tuples of row tensors: rows where ``first`` is true from ``firsts``, the rest from ``others``."""
-    merged = []
-    for position, part in enumerate(firsts):
-        out = torch.empty((len(first), part.shape[1]), dtype=part.dtype)
-        out[torch.from_numpy(first)] = part.cpu()
-        if others is not None:
-            out[torch.from_numpy(~first)] = others[position].cpu()
-        merged.append(out)
-    return tuple(merged)

@@ -25,7 +25,7 @@ and ``manifest.json``::
 product, what the model ranks by) or ``"cosine"``. ``normalised`` is true when
 every vector has unit length (then dot = cosine).
 
-With ``ann="faiss"`` or ``ann="hnswlib"`` an approximate nearest-neighbour index
+With ``ann="faiss"`` or ``ann="hnswlib"`` an approximate nearest-neighbor index
 over the item vectors (inner product; row position = label) is written too,
 and its recall@10 against exact search over a sample of query vectors (the user
 vectors when exported) is recorded in ``manifest["ann"]["recall_at_10"]``.

@@ -9,7 +9,7 @@ kernels), at most ``2 * workers`` batches in flight, and yields the results in u
 order, exactly as ``iter_topk`` would.
 
 Each worker thread gets its own scorer from ``make_scorer`` (a scorer such as
-:class:`graphrec.dot_scorer.DotScorer` reuses an output buffer, so it must not be
+:class:`graphrec.serving.dot_scorer.DotScorer` reuses an output buffer, so it must not be
 shared). For the best throughput set ``torch.set_num_threads(1)`` and ``workers`` to
 the number of cores; this module does not change torch's global settings.
 """

@@ -22,10 +22,10 @@ from kg.graph import Graph
 from training.base import Learner
 from training.sources.names import Source
 
-__all__ = ["NewItems", "attribute_neighbours"]
+__all__ = ["NewItems", "attribute_neighbors", "attribute_popularity"]
 
 
-def attribute_neighbours(graph: Graph, attributes: Mapping[str, Any]) -> Optional[np.ndarray]:
+def attribute_neighbors(graph: Graph, attributes: Mapping[str, Any]) -> Optional[np.ndarray]:
     """Indices of known users who share ``attributes`` (user-table columns), or ``None`` for everyone.
 
     Categorical columns match by equal value; numeric columns take the fifth of users
@@ -58,9 +58,25 @@ def attribute_neighbours(graph: Graph, attributes: Mapping[str, Any]) -> Optiona
     return anyone if len(anyone) else None
 
 
+def attribute_popularity(model, attributes: Mapping[str, Any]) -> torch.Tensor:
+    """Scores ``[1, known items]`` for a user who has seen nothing: ``log1p`` of each item's count among
+    the known users sharing ``attributes`` (:func:`attribute_neighbors`), else among everyone.
+
+    Raises:
+        ValueError: an attribute the user table does not have.
+    """
+    neighbors = attribute_neighbors(model.graph, attributes)
+    history = model.history if neighbors is None else model.history[neighbors]
+    return torch.log1p(torch.as_tensor(np.asarray(history.sum(axis=0), dtype=np.float32)))
+
+
 @dataclass
 class NewItems:
-    """Items added after training (see :meth:`graphrec.recommender.Recommender.add_items`)."""
+    """Items added after training (see :meth:`graphrec.serving.recommender.Recommender.add_items`).
+
+    ``ids [m]`` external ids, ``text [m, d]`` their text vectors, ``graph [m, d']`` their
+    GNN vectors (``None`` when the GNN does not start from text).
+    """
 
     ids: np.ndarray
     text: np.ndarray
@@ -107,6 +123,32 @@ class NewItems:
         return np.zeros((len(self.ids), dim), np.float32)
 
     # -- scores --------------------------------------------------------------------------
+    def append(
+        self, scores: torch.Tensor, model, *, users: Optional[np.ndarray] = None,
+        history: Optional[sp.csr_matrix] = None, folded: Optional[np.ndarray] = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """``scores [B, known items]`` followed by the new items' hybrid-scale scores ``[B, m]``.
+
+        Args:
+            scores: the hybrid's scores of the batch.
+            model: the model artifact.
+            users: the batch's user indices (known users), or
+            history: its rows (users known by their items only).
+            folded: bool ``[B]`` with ``users``: the users outside a user sample, whose
+                content profile comes from their rows (the sources hold nothing of them).
+        """
+        if not len(self.ids):
+            return scores
+        if folded is not None and folded.any():
+            content = _merge_rows(
+                folded,
+                self.content_scores(model, history=model.history[users[folded]]),
+                self.content_scores(model, users=users[~folded]) if (~folded).any() else None,
+            )  # fmt: skip
+        else:
+            content = self.content_scores(model, users=users, history=history)
+        return torch.cat([scores, self.insert(scores.cpu(), content).to(scores.device)], dim=1)
+
     def content_scores(self, model, *, users=None, history=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(catalogue [B, n], new [B, m])`` scores of the content source (GNN, else text)."""
         gnn = model.sources.get(Source.GNN)
@@ -139,3 +181,15 @@ def _mean_rows(rows: sp.csr_matrix, items: torch.Tensor) -> torch.Tensor:
     totals = np.asarray(rows.sum(axis=1)).ravel()
     weights = sp.diags(1.0 / np.where(totals > 0, totals, 1.0)) @ rows
     return torch.as_tensor(np.asarray(weights @ items.numpy(), dtype=np.float32))
+
+
+def _merge_rows(first: np.ndarray, firsts: tuple, others: Optional[tuple]) -> tuple:
+    """Interleave two tuples of row tensors: rows where ``first`` is true from ``firsts``, the rest from ``others``."""
+    merged = []
+    for position, part in enumerate(firsts):
+        out = torch.empty((len(first), part.shape[1]), dtype=part.dtype)
+        out[torch.from_numpy(first)] = part.cpu()
+        if others is not None:
+            out[torch.from_numpy(~first)] = others[position].cpu()
+        merged.append(out)
+    return tuple(merged)

@@ -9,7 +9,7 @@ construction, whatever the sources (ALS/GNN factors, item-KNN, EASE, the hybrid
 ranker). The item-side parts thus travel to the executors once per worker
 through the filesystem, not with every task. Rows come back as Arrow batches
 and Spark writes them as Parquet part files under ``--out`` with the columns of
-:data:`graphrec.topk_writer.SCHEMA` (``user, item, rank, score``).
+:data:`graphrec.serving.topk_writer.SCHEMA` (``user, item, rank, score``).
 
 Users the model never saw (``--unknown cold``) all get the one list
 :meth:`Recommender.recommend_new_user` gives a user with no items, as in process:
@@ -37,7 +37,7 @@ def topk_rows(users: np.ndarray, items: np.ndarray, scores: np.ndarray, *, user_
     """
     import pyarrow as pa
 
-    from graphrec.topk_writer import SCHEMA
+    from graphrec.serving.topk_writer import SCHEMA
 
     listed = np.asarray(items) >= 0
     counts = listed.sum(axis=1)
@@ -55,7 +55,7 @@ def topk_rows(users: np.ndarray, items: np.ndarray, scores: np.ndarray, *, user_
 
 def _scorer(model: str, k: int, batch_size: int, options: dict):
     def run(batches):
-        from graphrec.recommender import Recommender
+        from graphrec.serving.recommender import Recommender
 
         recommender = _LOADED.get(model)
         if recommender is None:
@@ -77,7 +77,7 @@ def _cold_scorer(items: np.ndarray, scores: np.ndarray):
     def run(batches):
         import pyarrow as pa
 
-        from graphrec.topk_writer import SCHEMA
+        from graphrec.serving.topk_writer import SCHEMA
 
         width = len(items)
         for batch in batches:
