@@ -138,7 +138,7 @@ class BPRStep:
     Args:
         model: the model being trained.
         layout: where users and items sit among the nodes.
-        num_negatives: negatives per positive ``k``.
+        num_negatives: negatives per positive.
         l2: weight of the batch's embedding penalty.
         device: where the model runs.
         view: the full graph (full mode).
@@ -146,7 +146,7 @@ class BPRStep:
         generator: seeds the sampler.
 
     Shapes:
-        ``step(users [B], items [B], negatives [B, k])`` (CPU int64) -> scalar loss.
+        ``step(users [B], items [B], negatives [B, num_negatives])`` (CPU int64) -> scalar loss.
     """
 
     def __init__(

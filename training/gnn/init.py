@@ -287,19 +287,19 @@ class NodeEmbedding(nn.Module):
         return out
 
     def batch_penalty(self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-        """``user_penalty(users) + item_penalty(items) + item_penalty(negatives.flatten()) / k``.
+        """``user_penalty(users) + item_penalty(items) + item_penalty(negatives.flatten()) / num_negatives``.
 
         Written as each row's squared norm times how often the batch holds it: one
         dense pass over the parameters instead of three gathers whose backward
         zero-fills and scatters into a full-size gradient each.
 
         Shapes:
-            ``users``, ``items``: ``[B]`` local indices; ``negatives``: ``[B, k]``.
+            ``users``, ``items``: ``[B]`` local indices; ``negatives``: ``[B, num_negatives]``.
         """
-        k = negatives.shape[1]
+        num_negatives = negatives.shape[1]
         user_count = torch.bincount(users, minlength=self.layout.num_users).to(self.user.dtype)
         item_count = torch.bincount(items, minlength=self.layout.num_items).to(self.item.dtype)
-        item_count += torch.bincount(negatives.reshape(-1), minlength=self.layout.num_items).to(self.item.dtype) / k
+        item_count += torch.bincount(negatives.reshape(-1), minlength=self.layout.num_items).to(self.item.dtype) / num_negatives
         return (self.user.pow(2).sum(1) * user_count).sum() + (self.item.pow(2).sum(1) * item_count).sum()
 
     def user_penalty(self, users: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ from training.gnn.fitting import (
 )
 from training.gnn.init import INITS, TEXT_COMPONENTS, TEXT_SCALE, USER_INITS, apply_text_map
 from training.gnn.schedule import AUTO, Schedule, check_setting, resolve_schedule, validation_sample
-from training.gnn.trainer import TrainConfig, train
+from training.gnn.trainer import train
 
 __all__ = ["GraphLearner", "MODES"]
 
@@ -220,10 +220,8 @@ class GraphLearner(Learner):
             items=pair_items,
             sampler=NegativeSampler(user_items, schedule.num_negatives),
             validate=validate,
-            config=TrainConfig(
-                epochs=schedule.epochs, batch_size=schedule.batch_size, lr=self.lr, eval_every=schedule.eval_every,
-                patience=schedule.patience,
-            ),  # fmt: skip
+            schedule=schedule,
+            lr=self.lr,
             generator=generator,
             checkpoint_dir=checkpoint_dir,
             fingerprint=fit_fingerprint(self, user_items, edges, item_features, entity_features, warm_start),
