@@ -34,7 +34,7 @@ def test_yaml_and_toml_give_the_same_config(tmp_path):
 def test_unknown_key_is_named(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("interactions: a.csv\nk_cor: 3\n")
-    with pytest.raises(ValueError, match=r"c.yaml: unknown build setting 'k_cor'; known settings: .*k_core"):
+    with pytest.raises(ValueError, match=r"c.yaml: unknown build setting 'k_cor'; known: .*k_core"):
         BuildConfig.from_file(path)
 
 

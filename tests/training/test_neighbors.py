@@ -54,7 +54,7 @@ def test_knn_keeps_the_k_most_similar_other_items(structured_graph, k):
     assert similarity.shape == (80, 80) and similarity.dtype == np.float32
     counts = np.diff(similarity.indptr)
     assert counts.max() == k and (counts <= k).all()
-    assert not similarity.diagonal().any(), "an item is not its own neighbour"
+    assert not similarity.diagonal().any(), "an item is not its own neighbor"
     dense = _dense_cosine(train)
     np.fill_diagonal(dense, -np.inf)
     for item in range(0, 80, 7):

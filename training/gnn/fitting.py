@@ -3,7 +3,7 @@
 :meth:`GraphLearner.fit <training.gnn.learner.GraphLearner.fit>` reads as its phases:
 build the propagation graph and the :class:`GraphModel` (optionally continuing from a
 :func:`load_warm_start`), then hand :func:`training.gnn.trainer.train` a
-:class:`BPRStep` (the loss of one batch, full-graph or neighbour-sampled) and
+:class:`BPRStep` (the loss of one batch, full-graph or neighbor-sampled) and
 :func:`validation_ndcg` (the early-stopping score), with :func:`fit_fingerprint`
 identifying the run for checkpoints; the final embeddings are :func:`split_nodes` of
 one last propagation.

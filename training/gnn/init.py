@@ -25,7 +25,7 @@ TailRecall@20 means, but neither is distinguishable from random init there.
 The map's mean and basis are persistent buffers, so they are saved with the
 learner and :meth:`training.gnn.learner.GraphLearner.embed_new_items` compares
 new items' text with the known items' in the same mapped space (the space the
-model's item vectors were learned from: there the neighbours predict a held-out
+model's item vectors were learned from: there the neighbors predict a held-out
 item's vector best).
 """
 

@@ -287,13 +287,13 @@ class GraphLearner(Learner):
         return vectors @ self.item_factors_.T
 
     def embed_new_items(
-        self, features: np.ndarray, reference: np.ndarray, *, neighbours: int = 10, temperature: float = 0.05
+        self, features: np.ndarray, reference: np.ndarray, *, neighbors: int = 10, temperature: float = 0.05
     ) -> np.ndarray:
         """Final-layer vectors of items the graph has never seen, from their text features.
 
         A new item has no edges, so the graph says nothing about it directly; its text
         says which known items it resembles. Its vector is the softmax-weighted mean of
-        the final vectors of its ``neighbours`` most text-similar known items
+        the final vectors of its ``neighbors`` most text-similar known items
         (cosine of the text vectors after the fitted text map of
         :func:`training.gnn.init.fit_text_map`, saved with the learner: centred on
         the catalogue's mean and whitened as the GNN's own inputs were; weights
@@ -307,7 +307,7 @@ class GraphLearner(Learner):
         Args:
             features: ``[n, d_text]`` text embeddings of the new items.
             reference: ``[num_items, d_text]`` the ``item_features`` given to ``fit``.
-            neighbours: known items averaged per new item.
+            neighbors: known items averaged per new item.
             temperature: softmax temperature over the cosine similarities.
 
         Returns:
@@ -334,7 +334,7 @@ class GraphLearner(Learner):
         known = known / known.norm(dim=1, keepdim=True).clamp_min(1e-12)
         query = torch.from_numpy(apply_text_map(np.asarray(features, dtype=np.float32), mean, basis))
         query = query / query.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        sims, top = torch.topk(query @ known.T, min(int(neighbours), items.shape[0]), dim=1)
+        sims, top = torch.topk(query @ known.T, min(int(neighbors), items.shape[0]), dim=1)
         weights = torch.softmax(sims / float(temperature), dim=1)
         return (weights.unsqueeze(-1) * items[top]).sum(dim=1).numpy().astype(np.float32)
 

@@ -139,6 +139,8 @@ class TrainConfig:
                 section, name = path
                 if section not in SECTIONS:
                     raise ValueError(f"--set {text!r}: unknown section {section!r}; known: {', '.join(SECTIONS)}")
+                if name in SECTIONS[section].RENAMED:  # replaces the new name's value, under the old name
+                    values[section].pop(SECTIONS[section].RENAMED[name], None)
                 values[section][name] = value
         return TrainConfig.from_dict(values)
 
