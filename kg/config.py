@@ -147,7 +147,8 @@ class BuildConfig:
             ValueError: an unknown key (naming it and listing the known ones), or a bad value.
             TypeError: a value of the wrong type.
         """
-        clean = settings_from(values, (f.name for f in dataclasses.fields(cls)), label=lambda key: f"build setting {key!r}")
+        fields = (f.name for f in dataclasses.fields(cls))
+        clean = settings_from(values, fields, label=lambda key: f"build setting {key!r}")
         if base_dir is not None:
             for name in PATH_FIELDS:
                 value = clean.get(name)

@@ -165,11 +165,11 @@ def test_no_pairs_is_a_clear_error(tiny_model_dir, structured_graph):
     [
         ("steps", -1, "steps must be an integer >= 0"),
         ("batch_size", 1, "batch_size must be an integer >= 2"),
-        ("lr", 0.0, "lr must be a number > 0"),
-        ("temperature", -0.1, "temperature must be a number > 0"),
-        ("warmup_fraction", 1.5, r"warmup_fraction must be a number in \[0, 1\]"),
+        ("lr", 0.0, "lr must be a finite number > 0"),
+        ("temperature", -0.1, "temperature must be a finite number > 0"),
+        ("warmup_fraction", 1.5, r"warmup_fraction must be a finite number in \[0, 1\]"),
         ("layers", -1, "layers must be an integer >= 0"),
-        ("anchor_power", float("nan"), "anchor_power must be a number finite"),
+        ("anchor_power", float("nan"), "anchor_power must be a finite number, got nan"),
     ],
 )
 def test_config_validation(field, value, message):
@@ -242,5 +242,5 @@ def test_prefix_cache_respects_its_budget(tiny_model_dir, structured_graph):
     states = cache.states(texts)
     assert len(states) == 20 and 0 < len(cache) < 20 and cache.stored_bytes <= cache.budget_bytes
     assert len(PrefixCache(encoder, 1, max_length=16).states(texts, keep=[False] * 20)) == 20
-    with pytest.raises(ValueError, match="split must be in"):
+    with pytest.raises(ValueError, match=r"split must be an integer in \[1, 1\], got 2"):
         PrefixCache(encoder, 2, max_length=16)

@@ -154,14 +154,15 @@ def test_plain_learner_saves_no_encoder(structured_graph, tmp_path):
 
 
 def test_learner_saved_under_the_old_argument_names_loads(structured_graph, tmp_path):
-    """Before issue 15's renames a text learner saved ``neighbours``, ``fine_tune_neighbours``, ``fine_tune_learning_rate``."""
+    """Before issue 15's renames a text learner saved the argument names of training/renames.py's TEXT."""
     import json
 
     learner = fitted(structured_graph, neighbors=7, fine_tune_neighbors=9, fine_tune_lr=4e-3)
     learner.save(tmp_path / "text")
     path = tmp_path / "text" / "config.json"
     saved = json.loads(path.read_text())
-    old = {"neighbors": "neighbours", "fine_tune_neighbors": "fine_tune_neighbours", "fine_tune_lr": "fine_tune_learning_rate"}
+    old = {"neighbors": "neighbours", "fine_tune_neighbors": "fine_tune_neighbours"}
+    old["fine_tune_lr"] = "fine_tune_learning_rate"
     saved["config"] = {old.get(key, key): value for key, value in saved["config"].items()}
     assert "neighbours" in saved["config"] and "neighbors" not in saved["config"]
     path.write_text(json.dumps(saved))
@@ -195,7 +196,7 @@ def test_embeddings_follow_the_template(structured_graph):
     [
         ({"profile": "max"}, "profile must be one of"),
         ({"neighbors": 0}, "neighbors must be an integer >= 1"),
-        ({"fine_tune_lr": -1.0}, "fine_tune_lr must be a number > 0"),
+        ({"fine_tune_lr": -1.0}, "fine_tune_lr must be a finite number > 0"),
         ({"template": "{0}"}, "positional"),
     ],
 )

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from eval.checks import positive_float, positive_int
 from training.gnn.adjacency import NodeLayout
 
 __all__ = [
@@ -98,10 +99,8 @@ def fit_text_map(
     features = np.asarray(features)
     if features.ndim != 2 or len(features) == 0 or not np.isfinite(features).all():
         raise ValueError(f"features must be a finite [n >= 1, d] array, got shape {features.shape}")
-    if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or components < 0:
-        raise ValueError(f"components must be an int >= 0, got {components!r}")
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale!r}")
+    positive_int(components, "components", minimum=0)
+    positive_float(scale, "scale")
     x = features.astype(np.float64)
     mean = x.mean(axis=0)
     centred = x - mean

@@ -22,12 +22,11 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from eval.checks import positive_int
+from eval.checks import choice, int_or_auto, positive_float, positive_int
 from kg.graph import Graph
 from training.base import Callback, Learner, as_user_index, as_user_items, resolve_device
 from training.gnn.adjacency import GraphEdges, build_edges, compact_entities, normalized_adjacency, to_torch_csr
 from training.gnn.bpr import NegativeSampler, positive_pairs
-from training.gnn.checks import choice, positive_float
 from training.gnn.fitting import (
     BPRStep,
     build_model,
@@ -40,7 +39,7 @@ from training.gnn.fitting import (
     validation_ndcg,
 )
 from training.gnn.init import INITS, TEXT_COMPONENTS, TEXT_SCALE, USER_INITS, apply_text_map
-from training.gnn.schedule import AUTO, Schedule, check_setting, resolve_schedule, validation_sample
+from training.gnn.schedule import AUTO, Schedule, resolve_schedule, validation_sample
 from training.gnn.trainer import train
 
 __all__ = ["GraphLearner", "MODES"]
@@ -95,7 +94,7 @@ class GraphLearner(Learner):
             ("patience", patience),
             ("eval_every", eval_every),
         ):
-            check_setting(value, name)
+            int_or_auto(value, name)
         positive_int(seed, "seed", minimum=0)
         positive_float(lr, "lr")
         positive_float(l2, "l2", allow_zero=True)

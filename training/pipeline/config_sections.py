@@ -14,6 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Optional, Union
 
+from eval.checks import positive_float, positive_int
 from kg.config import coerce_field, settings_from
 from training import renames
 from training.sources.names import Source
@@ -291,14 +292,13 @@ class TuneConfig(Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.budget_minutes < 0:
-            raise ValueError(f"tune.budget_minutes must be >= 0 (0: off), got {self.budget_minutes!r}")
+        positive_float(self.budget_minutes, "tune.budget_minutes", allow_zero=True, reason=" (0: off)")
         known = (Source.GRAPHFILTER, Source.ALS, Source.ITEMKNN, Source.EASE)
         unknown = [name for name in self.sources if name not in known]
         if unknown:
             raise ValueError(f"tune.sources: no tuner for {unknown}; tunable: {', '.join(known)}")
-        if self.valid_users < 0 or self.max_trials < 0:
-            raise ValueError("tune.valid_users and tune.max_trials must be >= 0")
+        positive_int(self.valid_users, "tune.valid_users", minimum=0)
+        positive_int(self.max_trials, "tune.max_trials", minimum=0)
 
 
 SECTIONS: dict[str, type[Section]] = {

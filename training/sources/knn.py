@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 import scipy.sparse as sp
 
+from eval.checks import choice, number, positive_float, positive_int
 from kg.graph import Graph
 from training.base import Callback
 from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
@@ -61,15 +62,11 @@ class ItemKNN(ItemItemLearner):
         bm25_b: float = 0.75,
         num_threads: int = 0,
     ) -> None:
-        if similarity not in SIMILARITIES:
-            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-        for arg, value, low in (("neighbors", neighbors, 1), ("num_threads", num_threads, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
-        if not bm25_k1 > 0:
-            raise ValueError(f"bm25_k1 must be > 0, got {bm25_k1!r}")
-        if not 0 <= bm25_b <= 1:
-            raise ValueError(f"bm25_b must be in [0, 1], got {bm25_b!r}")
+        choice(similarity, "similarity", SIMILARITIES)
+        positive_int(neighbors, "neighbors")
+        positive_int(num_threads, "num_threads", minimum=0)
+        positive_float(bm25_k1, "bm25_k1")
+        number(bm25_b, "bm25_b", low=0.0, high=1.0)
         self.similarity = similarity
         self.neighbors = int(neighbors)
         self.bm25_k1 = float(bm25_k1)

@@ -39,7 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from eval.checks import positive_int
+from eval.checks import number, positive_int
 from eval.progress import progress_bar
 from kg.graph import Graph
 from training.base import Callback, ModelFitError, as_user_items
@@ -124,16 +124,14 @@ class FineTuneConfig:
         integer("layers", 0, optional=True)
         integer("neighbors", 1)
         integer("seed", 0)
-        for name, valid, expected in (
-            ("lr", lambda v: v > 0, "> 0"),
-            ("temperature", lambda v: v > 0, "> 0"),
-            ("weight_decay", lambda v: v >= 0, ">= 0"),
-            ("warmup_fraction", lambda v: 0 <= v <= 1, "in [0, 1]"),
-            ("anchor_power", math.isfinite, "finite"),
+        for name, bounds in (
+            ("lr", {"low": 0.0, "low_open": True}),
+            ("temperature", {"low": 0.0, "low_open": True}),
+            ("weight_decay", {"low": 0.0}),
+            ("warmup_fraction", {"low": 0.0, "high": 1.0}),
+            ("anchor_power", {}),
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid(value):
-                raise ValueError(f"FineTuneConfig.{name} must be a number {expected}, got {value!r}")
+            number(getattr(self, name), f"FineTuneConfig.{name}", **bounds)
 
 
 FINE_TUNE_ARGUMENTS = ("steps", "batch_size", "lr", "temperature", "layers", "anchor_power", "neighbors")

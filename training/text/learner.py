@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from eval.checks import positive_int
+from eval.checks import choice, int_or_auto, positive_int
 from kg.graph import Graph
 from training import renames
 from training.base import Callback, GraphrecWarning, Learner, as_user_index, as_user_items
@@ -118,8 +118,7 @@ class TextLearner(Learner):
         seed: int = 0,
         device: str = "cpu",
     ) -> None:
-        if profile not in _PROFILES:
-            raise ValueError(f"profile must be one of {_PROFILES}, got {profile!r}")
+        choice(profile, "profile", _PROFILES)
         for arg, value, low in (
             ("max_length", max_length, 1),
             ("batch_size", batch_size, 1),
@@ -135,11 +134,7 @@ class TextLearner(Learner):
         self.batch_size = int(batch_size)
         self.profile = profile
         self.neighbors = int(neighbors)
-        if fine_tune_steps != "auto" and (
-            isinstance(fine_tune_steps, bool) or not isinstance(fine_tune_steps, (int, np.integer))
-        ):
-            raise ValueError(f"fine_tune_steps must be an integer >= 0 or 'auto', got {fine_tune_steps!r}")
-        self.fine_tune_steps = fine_tune_steps if fine_tune_steps == "auto" else int(fine_tune_steps)
+        self.fine_tune_steps = int_or_auto(fine_tune_steps, "fine_tune_steps", minimum=0)
         self.fine_tune_batch_size = int(fine_tune_batch_size)
         self.fine_tune_lr = float(fine_tune_lr)
         self.fine_tune_temperature = float(fine_tune_temperature)
