@@ -81,12 +81,9 @@ class GraphLearner(Learner):
         text_components: int = TEXT_COMPONENTS,
         text_scale: float = TEXT_SCALE,
     ) -> None:
-        for name, value in (
-            ("embedding_dim", embedding_dim),
-            ("num_layers", num_layers),
-            ("num_neighbors", num_neighbors),
-        ):
-            positive_int(value, name)
+        positive_int(embedding_dim, "embedding_dim")
+        positive_int(num_layers, "num_layers")
+        positive_int(num_neighbors, "num_neighbors")
         for name, value in (
             ("epochs", epochs),
             ("batch_size", batch_size),
@@ -188,27 +185,12 @@ class GraphLearner(Learner):
         full_edges = build_edges(graph, user_items, use_kg=self.use_kg, use_social=self.use_social)
         # Entities without edges are left out of the node space (their vectors are zero).
         edges, kept_entities = compact_entities(full_edges)
-        layout = edges.layout
-        model = build_model(
-            edges, lambda: self._make_encoder(edges, generator), embedding_dim=self.embedding_dim,
-            item_features=item_features,
-            entity_features=None if entity_features is None else entity_features[kept_entities],
-            user_items=user_items, user_init=self.user_init, init_std=self.init_std, generator=generator, device=device,
-            text_components=self.text_components, text_scale=self.text_scale,
-        )  # fmt: skip
-        if warm_start is not None:
-            load_warm_start(model, warm_start, user_items, learner=self)
-        normalized = normalized_adjacency(edges) if self.view_kind == "adjacency" else None
-        view = full_view(edges, normalized, device)
-        step = BPRStep(
-            model, layout, num_negatives=schedule.num_negatives, l2=self.l2, device=device, view=view,
-            sampler=None if self.mode == "full" else neighbor_sampler(
-                edges, normalized, num_neighbors=self.num_neighbors, num_layers=self.num_layers, device=device
-            ),
-            generator=generator,
+        model, view, step = self._trainable(
+            edges, user_items, item_features, None if entity_features is None else entity_features[kept_entities],
+            schedule=schedule, device=device, generator=generator, warm_start=warm_start,
         )  # fmt: skip
         validate = None if valid is None else functools.partial(
-            validation_ndcg, model, view, layout, user_items=user_items, valid=valid, item_ids=graph.item_ids,
+            validation_ndcg, model, view, edges.layout, user_items=user_items, valid=valid, item_ids=graph.item_ids,
             device=device,
         )  # fmt: skip
         pair_users, pair_items = positive_pairs(user_items)
@@ -228,7 +210,7 @@ class GraphLearner(Learner):
             callback=callback,
         )
         self.user_factors_, self.item_factors_, self.entity_factors_ = final_embeddings(
-            model, view, layout, kept_entities, num_entities=full_edges.layout.num_entities
+            model, view, edges.layout, kept_entities, num_entities=full_edges.layout.num_entities
         )
         self.parameters_ = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.best_epoch_ = progress.best_epoch
@@ -238,6 +220,31 @@ class GraphLearner(Learner):
         self.warm_started_ = warm_start is not None
         self.fitted_ = True
         return self
+
+    def _trainable(
+        self, edges: GraphEdges, user_items: sp.csr_matrix, item_features: Optional[np.ndarray],
+        entity_features: Optional[np.ndarray], *, schedule: Schedule, device: torch.device,
+        generator: torch.Generator, warm_start: Optional["GraphLearner"],
+    ) -> tuple[nn.Module, Any, BPRStep]:  # fmt: skip
+        """The model to train (warm-started if asked), the full view it propagates over, its BPR step."""
+        model = build_model(
+            edges, lambda: self._make_encoder(edges, generator), embedding_dim=self.embedding_dim,
+            item_features=item_features, entity_features=entity_features, user_items=user_items,
+            user_init=self.user_init, init_std=self.init_std, generator=generator, device=device,
+            text_components=self.text_components, text_scale=self.text_scale,
+        )  # fmt: skip
+        if warm_start is not None:
+            load_warm_start(model, warm_start, user_items, learner=self)
+        normalized = normalized_adjacency(edges) if self.view_kind == "adjacency" else None
+        view = full_view(edges, normalized, device)
+        step = BPRStep(
+            model, edges.layout, num_negatives=schedule.num_negatives, l2=self.l2, device=device, view=view,
+            sampler=None if self.mode == "full" else neighbor_sampler(
+                edges, normalized, num_neighbors=self.num_neighbors, num_layers=self.num_layers, device=device
+            ),
+            generator=generator,
+        )  # fmt: skip
+        return model, view, step
 
     def schedule(self, num_pairs: int) -> Schedule:
         """The loop settings a fit on ``num_pairs`` positives uses (``"auto"`` resolved, see :mod:`.schedule`)."""
