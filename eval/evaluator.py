@@ -251,9 +251,7 @@ def evaluate(
     if k > num_items:
         raise ValueError(f"k={k} is larger than the catalogue ({num_items} items)")
     batch_size = positive_int(batch_size, "batch_size")
-    is_int = isinstance(sparse_max_train, (int, np.integer)) and not isinstance(sparse_max_train, bool)
-    if not is_int or sparse_max_train < 0:
-        raise ValueError(f"sparse_max_train must be a non-negative int, got {sparse_max_train!r}")
+    sparse_max_train = positive_int(sparse_max_train, "sparse_max_train", minimum=0)
     item_ids = list(item_ids)
     if len(item_ids) != num_items:
         raise ValueError(f"item_ids has {len(item_ids)} entries but train/test have {num_items} item columns")

@@ -101,13 +101,7 @@ def build_graph(
     pairs, given_test, overlap, social_pairs = _pairs(run)
     pairs, split, keep_user, keep_item, filter_report = _filter_and_split(run, pairs, given_test, overlap)
     frames, roles, buckets, attr_edges = _side_tables(run, keep_user, keep_item)
-    kg, kg_report = None, {}
-    if config.kg is not None:
-        kg, kg_report = read_kg_edges(config.kg, items=run.items, link_path=config.link, item_map=run.item_map, **run.read)
-    elif config.link is not None:
-        read_link(config.link, items=run.items, **run.read)  # checked, though nothing uses it without a KG
-        run.notes.setdefault(os.fspath(config.link), {})["unused"] = "no KG file to link to"
-    entities, relations, triples = knowledge_tables(attr_edges, kg)
+    (entities, relations, triples), kg_report = _knowledge(run, attr_edges)
     social, social_report = None, {}
     if social_pairs is not None:
         social, social_report = social_frame(*social_pairs, user_map=run.user_map)
@@ -301,6 +295,20 @@ def _side_tables(run: _Run, keep_user: np.ndarray, keep_item: np.ndarray):
             run.notes[table.path][f"{kind}s without a row here"] = int((rows < 0).sum())
         frames[kind] = side_frame(table, roles[kind], rows, ids)
     return frames, roles, buckets, attr_edges
+
+
+def _knowledge(run: _Run, attr_edges):
+    """Phase 5b: the KG file's triples (items through the link file) joined with the attribute edges.
+
+    Returns ``((entities, relations, triples), kg report)``.
+    """
+    config, kg, kg_report = run.config, None, {}
+    if config.kg is not None:
+        kg, kg_report = read_kg_edges(config.kg, items=run.items, link_path=config.link, item_map=run.item_map, **run.read)
+    elif config.link is not None:
+        read_link(config.link, items=run.items, **run.read)  # checked, though nothing uses it without a KG
+        run.notes.setdefault(os.fspath(config.link), {})["unused"] = "no KG file to link to"
+    return knowledge_tables(attr_edges, kg), kg_report
 
 
 def _compact(keep: np.ndarray) -> np.ndarray:

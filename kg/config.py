@@ -14,9 +14,10 @@ import os
 import sys
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
@@ -25,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: the same parser, published as tomli (a dependency there, see setup.cfg)
     import tomli as tomllib
 
-__all__ = ["FORMATS", "SPLITS", "BuildConfig", "PATH_FIELDS", "coerce_field", "read_config_file"]
+__all__ = ["FORMATS", "SPLITS", "BuildConfig", "PATH_FIELDS", "coerce_field", "read_config_file", "settings_from"]
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "jsonl", "recbole", "lightgcn")
 SPLITS = ("auto", "given", "random", "temporal")
@@ -146,15 +147,13 @@ class BuildConfig:
             ValueError: an unknown key (naming it and listing the known ones), or a bad value.
             TypeError: a value of the wrong type.
         """
-        known = {f.name for f in dataclasses.fields(cls)}
-        clean = {}
-        for key, value in values.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise ValueError(f"unknown build setting {key!r}; known settings: {', '.join(sorted(known))}")
-            if base_dir is not None and name in PATH_FIELDS and isinstance(value, str):
-                value = os.fspath(Path(base_dir) / value) if not Path(value).is_absolute() else value
-            clean[name] = value
+        fields = (f.name for f in dataclasses.fields(cls))
+        clean = settings_from(values, fields, label=lambda key: f"build setting {key!r}")
+        if base_dir is not None:
+            for name in PATH_FIELDS:
+                value = clean.get(name)
+                if isinstance(value, str) and not Path(value).is_absolute():
+                    clean[name] = os.fspath(Path(base_dir) / value)
         return cls(**clean)
 
     @classmethod
@@ -195,6 +194,49 @@ class BuildConfig:
         if self.split != "auto":
             return self.split
         return "given" if self.test is not None else "random"
+
+
+def settings_from(
+    values: Mapping[str, Any],
+    fields: Iterable[str],
+    *,
+    label: Callable[[str], str],
+    renamed: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Map a mapping of settings onto field names; the one key check of every config loader.
+
+    Dashes in keys become underscores (``k-core`` is ``k_core``). A key in ``renamed``
+    (an old name) stands for its new name, with a ``FutureWarning`` that names both,
+    so files written before a rename still load.
+
+    Args:
+        values: the settings as written (a file's mapping, a section of one).
+        fields: the field names the settings may have.
+        label: how a message names a key, e.g. ``lambda key: f"setting text.{key}"``.
+        renamed: old name -> new name of settings that were renamed.
+
+    Returns:
+        ``{field name: value}``.
+
+    Raises:
+        ValueError: an unknown key (naming it and listing the known ones), or an old
+            name given together with its new one.
+    """
+    known, renamed = set(fields), dict(renamed or {})
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name in renamed:
+            new = renamed[name]
+            if any(str(other).replace("-", "_") == new for other in values):
+                raise ValueError(f"{label(key)} is the old name of {label(new)}; give only the new one")
+            message = f"{label(key)} was renamed to {label(new)}; the old name will stop working"
+            warnings.warn(message, FutureWarning, stacklevel=3)
+            name = new
+        if name not in known:
+            raise ValueError(f"unknown {label(key)}; known: {', '.join(sorted(known))}")
+        clean[name] = value
+    return clean
 
 
 def coerce_field(name: str, value: Any, hint: Any) -> Any:

@@ -186,6 +186,8 @@ class Learner(ImplicitStyle, abc.ABC):
     """
 
     name: ClassVar[str] = "learner"
+    renamed_arguments: ClassVar[dict[str, str]] = {}
+    """Old ``__init__`` argument name -> new name: :meth:`load` reads a config saved before the rename."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -304,6 +306,7 @@ class Learner(ImplicitStyle, abc.ABC):
         kind, config, state = load_state(path)
         if kind != cls.name:
             raise ValueError(f"{path} holds a {kind!r} learner, not {cls.name!r}")
+        config = {cls.renamed_arguments.get(key, key): value for key, value in config.items()}
         if device is not None and "device" in config:
             config["device"] = str(device)
         learner = cls(**config)

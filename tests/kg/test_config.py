@@ -34,7 +34,7 @@ def test_yaml_and_toml_give_the_same_config(tmp_path):
 def test_unknown_key_is_named(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("interactions: a.csv\nk_cor: 3\n")
-    with pytest.raises(ValueError, match=r"c.yaml: unknown build setting 'k_cor'; known settings: .*k_core"):
+    with pytest.raises(ValueError, match=r"c.yaml: unknown build setting 'k_cor'; known: .*k_core"):
         BuildConfig.from_file(path)
 
 
@@ -91,3 +91,19 @@ def test_python_3_10_reads_toml_with_tomli(tmp_path, monkeypatch):
     (tmp_path / "bad.toml").write_text("k_core = \n")
     with pytest.raises(ValueError, match="bad.toml: not valid TOML"):
         module.BuildConfig.from_file(tmp_path / "bad.toml")
+
+
+def test_settings_from_is_the_one_key_check():
+    """kg.config.settings_from: dashes, renamed keys (with a warning), unknown keys, old and new together."""
+    from kg.config import settings_from
+
+    label = lambda key: f"setting s.{key}"  # noqa: E731
+    assert settings_from({"k-core": 3}, ["k_core"], label=label) == {"k_core": 3}
+    with pytest.warns(FutureWarning, match=r"setting s\.old-name was renamed to setting s\.new_name"):
+        assert settings_from({"old-name": 1}, ["new_name"], label=label, renamed={"old_name": "new_name"}) == {
+            "new_name": 1
+        }
+    with pytest.raises(ValueError, match=r"unknown setting s\.nope; known: a, b"):
+        settings_from({"nope": 1}, ["b", "a"], label=label)
+    with pytest.raises(ValueError, match=r"setting s\.old_name is the old name of setting s\.new_name"):
+        settings_from({"old_name": 1, "new_name": 2}, ["new_name"], label=label, renamed={"old_name": "new_name"})

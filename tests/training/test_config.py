@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from training.pipeline.config import STAGES, TrainConfig, describe, parse_override
@@ -93,3 +95,23 @@ def test_work_dir_never_clears_a_foreign_directory(tmp_path):
         WorkDir(tmp_path / "w", config={"a": 1, "b": {"c": 2}}, graph_fingerprint="h", resume=True)
     fresh = WorkDir(tmp_path / "w", config={"a": 1, "b": {"c": 2}}, graph_fingerprint="g", resume=False)
     assert not fresh.done("als")
+
+
+def test_old_text_setting_names_load_with_a_warning(tmp_path):
+    """Issue 15 renamed text.neighbours, text.fine_tune_neighbours and text.fine_tune_learning_rate."""
+    path = tmp_path / "old.yaml"
+    path.write_text("text: {neighbours: 7, fine_tune_neighbours: 9, fine_tune_learning_rate: 0.001}\n")
+    with pytest.warns(FutureWarning, match=r"setting text\.neighbours was renamed to setting text\.neighbors"):
+        config = TrainConfig.from_file(path)
+    assert (config.text.neighbors, config.text.fine_tune_neighbors, config.text.fine_tune_lr) == (7, 9, 0.001)
+    assert "neighbours" not in config.to_dict()["text"]
+    with pytest.warns(FutureWarning, match="fine_tune_learning_rate"):
+        assert TrainConfig().with_overrides(["text.fine_tune_learning_rate=0.01"]).text.fine_tune_lr == 0.01
+    with pytest.raises(ValueError, match=r"text\.neighbours is the old name of setting text\.neighbors"):
+        TrainConfig.from_dict({"text": {"neighbours": 7, "neighbors": 8}})
+
+
+def test_current_names_load_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert TrainConfig().with_overrides(["text.neighbors=7", "text.fine_tune_lr=0.01"]).text.neighbors == 7

@@ -47,15 +47,15 @@ def view_and_encoder(structured_graph):
     return edges, view, encoder
 
 
-def test_untrained_layer_is_an_attention_weighted_neighbour_mean(view_and_encoder):
+def test_untrained_layer_is_an_attention_weighted_neighbor_mean(view_and_encoder):
     edges, view, encoder = view_and_encoder
     x = torch.randn(edges.layout.num_nodes, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         h = encoder.convs[0](x, view.edge_index, encoder.relation[view.edge_type])
-    # W_s = identity and zero bias: each output lies in the convex hull of the node's neighbours.
+    # W_s = identity and zero bias: each output lies in the convex hull of the node's neighbors.
     node = edges.layout.item_offset + 2
-    neighbours = x[torch.from_numpy(edges.src[edges.dst == node])]
-    assert (h[node] <= neighbours.max(0).values + 1e-5).all() and (h[node] >= neighbours.min(0).values - 1e-5).all()
+    neighbors = x[torch.from_numpy(edges.src[edges.dst == node])]
+    assert (h[node] <= neighbors.max(0).values + 1e-5).all() and (h[node] >= neighbors.min(0).values - 1e-5).all()
 
 
 def test_relation_embeddings_change_the_output(view_and_encoder):

@@ -1,4 +1,4 @@
-"""The propagation graph (edges, normalisation, symmetric SpMM) and the neighbour sampler."""
+"""The propagation graph (edges, normalisation, symmetric SpMM) and the neighbor sampler."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def _sampler(edges, num_neighbors: int, *, weighted: bool) -> NeighborSampler:
     )
 
 
-def test_sampling_every_neighbour_reproduces_full_propagation_at_the_seeds(edges):
+def test_sampling_every_neighbor_reproduces_full_propagation_at_the_seeds(edges):
     norm = normalized_adjacency(edges)
     degree_cap = int(np.diff(norm.indptr).max())
     sampler = _sampler(edges, degree_cap, weighted=True)
@@ -120,7 +120,7 @@ def test_sampled_propagation_is_unbiased(edges):
     assert ((draws.mean(0) - expected).abs() < 4 * standard_error).all(), (draws.mean(0), expected)
 
 
-def test_sampler_caps_neighbours_and_keeps_real_typed_edges(edges):
+def test_sampler_caps_neighbors_and_keeps_real_typed_edges(edges):
     sampler = _sampler(edges, 3, weighted=False)
     seeds = torch.arange(0, 20)
     sub = sampler.sample(seeds, torch.Generator().manual_seed(1))

@@ -146,16 +146,23 @@ def test_rejects_valid_items_of_wrong_height(structured_graph):
     "kwargs, message",
     [
         ({"num_layers": 0}, "num_layers must be an integer >= 1"),
-        ({"lr": -1.0}, "lr must be > 0"),
+        ({"lr": -1.0}, "lr must be a finite number > 0"),
         ({"init": "glove"}, "init must be one of"),
         ({"mode": "minibatch"}, "mode must be one of"),
         ({"user_init": "zeros"}, "user_init must be one of"),
-        ({"batch_size": 1.5}, "batch_size must be an integer"),
+        ({"epochs": 0}, "epochs must be an integer >= 1 or 'auto'"),
     ],
 )
 def test_bad_hyper_parameters_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LightGCN(**kwargs)
+
+
+def test_a_setting_of_the_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match="batch_size must be an integer >= 1 or 'auto', got float 1.5"):
+        LightGCN(batch_size=1.5)
+    with pytest.raises(TypeError, match="use_kg must be a bool"):
+        LightGCN(use_kg=1)
 
 
 def test_score_rejects_out_of_range_users(structured_graph):

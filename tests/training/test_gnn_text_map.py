@@ -169,7 +169,7 @@ def test_saved_map_round_trips_and_embed_new_items_uses_it(topic_learner, tmp_pa
     np.testing.assert_allclose(loaded.embed_new_items(new, features), learner.embed_new_items(new, features))
     # Through the whitened map the nearest known item is of the new item's topic.
     assert nearest_topics(loaded, features, new).tolist() == [0, 1, 2, 3]
-    # Without the saved map (a learner saved before it was kept) neighbours are chosen by
+    # Without the saved map (a learner saved before it was kept) neighbors are chosen by
     # centred cosine, which the noise column dominates: some land in another topic.
     legacy = LightGCN.load(tmp_path / "m", device="cpu")
     for key in ("embedding.item_text_mean", "embedding.item_text_basis"):

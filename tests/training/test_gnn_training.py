@@ -15,7 +15,8 @@ from training.gnn import LightGCN
 from training.gnn.adjacency import NodeLayout
 from training.gnn.bpr import NegativeSampler, bpr_loss, gathered_bpr_loss, positive_pairs
 from training.gnn.init import NodeEmbedding, apply_text_map, fit_text_map, standardize_features
-from training.gnn.trainer import TrainConfig, train
+from training.gnn.schedule import Schedule
+from training.gnn.trainer import train
 
 
 # -- BPR -----------------------------------------------------------------------------------
@@ -46,13 +47,13 @@ def test_bpr_loss_values():
     assert float(bpr_loss(torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, 2, 4))) == pytest.approx(np.log(2))
 
 
-@pytest.mark.parametrize("k", [1, 3])
-def test_gathered_bpr_loss_matches_autograd_of_bpr_loss(k):
+@pytest.mark.parametrize("num_negatives", [1, 3])
+def test_gathered_bpr_loss_matches_autograd_of_bpr_loss(num_negatives):
     generator = torch.Generator().manual_seed(0)
     nodes = torch.randn(30, 6, dtype=torch.float64, generator=generator, requires_grad=True)
     users = torch.randint(30, (11,), generator=generator)
     positives = torch.randint(30, (11,), generator=generator)
-    negatives = torch.randint(30, (11, k), generator=generator)
+    negatives = torch.randint(30, (11, num_negatives), generator=generator)
     fused = gathered_bpr_loss(nodes, users, positives, negatives)
     (fused_grad,) = torch.autograd.grad(fused, nodes)
     plain = bpr_loss(nodes[users], nodes[positives], nodes[negatives])
@@ -149,7 +150,8 @@ def test_train_raises_model_fit_error_on_nan_loss():
             items=torch.arange(3),
             sampler=sampler,
             validate=None,
-            config=TrainConfig(epochs=2, batch_size=2, lr=0.1, eval_every=1, patience=1),
+            schedule=Schedule(batch_size=2, num_negatives=1, epochs=2, eval_every=1, patience=1, steps_per_epoch=2),
+            lr=0.1,
             generator=torch.Generator().manual_seed(0),
         )
 

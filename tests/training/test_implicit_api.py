@@ -64,7 +64,7 @@ def test_recommend_matches_implicit():
     ours, our_scores = model.recommend(users, matrix[users], N=6)
     theirs, their_scores = twin.recommend(users, matrix[users], N=6)
     np.testing.assert_allclose(our_scores, their_scores, rtol=1e-4, atol=1e-5)
-    # ids agree wherever the score is not tied with a neighbour
+    # ids agree wherever the score is not tied with a neighbor
     untied = np.abs(np.diff(their_scores, axis=1)) > 1e-5
     assert (ours[:, :-1][untied] == theirs[:, :-1][untied]).all()
     one, _ = model.recommend(5, matrix[5], N=6)

@@ -219,7 +219,7 @@ def test_bad_arguments(setup):
     graph, vectors, fit, _, users = setup
     with pytest.raises(ValueError, match="feature_groups"):
         HybridRanker(feature_groups=("sources", "colour"))
-    with pytest.raises(ValueError, match="model='tree'"):
+    with pytest.raises(ValueError, match="model must be one of"):
         HybridRanker(model="tree")
     with pytest.raises(ValueError, match="candidates_per_source"):
         HybridRanker(candidates_per_source=0)

@@ -14,15 +14,15 @@ from training.base import ModelFitError
 from training.text import (
     FineTuneConfig,
     TextEncoder,
-    co_interaction_neighbours,
+    co_interaction_neighbors,
     fine_tune,
     info_nce,
     item_texts,
-    neighbour_recall,
+    neighbor_recall,
 )
 
-# 10 neighbours of 80 items: the positives are ~92% same-topic on the structured graph.
-CONFIG = FineTuneConfig(steps=100, batch_size=16, learning_rate=1e-2, train_layers=None, neighbours=10, seed=0)
+# 10 neighbors of 80 items: the positives are ~92% same-topic on the structured graph.
+CONFIG = FineTuneConfig(steps=100, batch_size=16, lr=1e-2, layers=None, neighbors=10, seed=0)
 _RUNS: dict = {}
 
 
@@ -64,16 +64,16 @@ def test_loss_goes_down(tiny_model_dir, structured_graph):
     assert report.anchors == structured_graph.num_items and report.pairs > 0
 
 
-def test_neighbours_agree_more_with_held_out_co_interactions(tiny_model_dir, structured_graph):
-    """Fine-tuned on train+valid, judged on neighbours from the test split."""
-    truth = co_interaction_neighbours(structured_graph.matrix("test"), top=10)
+def test_neighbors_agree_more_with_held_out_co_interactions(tiny_model_dir, structured_graph):
+    """Fine-tuned on train+valid, judged on neighbors from the test split."""
+    truth = co_interaction_neighbors(structured_graph.matrix("test"), top=10)
     texts = item_texts(structured_graph)
     ids = structured_graph.item_ids
-    before = neighbour_recall(
+    before = neighbor_recall(
         TextEncoder(tiny_model_dir, max_length=16).embed(texts), truth, item_ids=ids, k=10
     ).metrics["recall"]
     encoder, _ = tuned(tiny_model_dir, structured_graph)
-    after = neighbour_recall(encoder.embed(texts), truth, item_ids=ids, k=10).metrics["recall"]
+    after = neighbor_recall(encoder.embed(texts), truth, item_ids=ids, k=10).metrics["recall"]
     # before ~0.32; vectors that encode the topic exactly reach ~0.39 on this noisy truth.
     assert after > before + 0.04, (before, after)
 
@@ -111,7 +111,7 @@ def test_seeded_and_leaves_the_global_rng_alone(tiny_model_dir, structured_graph
     assert report_again.losses == report.losses
     assert again.fingerprint == first.fingerprint == report.fingerprint
     other = TextEncoder(tiny_model_dir, max_length=16)
-    config = FineTuneConfig(steps=5, batch_size=16, learning_rate=1e-2, train_layers=None, neighbours=10, seed=1)
+    config = FineTuneConfig(steps=5, batch_size=16, lr=1e-2, layers=None, neighbors=10, seed=1)
     assert fine_tune(other, structured_graph, structured_graph.matrix("train"), config).losses != report.losses[:5]
 
 
@@ -119,7 +119,7 @@ def test_only_the_top_layers_train(tiny_model_dir, structured_graph):
     encoder = TextEncoder(tiny_model_dir, max_length=16)
     before = weights(encoder)
     old_fingerprint = encoder.fingerprint
-    config = FineTuneConfig(steps=3, batch_size=8, learning_rate=1e-3, train_layers=1)
+    config = FineTuneConfig(steps=3, batch_size=8, lr=1e-3, layers=1)
     report = fine_tune(encoder, structured_graph, structured_graph.matrix("train"), config)
     after = weights(encoder)
     changed = {name for name in before if not np.array_equal(before[name], after[name])}
@@ -154,7 +154,7 @@ def test_no_pairs_is_a_clear_error(tiny_model_dir, structured_graph):
     one_each = sp.csr_matrix(
         (np.ones(3, np.float32), ([0, 1, 2], [0, 1, 2])), shape=(structured_graph.num_users, structured_graph.num_items)
     )
-    with pytest.raises(ValueError, match="co-interaction neighbours for 0 item"):
+    with pytest.raises(ValueError, match="co-interaction neighbors for 0 item"):
         fine_tune(TextEncoder(tiny_model_dir), structured_graph, one_each, FineTuneConfig(steps=1))
     with pytest.raises(ValueError, match="columns"):
         fine_tune(TextEncoder(tiny_model_dir), structured_graph, one_each[:, :5].tocsr(), FineTuneConfig(steps=1))
@@ -165,11 +165,11 @@ def test_no_pairs_is_a_clear_error(tiny_model_dir, structured_graph):
     [
         ("steps", -1, "steps must be an integer >= 0"),
         ("batch_size", 1, "batch_size must be an integer >= 2"),
-        ("learning_rate", 0.0, "learning_rate must be a number > 0"),
-        ("temperature", -0.1, "temperature must be a number > 0"),
-        ("warmup_fraction", 1.5, r"warmup_fraction must be a number in \[0, 1\]"),
-        ("train_layers", -1, "train_layers must be an integer >= 0"),
-        ("anchor_power", float("nan"), "anchor_power must be a number finite"),
+        ("lr", 0.0, "lr must be a finite number > 0"),
+        ("temperature", -0.1, "temperature must be a finite number > 0"),
+        ("warmup_fraction", 1.5, r"warmup_fraction must be a finite number in \[0, 1\]"),
+        ("layers", -1, "layers must be an integer >= 0"),
+        ("anchor_power", float("nan"), "anchor_power must be a finite number, got nan"),
     ],
 )
 def test_config_validation(field, value, message):
@@ -205,7 +205,7 @@ def test_split_forward_reproduces_the_full_forward(tiny_model_dir, structured_gr
 
 def test_top_layer_fine_tuning_reuses_the_frozen_layers_for_embedding(tiny_model_dir, structured_graph):
     encoder = TextEncoder(tiny_model_dir, max_length=16, batch_size=8)
-    config = FineTuneConfig(steps=6, batch_size=8, learning_rate=1e-3, train_layers=1, neighbours=10, seed=0)
+    config = FineTuneConfig(steps=6, batch_size=8, lr=1e-3, layers=1, neighbors=10, seed=0)
     report = fine_tune(encoder, structured_graph, structured_graph.matrix("train"), config)
     prefix = encoder.prefix
     assert prefix is not None and prefix.split == 1 and len(prefix) > 0 and prefix.valid()
@@ -242,5 +242,5 @@ def test_prefix_cache_respects_its_budget(tiny_model_dir, structured_graph):
     states = cache.states(texts)
     assert len(states) == 20 and 0 < len(cache) < 20 and cache.stored_bytes <= cache.budget_bytes
     assert len(PrefixCache(encoder, 1, max_length=16).states(texts, keep=[False] * 20)) == 20
-    with pytest.raises(ValueError, match="split must be in"):
+    with pytest.raises(ValueError, match=r"split must be an integer in \[1, 1\], got 2"):
         PrefixCache(encoder, 2, max_length=16)

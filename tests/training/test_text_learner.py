@@ -24,11 +24,11 @@ def tiny_learner(seed: int, **overrides) -> TextLearner:
     settings = dict(
         model=_MODEL["path"],
         max_length=16,
-        neighbours=10,
+        neighbors=10,
         fine_tune_steps=0,
         fine_tune_batch_size=16,
-        fine_tune_neighbours=10,
-        fine_tune_learning_rate=3e-3,
+        fine_tune_neighbors=10,
+        fine_tune_lr=3e-3,
         fine_tune_layers=None,
         seed=seed,
     )
@@ -62,7 +62,7 @@ def fine_tuned(structured_graph) -> TextLearner:
 
 
 def test_knn_scores_are_weighted_text_similarities(structured_graph):
-    learner = fitted(structured_graph, neighbours=5)
+    learner = fitted(structured_graph, neighbors=5)
     vectors = learner.item_embeddings()
     history = sp.csr_matrix(([2.0, 1.0], ([0, 0], [3, 10])), shape=(1, structured_graph.num_items))
     scores = learner.score_new_users(history).numpy()[0]
@@ -153,6 +153,26 @@ def test_plain_learner_saves_no_encoder(structured_graph, tmp_path):
     np.testing.assert_allclose(loaded.embed_items(new_item), learner.embed_items(new_item), atol=1e-6)
 
 
+def test_learner_saved_under_the_old_argument_names_loads(structured_graph, tmp_path):
+    """Before issue 15's renames a text learner saved the argument names of training/renames.py's TEXT."""
+    import json
+
+    learner = fitted(structured_graph, neighbors=7, fine_tune_neighbors=9, fine_tune_lr=4e-3)
+    learner.save(tmp_path / "text")
+    path = tmp_path / "text" / "config.json"
+    saved = json.loads(path.read_text())
+    old = {"neighbors": "neighbours", "fine_tune_neighbors": "fine_tune_neighbours"}
+    old["fine_tune_lr"] = "fine_tune_learning_rate"
+    saved["config"] = {old.get(key, key): value for key, value in saved["config"].items()}
+    assert "neighbours" in saved["config"] and "neighbors" not in saved["config"]
+    path.write_text(json.dumps(saved))
+    loaded = TextLearner.load(tmp_path / "text")
+    assert (loaded.neighbors, loaded.fine_tune_neighbors, loaded.fine_tune_lr) == (7, 9, 4e-3)
+    assert loaded.get_config() == learner.get_config()
+    users = np.arange(structured_graph.num_users)
+    torch.testing.assert_close(loaded.score(users), learner.score(users))
+
+
 def test_missing_encoder_directory_is_reported(structured_graph, tmp_path):
     import shutil
 
@@ -175,8 +195,8 @@ def test_embeddings_follow_the_template(structured_graph):
     "overrides, message",
     [
         ({"profile": "max"}, "profile must be one of"),
-        ({"neighbours": 0}, "neighbours must be an integer >= 1"),
-        ({"fine_tune_learning_rate": -1.0}, "learning_rate must be a number > 0"),
+        ({"neighbors": 0}, "neighbors must be an integer >= 1"),
+        ({"fine_tune_lr": -1.0}, "fine_tune_lr must be a finite number > 0"),
         ({"template": "{0}"}, "positional"),
     ],
 )

@@ -103,7 +103,7 @@ def test_unknown_columns_are_named():
 
 
 def test_entity_texts_of_the_structured_graph(structured_graph):
-    texts = entity_texts(structured_graph, max_neighbours=3)
+    texts = entity_texts(structured_graph, max_neighbors=3)
     assert len(texts) == structured_graph.num_entities
     titles = structured_graph.items["title"].tolist()
     # genre entity 0: readable name "g0", then up to 3 items of that genre.
@@ -154,9 +154,9 @@ def test_opaque_kg_entities_are_described_by_their_relations():
 
 
 def test_entity_context_is_capped_and_validated(structured_graph):
-    assert entity_texts(structured_graph, max_neighbours=0)[0] == "g0"
-    with pytest.raises(ValueError, match="max_neighbours"):
-        entity_texts(structured_graph, max_neighbours=-1)
+    assert entity_texts(structured_graph, max_neighbors=0)[0] == "g0"
+    with pytest.raises(ValueError, match="max_neighbors"):
+        entity_texts(structured_graph, max_neighbors=-1)
 
 
 _values = st.one_of(

@@ -83,5 +83,5 @@ def test_opaque_entities_take_the_mean_of_their_items(tiny_model_dir):
 def test_ease_auto_limit_follows_the_device():
     assert EASE().item_limit() == AUTO_MAX_ITEMS["cpu"]
     assert EASE(max_items=123).item_limit() == 123
-    with pytest.raises(ValueError, match="max_items"):
+    with pytest.raises(TypeError, match="max_items must be an integer >= 1 or .auto., got str"):
         EASE(max_items="many")

@@ -7,7 +7,7 @@ every knowledge triple of the graph (item attributes, KG item-entity,
 entity-entity and item-item triples, user attributes) when ``use_kg``, and
 social user-user edges when ``use_social``. From those edges LightGCN takes the
 symmetrically normalised binary adjacency (:func:`normalized_adjacency`), the
-GAT takes ``edge_index`` and ``edge_type`` directly, and the neighbour sampler
+GAT takes ``edge_index`` and ``edge_type`` directly, and the neighbor sampler
 takes the same CSR rows.
 
 The adjacency is symmetric, so :func:`propagate` back-propagates with the very
@@ -153,7 +153,7 @@ def build_edges(graph: Graph, user_items: sp.csr_matrix, *, use_kg: bool, use_so
             entry becomes one ``interacts`` edge and its reverse.
         use_kg: add the triples of ``graph.triples`` (and their reverses), except
             those of entities linked to fewer than two distinct nodes: such a
-            leaf connects nothing and only dilutes its one neighbour's vector
+            leaf connects nothing and only dilutes its one neighbor's vector
             (ml-100k's Freebase KG is mostly actors of a single film). Without
             ``use_kg`` the node space holds no entities.
         use_social: add the symmetric social edges.

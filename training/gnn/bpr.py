@@ -41,7 +41,7 @@ class NegativeSampler:
         """Boolean mask, same shape as ``items``, of pairs present in ``user_items``.
 
         Shapes:
-            ``users``: ``[B]``; ``items``: ``[B, k]``.
+            ``users``: ``[B]``; ``items``: ``[B, num_negatives]``.
         """
         if not len(self._keys):
             return torch.zeros(items.shape, dtype=torch.bool)
@@ -78,33 +78,33 @@ def bpr_loss(users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tens
     Args:
         users: ``[B, d]`` user vectors.
         positives: ``[B, d]`` vectors of each user's positive item.
-        negatives: ``[B, k, d]`` vectors of ``k`` negatives per pair.
+        negatives: ``[B, num_negatives, d]`` vectors of each pair's negatives.
 
     Returns:
-        A scalar, averaged over the ``B * k`` (positive, negative) pairs.
+        A scalar, averaged over the ``B * num_negatives`` (positive, negative) pairs.
     """
     positive_scores = (users * positives).sum(-1, keepdim=True)
-    negative_scores = torch.einsum("bd,bkd->bk", users, negatives)
+    negative_scores = torch.einsum("bd,bnd->bn", users, negatives)
     return F.softplus(negative_scores - positive_scores).mean()
 
 
 class _GatheredBPR(torch.autograd.Function):
     """:func:`bpr_loss` of rows gathered from one node matrix, with a hand-written backward.
 
-    Autograd's version gathers the ``B (k + 2)`` rows, slices them into users,
+    Autograd's version gathers the ``B (num_negatives + 2)`` rows, slices them into users,
     positives and negatives and back-propagates through each slice and the gather:
     a zero-filled copy of the batch per slice, a sorting ``index_put`` and a batched
-    matrix product that is slow for ``k = 1``. The gradient of the mean softplus is simple enough
-    to write down (``g = sigmoid(s_neg - s_pos) / (B k)``; ``dL/du = g (n - p)``,
+    matrix product that is slow for one negative. The gradient of the mean softplus is simple enough
+    to write down (``g = sigmoid(s_neg - s_pos) / (B num_negatives)``; ``dL/du = g (n - p)``,
     ``dL/dp = -g u``, ``dL/dn = g u``) and scatter with three ``index_add_``: on
     gowalla's 82k-pair batches it is most of a step's cost besides propagation.
     """
 
     @staticmethod
     def forward(ctx, nodes, users, positives, negatives):
-        k = negatives.shape[1]
+        num_negatives = negatives.shape[1]
         user_vec, positive_vec = nodes[users], nodes[positives]
-        negative_vec = nodes[negatives.reshape(-1)].view(len(users), k, -1)
+        negative_vec = nodes[negatives.reshape(-1)].view(len(users), num_negatives, -1)
         positive_scores = (user_vec * positive_vec).sum(-1, keepdim=True)
         negative_scores = (user_vec.unsqueeze(1) * negative_vec).sum(-1)
         margin = negative_scores - positive_scores
@@ -115,15 +115,15 @@ class _GatheredBPR(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         users, positives, negatives, user_vec, positive_vec, negative_vec, margin = ctx.saved_tensors
-        size, k = margin.shape
-        weight = torch.sigmoid(margin) * (grad / (size * k))  # [B, k]
-        grad_negative = weight.unsqueeze(-1) * user_vec.unsqueeze(1)  # [B, k, d]
+        size, num_negatives = margin.shape
+        weight = torch.sigmoid(margin) * (grad / (size * num_negatives))  # [B, num_negatives]
+        grad_negative = weight.unsqueeze(-1) * user_vec.unsqueeze(1)  # [B, num_negatives, d]
         total = weight.sum(1, keepdim=True)
         grad_user = (weight.unsqueeze(-1) * negative_vec).sum(1) - total * positive_vec
         out = user_vec.new_zeros(ctx.num_nodes, user_vec.shape[1])
         out.index_add_(0, users, grad_user)
         out.index_add_(0, positives, -total * user_vec)
-        out.index_add_(0, negatives.reshape(-1), grad_negative.reshape(size * k, -1))
+        out.index_add_(0, negatives.reshape(-1), grad_negative.reshape(size * num_negatives, -1))
         return out, None, None, None
 
 
@@ -136,7 +136,7 @@ def gathered_bpr_loss(
         nodes: ``[N, d]`` final node vectors.
         users: int64 ``[B]`` rows of the users.
         positives: int64 ``[B]`` rows of their positive items.
-        negatives: int64 ``[B, k]`` rows of the negatives.
+        negatives: int64 ``[B, num_negatives]`` rows of the negatives.
 
     Returns:
         The same scalar as :func:`bpr_loss` on the gathered rows.

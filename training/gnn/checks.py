@@ -1,7 +1,6 @@
-"""Argument checks of the GNN learners: clear errors naming the argument and the value found.
+"""Array checks and fingerprints of the GNN learners (scalar arguments: :mod:`eval.checks`).
 
-The value comes first, then its name, as in :func:`eval.checks.positive_int` (which the
-learners use for integers).
+The value comes first, then its name, as in :mod:`eval.checks`.
 """
 
 from __future__ import annotations
@@ -11,21 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["choice", "digest", "feature_array", "positive_float"]
-
-
-def positive_float(value: Any, name: str, *, allow_zero: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite number ``> 0`` (``>= 0`` with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-
-
-def choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+__all__ = ["digest", "feature_array"]
 
 
 def digest(*arrays: np.ndarray) -> str:

@@ -3,7 +3,7 @@
 :meth:`GraphLearner.fit <training.gnn.learner.GraphLearner.fit>` reads as its phases:
 build the propagation graph and the :class:`GraphModel` (optionally continuing from a
 :func:`load_warm_start`), then hand :func:`training.gnn.trainer.train` a
-:class:`BPRStep` (the loss of one batch, full-graph or neighbour-sampled) and
+:class:`BPRStep` (the loss of one batch, full-graph or neighbor-sampled) and
 :func:`validation_ndcg` (the early-stopping score), with :func:`fit_fingerprint`
 identifying the run for checkpoints; the final embeddings are :func:`split_nodes` of
 one last propagation.
@@ -138,7 +138,7 @@ class BPRStep:
     Args:
         model: the model being trained.
         layout: where users and items sit among the nodes.
-        num_negatives: negatives per positive ``k``.
+        num_negatives: negatives per positive.
         l2: weight of the batch's embedding penalty.
         device: where the model runs.
         view: the full graph (full mode).
@@ -146,7 +146,7 @@ class BPRStep:
         generator: seeds the sampler.
 
     Shapes:
-        ``step(users [B], items [B], negatives [B, k])`` (CPU int64) -> scalar loss.
+        ``step(users [B], items [B], negatives [B, num_negatives])`` (CPU int64) -> scalar loss.
     """
 
     def __init__(

@@ -11,7 +11,7 @@ an item its raters differently from its attributes:
 
 Layers stay linear (as in LightGCN, non-linearities do not help collaborative
 filtering) and the final vector is the mean of the layer vectors. ``W_s``
-starts at the identity, so an untrained layer is a plain neighbourhood mean
+starts at the identity, so an untrained layer is a plain neighborhood mean
 and training only has to learn where attention should deviate from it.
 """
 

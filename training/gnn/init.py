@@ -25,7 +25,7 @@ TailRecall@20 means, but neither is distinguishable from random init there.
 The map's mean and basis are persistent buffers, so they are saved with the
 learner and :meth:`training.gnn.learner.GraphLearner.embed_new_items` compares
 new items' text with the known items' in the same mapped space (the space the
-model's item vectors were learned from: there the neighbours predict a held-out
+model's item vectors were learned from: there the neighbors predict a held-out
 item's vector best).
 """
 
@@ -38,6 +38,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from eval.checks import positive_float, positive_int
 from training.gnn.adjacency import NodeLayout
 
 __all__ = [
@@ -98,10 +99,8 @@ def fit_text_map(
     features = np.asarray(features)
     if features.ndim != 2 or len(features) == 0 or not np.isfinite(features).all():
         raise ValueError(f"features must be a finite [n >= 1, d] array, got shape {features.shape}")
-    if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or components < 0:
-        raise ValueError(f"components must be an int >= 0, got {components!r}")
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale!r}")
+    positive_int(components, "components", minimum=0)
+    positive_float(scale, "scale")
     x = features.astype(np.float64)
     mean = x.mean(axis=0)
     centred = x - mean
@@ -287,19 +286,19 @@ class NodeEmbedding(nn.Module):
         return out
 
     def batch_penalty(self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-        """``user_penalty(users) + item_penalty(items) + item_penalty(negatives.flatten()) / k``.
+        """``user_penalty(users) + item_penalty(items) + item_penalty(negatives.flatten()) / num_negatives``.
 
         Written as each row's squared norm times how often the batch holds it: one
         dense pass over the parameters instead of three gathers whose backward
         zero-fills and scatters into a full-size gradient each.
 
         Shapes:
-            ``users``, ``items``: ``[B]`` local indices; ``negatives``: ``[B, k]``.
+            ``users``, ``items``: ``[B]`` local indices; ``negatives``: ``[B, num_negatives]``.
         """
-        k = negatives.shape[1]
+        num_negatives = negatives.shape[1]
         user_count = torch.bincount(users, minlength=self.layout.num_users).to(self.user.dtype)
         item_count = torch.bincount(items, minlength=self.layout.num_items).to(self.item.dtype)
-        item_count += torch.bincount(negatives.reshape(-1), minlength=self.layout.num_items).to(self.item.dtype) / k
+        item_count += torch.bincount(negatives.reshape(-1), minlength=self.layout.num_items).to(self.item.dtype) / num_negatives
         return (self.user.pow(2).sum(1) * user_count).sum() + (self.item.pow(2).sum(1) * item_count).sum()
 
     def user_penalty(self, users: torch.Tensor) -> torch.Tensor:

@@ -22,12 +22,11 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from eval.checks import positive_int
+from eval.checks import choice, int_or_auto, positive_float, positive_int
 from kg.graph import Graph
 from training.base import Callback, Learner, as_user_index, as_user_items, resolve_device
 from training.gnn.adjacency import GraphEdges, build_edges, compact_entities, normalized_adjacency, to_torch_csr
 from training.gnn.bpr import NegativeSampler, positive_pairs
-from training.gnn.checks import choice, positive_float
 from training.gnn.fitting import (
     BPRStep,
     build_model,
@@ -40,8 +39,8 @@ from training.gnn.fitting import (
     validation_ndcg,
 )
 from training.gnn.init import INITS, TEXT_COMPONENTS, TEXT_SCALE, USER_INITS, apply_text_map
-from training.gnn.schedule import AUTO, Schedule, check_setting, resolve_schedule, validation_sample
-from training.gnn.trainer import TrainConfig, train
+from training.gnn.schedule import AUTO, Schedule, resolve_schedule, validation_sample
+from training.gnn.trainer import train
 
 __all__ = ["GraphLearner", "MODES"]
 
@@ -82,12 +81,9 @@ class GraphLearner(Learner):
         text_components: int = TEXT_COMPONENTS,
         text_scale: float = TEXT_SCALE,
     ) -> None:
-        for name, value in (
-            ("embedding_dim", embedding_dim),
-            ("num_layers", num_layers),
-            ("num_neighbors", num_neighbors),
-        ):
-            positive_int(value, name)
+        positive_int(embedding_dim, "embedding_dim")
+        positive_int(num_layers, "num_layers")
+        positive_int(num_neighbors, "num_neighbors")
         for name, value in (
             ("epochs", epochs),
             ("batch_size", batch_size),
@@ -95,7 +91,7 @@ class GraphLearner(Learner):
             ("patience", patience),
             ("eval_every", eval_every),
         ):
-            check_setting(value, name)
+            int_or_auto(value, name)
         positive_int(seed, "seed", minimum=0)
         positive_float(lr, "lr")
         positive_float(l2, "l2", allow_zero=True)
@@ -189,27 +185,12 @@ class GraphLearner(Learner):
         full_edges = build_edges(graph, user_items, use_kg=self.use_kg, use_social=self.use_social)
         # Entities without edges are left out of the node space (their vectors are zero).
         edges, kept_entities = compact_entities(full_edges)
-        layout = edges.layout
-        model = build_model(
-            edges, lambda: self._make_encoder(edges, generator), embedding_dim=self.embedding_dim,
-            item_features=item_features,
-            entity_features=None if entity_features is None else entity_features[kept_entities],
-            user_items=user_items, user_init=self.user_init, init_std=self.init_std, generator=generator, device=device,
-            text_components=self.text_components, text_scale=self.text_scale,
-        )  # fmt: skip
-        if warm_start is not None:
-            load_warm_start(model, warm_start, user_items, learner=self)
-        normalized = normalized_adjacency(edges) if self.view_kind == "adjacency" else None
-        view = full_view(edges, normalized, device)
-        step = BPRStep(
-            model, layout, num_negatives=schedule.num_negatives, l2=self.l2, device=device, view=view,
-            sampler=None if self.mode == "full" else neighbor_sampler(
-                edges, normalized, num_neighbors=self.num_neighbors, num_layers=self.num_layers, device=device
-            ),
-            generator=generator,
+        model, view, step = self._trainable(
+            edges, user_items, item_features, None if entity_features is None else entity_features[kept_entities],
+            schedule=schedule, device=device, generator=generator, warm_start=warm_start,
         )  # fmt: skip
         validate = None if valid is None else functools.partial(
-            validation_ndcg, model, view, layout, user_items=user_items, valid=valid, item_ids=graph.item_ids,
+            validation_ndcg, model, view, edges.layout, user_items=user_items, valid=valid, item_ids=graph.item_ids,
             device=device,
         )  # fmt: skip
         pair_users, pair_items = positive_pairs(user_items)
@@ -220,10 +201,8 @@ class GraphLearner(Learner):
             items=pair_items,
             sampler=NegativeSampler(user_items, schedule.num_negatives),
             validate=validate,
-            config=TrainConfig(
-                epochs=schedule.epochs, batch_size=schedule.batch_size, lr=self.lr, eval_every=schedule.eval_every,
-                patience=schedule.patience,
-            ),  # fmt: skip
+            schedule=schedule,
+            lr=self.lr,
             generator=generator,
             checkpoint_dir=checkpoint_dir,
             fingerprint=fit_fingerprint(self, user_items, edges, item_features, entity_features, warm_start),
@@ -231,7 +210,7 @@ class GraphLearner(Learner):
             callback=callback,
         )
         self.user_factors_, self.item_factors_, self.entity_factors_ = final_embeddings(
-            model, view, layout, kept_entities, num_entities=full_edges.layout.num_entities
+            model, view, edges.layout, kept_entities, num_entities=full_edges.layout.num_entities
         )
         self.parameters_ = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.best_epoch_ = progress.best_epoch
@@ -241,6 +220,31 @@ class GraphLearner(Learner):
         self.warm_started_ = warm_start is not None
         self.fitted_ = True
         return self
+
+    def _trainable(
+        self, edges: GraphEdges, user_items: sp.csr_matrix, item_features: Optional[np.ndarray],
+        entity_features: Optional[np.ndarray], *, schedule: Schedule, device: torch.device,
+        generator: torch.Generator, warm_start: Optional["GraphLearner"],
+    ) -> tuple[nn.Module, Any, BPRStep]:  # fmt: skip
+        """The model to train (warm-started if asked), the full view it propagates over, its BPR step."""
+        model = build_model(
+            edges, lambda: self._make_encoder(edges, generator), embedding_dim=self.embedding_dim,
+            item_features=item_features, entity_features=entity_features, user_items=user_items,
+            user_init=self.user_init, init_std=self.init_std, generator=generator, device=device,
+            text_components=self.text_components, text_scale=self.text_scale,
+        )  # fmt: skip
+        if warm_start is not None:
+            load_warm_start(model, warm_start, user_items, learner=self)
+        normalized = normalized_adjacency(edges) if self.view_kind == "adjacency" else None
+        view = full_view(edges, normalized, device)
+        step = BPRStep(
+            model, edges.layout, num_negatives=schedule.num_negatives, l2=self.l2, device=device, view=view,
+            sampler=None if self.mode == "full" else neighbor_sampler(
+                edges, normalized, num_neighbors=self.num_neighbors, num_layers=self.num_layers, device=device
+            ),
+            generator=generator,
+        )  # fmt: skip
+        return model, view, step
 
     def schedule(self, num_pairs: int) -> Schedule:
         """The loop settings a fit on ``num_pairs`` positives uses (``"auto"`` resolved, see :mod:`.schedule`)."""
@@ -289,13 +293,13 @@ class GraphLearner(Learner):
         return vectors @ self.item_factors_.T
 
     def embed_new_items(
-        self, features: np.ndarray, reference: np.ndarray, *, neighbours: int = 10, temperature: float = 0.05
+        self, features: np.ndarray, reference: np.ndarray, *, neighbors: int = 10, temperature: float = 0.05
     ) -> np.ndarray:
         """Final-layer vectors of items the graph has never seen, from their text features.
 
         A new item has no edges, so the graph says nothing about it directly; its text
         says which known items it resembles. Its vector is the softmax-weighted mean of
-        the final vectors of its ``neighbours`` most text-similar known items
+        the final vectors of its ``neighbors`` most text-similar known items
         (cosine of the text vectors after the fitted text map of
         :func:`training.gnn.init.fit_text_map`, saved with the learner: centred on
         the catalogue's mean and whitened as the GNN's own inputs were; weights
@@ -309,7 +313,7 @@ class GraphLearner(Learner):
         Args:
             features: ``[n, d_text]`` text embeddings of the new items.
             reference: ``[num_items, d_text]`` the ``item_features`` given to ``fit``.
-            neighbours: known items averaged per new item.
+            neighbors: known items averaged per new item.
             temperature: softmax temperature over the cosine similarities.
 
         Returns:
@@ -336,7 +340,7 @@ class GraphLearner(Learner):
         known = known / known.norm(dim=1, keepdim=True).clamp_min(1e-12)
         query = torch.from_numpy(apply_text_map(np.asarray(features, dtype=np.float32), mean, basis))
         query = query / query.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        sims, top = torch.topk(query @ known.T, min(int(neighbours), items.shape[0]), dim=1)
+        sims, top = torch.topk(query @ known.T, min(int(neighbors), items.shape[0]), dim=1)
         weights = torch.softmax(sims / float(temperature), dim=1)
         return (weights.unsqueeze(-1) * items[top]).sum(dim=1).numpy().astype(np.float32)
 

@@ -78,7 +78,7 @@ class LightGCN(GraphLearner):
         patience: validations without improvement before stopping.
         eval_every: epochs between validations.
         mode: ``"full"`` (whole-graph propagation each step) or ``"sampled"``
-            (neighbour-sampled sub-graphs, for graphs too large for the former).
+            (neighbor-sampled sub-graphs, for graphs too large for the former).
         num_neighbors: in-edges sampled per node and layer in ``"sampled"`` mode.
         seed: seeds every random draw (a private ``torch.Generator``).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...

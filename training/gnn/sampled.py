@@ -1,4 +1,4 @@
-"""Neighbour-sampled mini-batches for graphs too large for full propagation.
+"""Neighbor-sampled mini-batches for graphs too large for full propagation.
 
 Each step propagates over a sub-graph around the batch's users and items only:
 starting from those seed nodes, every node discovered within ``num_layers - 1``
@@ -42,7 +42,7 @@ class SampledGraph:
 
 
 class NeighborSampler:
-    """Uniform in-neighbour sampling over a CSR adjacency (row = target node).
+    """Uniform in-neighbor sampling over a CSR adjacency (row = target node).
 
     Args:
         adjacency: ``[N, N]`` CSR; ``data`` holds each edge's propagation

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,7 +32,6 @@ __all__ = [
     "STEPS_PER_EPOCH",
     "Schedule",
     "VALIDATION_USERS",
-    "check_setting",
     "resolve_schedule",
     "validation_sample",
     "warm_epochs",
@@ -51,14 +50,6 @@ VALIDATION_USERS = 3000
 """Validation users per evaluation (a seeded sample above it; NDCG@20 of 3,000 users is a stable signal)."""
 
 Setting = Union[int, str]
-
-
-def check_setting(value: Any, name: str) -> None:
-    """Raise ``ValueError`` unless ``value`` is ``"auto"`` or an integer ``>= 1``."""
-    if value == AUTO:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1 or 'auto', got {value!r}")
 
 
 @dataclass(frozen=True)

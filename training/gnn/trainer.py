@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch
@@ -23,31 +22,13 @@ from training.base import Callback, ModelFitError
 from training.gnn.bpr import NegativeSampler
 from training.gnn.checkpoint import TrainProgress, load_checkpoint, save_checkpoint
 from training.gnn.distributed import Shard
+from training.gnn.schedule import Schedule
 from training.sources.names import Source
 
-__all__ = ["StepFn", "TrainConfig", "train"]
+__all__ = ["StepFn", "train"]
 
 StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``step(users [B], positives [B], negatives [B, k]) -> scalar loss`` (CPU int64 inputs)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Loop settings (the learner's keyword arguments of the same names).
-
-    Attributes:
-        epochs: maximum number of epochs.
-        batch_size: positive pairs per step.
-        lr: Adam learning rate.
-        eval_every: validate every this many epochs (and after the last).
-        patience: stop after this many validations without improvement.
-    """
-
-    epochs: int
-    batch_size: int
-    lr: float
-    eval_every: int
-    patience: int
+"""``step(users [B], positives [B], negatives [B, num_negatives]) -> scalar loss`` (CPU int64 inputs)."""
 
 
 def train(
@@ -58,7 +39,8 @@ def train(
     items: torch.Tensor,
     sampler: NegativeSampler,
     validate: Optional[Callable[[], float]],
-    config: TrainConfig,
+    schedule: Schedule,
+    lr: float,
     generator: torch.Generator,
     checkpoint_dir: Optional[str | os.PathLike] = None,
     fingerprint: Optional[dict[str, Any]] = None,
@@ -74,8 +56,10 @@ def train(
         items: int64 ``[P]`` item of each positive pair.
         sampler: draws the negatives of each batch.
         validate: returns validation NDCG@20 of the current weights; ``None``
-            trains for ``config.epochs`` and keeps the last weights.
-        config: loop settings.
+            trains for ``schedule.epochs`` and keeps the last weights.
+        schedule: the resolved loop settings (``epochs``, ``batch_size``, ``eval_every``,
+            ``patience``; the sampler already holds ``num_negatives``).
+        lr: Adam learning rate.
         generator: the seeded CPU generator (shuffling and negatives).
         checkpoint_dir: rewrite a checkpoint here after every epoch and resume
             from it when it exists (see :mod:`training.gnn.checkpoint`).
@@ -95,7 +79,7 @@ def train(
     # The fused kernel updates each tensor in one pass (3 ms instead of 30 ms for gowalla's
     # 4.5M embedding entries on one CPU thread); it exists for float tensors on CPU and CUDA.
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    optimizer = torch.optim.Adam(params, lr=config.lr, fused=fused or None)
+    optimizer = torch.optim.Adam(params, lr=lr, fused=fused or None)
     shard = Shard.current()  # inside a torch.distributed group: DDP over the batches (training.gnn.distributed)
     progress, best_state = TrainProgress(), None
     if checkpoint_dir is not None:
@@ -106,16 +90,16 @@ def train(
             progress, best_state = restored
     num_pairs = len(users)
     bar = progress_bar(
-        total=config.epochs, initial=progress.epoch, desc=Source.GNN, unit="epoch", disable=not show_progress
+        total=schedule.epochs, initial=progress.epoch, desc=Source.GNN, unit="epoch", disable=not show_progress
     )
-    while progress.epoch < config.epochs and not progress.stopped:
+    while progress.epoch < schedule.epochs and not progress.stopped:
         epoch = progress.epoch + 1
         started = time.perf_counter()
         model.train()
         total, steps = 0.0, 0
         order = torch.randperm(num_pairs, generator=generator)
-        for start in range(0, num_pairs, config.batch_size):
-            batch = order[start : start + config.batch_size]
+        for start in range(0, num_pairs, schedule.batch_size):
+            batch = order[start : start + schedule.batch_size]
             batch_users = users[batch]
             negatives = sampler.sample(batch_users, generator)
             optimizer.zero_grad(set_to_none=True)
@@ -133,7 +117,7 @@ def train(
             total += value
             steps += 1
         record = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - started}
-        if validate is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
+        if validate is not None and (epoch % schedule.eval_every == 0 or epoch == schedule.epochs):
             model.eval()
             if shard is None:
                 score = float(validate())
@@ -146,7 +130,7 @@ def train(
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 progress.stale_evals += 1
-                progress.stopped = progress.stale_evals >= config.patience
+                progress.stopped = progress.stale_evals >= schedule.patience
         elif validate is None:
             progress.best_epoch = epoch
         progress.history.append(record)

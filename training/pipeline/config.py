@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import yaml
 
+from eval.checks import positive_int
 from kg.config import read_config_file
 from training.pipeline.config_sections import (
     SECTIONS,
@@ -84,8 +85,7 @@ class TrainConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise TypeError(f"seed must be an integer >= 0, got {self.seed!r}")
+        positive_int(self.seed, "seed", minimum=0)
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu") or self.device.startswith("cuda")
         ):
@@ -139,6 +139,8 @@ class TrainConfig:
                 section, name = path
                 if section not in SECTIONS:
                     raise ValueError(f"--set {text!r}: unknown section {section!r}; known: {', '.join(SECTIONS)}")
+                if name in SECTIONS[section].RENAMED:  # replaces the new name's value, under the old name
+                    values[section].pop(SECTIONS[section].RENAMED[name], None)
                 values[section][name] = value
         return TrainConfig.from_dict(values)
 

@@ -14,7 +14,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Optional, Union
 
-from kg.config import coerce_field
+from eval.checks import positive_float, positive_int
+from kg.config import coerce_field, settings_from
+from training import renames
 from training.sources.names import Source
 
 __all__ = [
@@ -32,6 +34,8 @@ class Section:
     """Base of every section: type-checks fields on construction."""
 
     PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled",)
+    RENAMED: ClassVar[dict[str, str]] = {}
+    """Old setting name -> new name (:mod:`training.renames`): accepted with a ``FutureWarning``."""
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -41,13 +45,10 @@ class Section:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, section: str) -> "Section":
-        known = {f.name for f in dataclasses.fields(cls)}
-        clean = {}
-        for key, value in values.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise ValueError(f"unknown setting {section}.{key}; known: {', '.join(sorted(known))}")
-            clean[name] = value
+        clean = settings_from(
+            values, (f.name for f in dataclasses.fields(cls)), label=lambda key: f"setting {section}.{key}",
+            renamed=cls.RENAMED,
+        )  # fmt: skip
         try:
             return cls(**clean)
         except TypeError as exc:
@@ -71,24 +72,25 @@ def _plain(value: Any) -> Any:
 class TextConfig(Section):
     """Text encoder (``training.text.TextLearner``): fine-tuning, item embeddings, the text source."""
 
+    RENAMED: ClassVar[dict[str, str]] = renames.TEXT
     enabled: bool = _doc("run the text stage (fine-tune + embed); off: no text source, GNN starts random", True)
     model: Optional[str] = _doc("encoder: local path or hub id (None: the packaged all-MiniLM-L6-v2)")
     template: Optional[str] = _doc("item text template, e.g. '{title}. {genre}' (None: every text column)")
     max_length: int = _doc("tokens per text when embedding", 32)
     batch_size: int = _doc("texts per encoder call when embedding", 64)
-    profile: str = _doc("user profile of the text source: knn (item-item text neighbours) or mean", "knn")
-    neighbours: int = _doc("text neighbours per item of the knn profile", 20)
+    profile: str = _doc("user profile of the text source: knn (item-item text neighbors) or mean", "knn")
+    neighbors: int = _doc("text neighbors per item of the knn profile", 20)
     fine_tune_steps: Union[int, str] = _doc(
         "contrastive fine-tuning steps on co-interaction pairs (0: none; auto: 2 passes over the items with text, "
         "20-200)",
         "auto",
     )
     fine_tune_batch_size: int = _doc("item pairs per fine-tuning step (in-batch negatives)", 32)
-    fine_tune_learning_rate: float = _doc("AdamW learning rate of fine-tuning", 2e-4)
+    fine_tune_lr: float = _doc("AdamW peak learning rate of fine-tuning", 2e-4)
     fine_tune_temperature: float = _doc("InfoNCE temperature", 0.05)
     fine_tune_layers: Optional[int] = _doc("top transformer layers fine-tuned (None: all)", 2)
     fine_tune_anchor_power: float = _doc("anchor items sampled by popularity ** power", 0.5)
-    fine_tune_neighbours: int = _doc("co-interaction neighbours per item that form positive pairs", 50)
+    fine_tune_neighbors: int = _doc("co-interaction neighbors per item that form positive pairs", 50)
     cache_dir: Optional[str] = _doc("embedding cache directory, keyed by content hash (None: no cache)")
 
 
@@ -108,13 +110,13 @@ class ALSConfig(Section):
 
 @dataclass(frozen=True)
 class ItemKNNConfig(Section):
-    """Item-item neighbours via implicit (``training.sources.knn.ItemKNN``)."""
+    """Item-item neighbors via implicit (``training.sources.knn.ItemKNN``)."""
 
     PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("enabled", "weighted")
     enabled: bool = _doc("fit item-KNN and use it as a ranker source", True)
     weighted: bool = _doc("fit on interaction weights; off: binary", True)
     similarity: str = _doc("cosine, bm25 or tfidf", "bm25")
-    neighbors: int = _doc("neighbours kept per item", 400)
+    neighbors: int = _doc("neighbors kept per item", 400)
     bm25_k1: float = _doc("BM25 k1", 1.2)
     bm25_b: float = _doc("BM25 b", 0.75)
     num_threads: int = _doc("implicit's CPU threads (0: all cores)", 0)
@@ -196,8 +198,8 @@ class GNNConfig(Section):
     text_scale: float = _doc("text init: RMS norm of the mapped text vectors", 1.0)
     patience: Union[int, str] = _doc("validations without improvement before stopping (auto: 4)", "auto")
     eval_every: Union[int, str] = _doc("epochs between validations (auto: 2; at most 3,000 sampled users)", "auto")
-    mode: str = _doc("full (sparse full-graph propagation) or sampled (neighbour-sampled mini-batches)", "full")
-    num_neighbors: int = _doc("neighbours sampled per node and layer in sampled mode", 10)
+    mode: str = _doc("full (sparse full-graph propagation) or sampled (neighbor-sampled mini-batches)", "full")
+    num_neighbors: int = _doc("neighbors sampled per node and layer in sampled mode", 10)
     heads: int = _doc("attention heads (gat only)", 1)
     relation_dim: int = _doc("relation embedding width (gat only)", 16)
 
@@ -290,14 +292,13 @@ class TuneConfig(Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.budget_minutes < 0:
-            raise ValueError(f"tune.budget_minutes must be >= 0 (0: off), got {self.budget_minutes!r}")
+        positive_float(self.budget_minutes, "tune.budget_minutes", allow_zero=True, reason=" (0: off)")
         known = (Source.GRAPHFILTER, Source.ALS, Source.ITEMKNN, Source.EASE)
         unknown = [name for name in self.sources if name not in known]
         if unknown:
             raise ValueError(f"tune.sources: no tuner for {unknown}; tunable: {', '.join(known)}")
-        if self.valid_users < 0 or self.max_trials < 0:
-            raise ValueError("tune.valid_users and tune.max_trials must be >= 0")
+        positive_int(self.valid_users, "tune.valid_users", minimum=0)
+        positive_int(self.max_trials, "tune.max_trials", minimum=0)
 
 
 SECTIONS: dict[str, type[Section]] = {

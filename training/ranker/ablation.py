@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from eval import EvalResult, evaluate
+from eval.checks import positive_int
 from eval.progress import progress_bar
 from kg.graph import Graph
 from training.base import sample_at_most
@@ -155,8 +156,8 @@ def ablation(
     missing = [s for s in ranker.source_names_ if s not in eval_inputs.source_scorers]
     if missing:
         raise ValueError(f"eval_inputs.source_scorers lacks {missing}; the ranker was fitted on {ranker.source_names_}")
-    if sample_users is not None and (isinstance(sample_users, bool) or int(sample_users) < 1):
-        raise ValueError(f"sample_users must be a positive int or None, got {sample_users!r}")
+    if sample_users is not None:
+        positive_int(sample_users, "sample_users")
     eval_context = eval_inputs.context(graph, item_text_embeddings)
     evaluated = np.flatnonzero(np.diff(test.indptr) > 0).astype(np.int64)
     if users is not None:

@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from eval.checks import choice, number, positive_float, positive_int
 from training.base import Callback, as_user_index, as_user_items, load_state, resolve_device, save_state
 from training.ranker.features import ALL_GROUPS, DEFAULT_GROUPS, feature_names
 from training.ranker.fitting import CandidateLists, FittingLists, collect_lists, fit_scorer, inner_validator
@@ -41,11 +42,6 @@ from training.ranker.model import LOSSES, MODELS, Ensemble, make_scorer
 from training.ranker.scoring import RankerScoring, Scorer
 
 __all__ = ["HybridRanker", "Scorer"]
-
-
-def _positive(value: Any, name: str, kind: type = int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (kind, int)) or value <= 0:
-        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}")
 
 
 class HybridRanker(RankerScoring):
@@ -112,19 +108,14 @@ class HybridRanker(RankerScoring):
             "candidates_per_source", "hidden", "epochs", "batch_users", "train_batch_users", "patience", "ensemble",
             "valid_k",
         ):  # fmt: skip
-            _positive(locals()[name], name)
-        _positive(lr, "lr", float)
-        _positive(tail_weight, "tail_weight", float)
-        if model not in MODELS:
-            raise ValueError(f"model={model!r} is not one of {MODELS}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss={loss!r} is not one of {LOSSES}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-        if not 0.0 <= valid_fraction < 1.0:
-            raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction!r}")
+            positive_int(locals()[name], name)
+        positive_float(lr, "lr")
+        positive_float(tail_weight, "tail_weight")
+        choice(model, "model", MODELS)
+        choice(loss, "loss", LOSSES)
+        number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        positive_float(weight_decay, "weight_decay", allow_zero=True)
+        number(valid_fraction, "valid_fraction", low=0.0, high=1.0, high_open=True)
         groups = tuple(feature_groups)
         unknown = [g for g in groups if g not in ALL_GROUPS]
         if unknown or not groups:

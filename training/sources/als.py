@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from eval.checks import positive_float, positive_int
 from kg.graph import Graph
 from training.base import Callback, Learner, ModelFitError, as_user_index, as_user_items
 from training.sources.names import Source
@@ -101,13 +102,10 @@ class ALS(Learner):
         device: str = "cpu",
     ) -> None:
         for arg, value, low in (("factors", factors, 1), ("iterations", iterations, 1), ("num_threads", num_threads, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
-        if not regularization > 0:
-            raise ValueError(f"regularization must be > 0 (the least-squares solves need it), got {regularization!r}")
-        if not alpha >= 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha!r}")
-        if use_gpu not in (None, True, False):
+            positive_int(value, arg, minimum=low)
+        positive_float(regularization, "regularization", reason=" (the least-squares solves need it)")
+        positive_float(alpha, "alpha", allow_zero=True)
+        if use_gpu is not None and not isinstance(use_gpu, bool):
             raise ValueError(f"use_gpu must be True, False or None (auto), got {use_gpu!r}")
         self.factors = int(factors)
         self.regularization = float(regularization)

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from eval.checks import int_or_auto, positive_float
 from kg.graph import Graph
 from training.base import Callback, GraphrecWarning, ModelFitError
 from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
@@ -92,12 +93,8 @@ class EASE(ItemItemLearner):
     def __init__(
         self, *, regularization: float = 500.0, max_items: Union[int, str] = "auto", device: str = "cpu"
     ) -> None:
-        if not regularization > 0:
-            raise ValueError(f"regularization must be > 0 (it keeps X^T X + lambda I invertible), got {regularization!r}")
-        if max_items != "auto" and (
-            isinstance(max_items, bool) or not isinstance(max_items, (int, np.integer)) or max_items < 1
-        ):
-            raise ValueError(f"max_items must be an integer >= 1 or 'auto', got {max_items!r}")
+        positive_float(regularization, "regularization", reason=" (it keeps X^T X + lambda I invertible)")
+        int_or_auto(max_items, "max_items")
         self.regularization = float(regularization)
         self.max_items = max_items if max_items == "auto" else int(max_items)
         self.device = str(device)

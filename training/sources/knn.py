@@ -1,4 +1,4 @@
-"""Item-based nearest neighbours: implicit's cosine, BM25 and TF-IDF item-item models.
+"""Item-based nearest neighbors: implicit's cosine, BM25 and TF-IDF item-item models.
 
 Sarwar et al., "Item-based collaborative filtering recommendation algorithms"
 (WWW 2001), with implicit's weightings (``CosineRecommender``, ``BM25Recommender``,
@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 import scipy.sparse as sp
 
+from eval.checks import choice, number, positive_float, positive_int
 from kg.graph import Graph
 from training.base import Callback
 from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
@@ -27,10 +28,10 @@ SIMILARITIES = ("cosine", "bm25", "tfidf")
 
 
 class ItemKNN(ItemItemLearner):
-    """Item-based nearest neighbours (implicit's item-item recommenders).
+    """Item-based nearest neighbors (implicit's item-item recommenders).
 
     ``S[i, j]`` is the similarity of items ``i`` and ``j`` for the ``neighbors``
-    most similar ``j`` of each ``i`` (an item is not its own neighbour), computed
+    most similar ``j`` of each ``i`` (an item is not its own neighbor), computed
     on the weighted ``user_items``:
 
     * ``"cosine"``: cosine of the item columns;
@@ -39,11 +40,11 @@ class ItemKNN(ItemItemLearner):
 
     Args:
         similarity: one of ``"cosine"``, ``"bm25"``, ``"tfidf"``.
-        neighbors: neighbours kept per item (more helped on validation up to a
+        neighbors: neighbors kept per item (more helped on validation up to a
             few hundred on ml-100k and lastfm).
         bm25_k1: BM25 saturation (``"bm25"`` only).
         bm25_b: BM25 length normalisation in ``[0, 1]`` (``"bm25"`` only).
-        num_threads: OpenMP threads for the neighbour search; 0 lets OpenMP
+        num_threads: OpenMP threads for the neighbor search; 0 lets OpenMP
             choose (every core unless ``OMP_NUM_THREADS`` says otherwise).
 
     Raises:
@@ -61,15 +62,11 @@ class ItemKNN(ItemItemLearner):
         bm25_b: float = 0.75,
         num_threads: int = 0,
     ) -> None:
-        if similarity not in SIMILARITIES:
-            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-        for arg, value, low in (("neighbors", neighbors, 1), ("num_threads", num_threads, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
-        if not bm25_k1 > 0:
-            raise ValueError(f"bm25_k1 must be > 0, got {bm25_k1!r}")
-        if not 0 <= bm25_b <= 1:
-            raise ValueError(f"bm25_b must be in [0, 1], got {bm25_b!r}")
+        choice(similarity, "similarity", SIMILARITIES)
+        positive_int(neighbors, "neighbors")
+        positive_int(num_threads, "num_threads", minimum=0)
+        positive_float(bm25_k1, "bm25_k1")
+        number(bm25_b, "bm25_b", low=0.0, high=1.0)
         self.similarity = similarity
         self.neighbors = int(neighbors)
         self.bm25_k1 = float(bm25_k1)
@@ -85,7 +82,7 @@ class ItemKNN(ItemItemLearner):
         show_progress: bool = False,
         callback: Optional[Callback] = None,
     ) -> "ItemKNN":
-        """Build the neighbour matrix ``S`` from ``user_items``.
+        """Build the neighbor matrix ``S`` from ``user_items``.
 
         Args:
             graph: fixes ``num_users``/``num_items``; no side information is used.
@@ -102,12 +99,13 @@ class ItemKNN(ItemItemLearner):
             TypeError: ``user_items`` is not a scipy sparse matrix.
             ValueError: its shape does not match ``graph``, or it is empty.
         """
+        # implicit spells its module the British way; graphrec says "neighbor" (training/renames.py).
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, TFIDFRecommender
         from implicit.utils import ParameterWarning
 
         matrix = fit_matrix(user_items, graph)
         start = time.perf_counter()
-        # One extra slot: implicit counts an item among its own neighbours.
+        # One extra slot: implicit counts an item among its own neighbors.
         k = self.neighbors + 1
         if self.similarity == "bm25":
             model = BM25Recommender(K=k, K1=self.bm25_k1, B=self.bm25_b, num_threads=self.num_threads)
@@ -140,7 +138,7 @@ class ItemKNN(ItemItemLearner):
 def _top_neighbors(similarity: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Drop the diagonal and zeros, then keep each row's ``k`` largest entries (ties: lower column).
 
-    implicit already returns at most ``k + 1`` neighbours per row (the item itself
+    implicit already returns at most ``k + 1`` neighbors per row (the item itself
     among them), so only the few rows still longer than ``k`` are sorted; the rest
     are kept as they are, in CSR order, without a round trip through COO.
     """

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from eval.checks import choice, number, positive_int
 from training.base import as_user_items
 
 COLUMN_BLOCK = 64
@@ -153,22 +154,15 @@ def check_settings(
     if rank != "auto":
         checked += (("rank", rank, 0, None),)
     for arg, value, low, high in checked:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
-        if high is not None and value > high:
-            raise ValueError(f"{arg} must be at most {high}, got {value!r}")
-    for arg, value in (("alpha", alpha), ("sharpen", sharpen), ("flatness", flatness)):
-        if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-            raise ValueError(f"{arg} must be a finite number >= 0, got {value!r}")
-    if not flatness > 0:
-        raise ValueError(f"flatness must be > 0 (1: the linear response), got {flatness!r}")
+        positive_int(value, arg, minimum=low, maximum=high)
+    for arg, value in (("alpha", alpha), ("sharpen", sharpen)):
+        number(value, arg, low=0.0)
+    number(flatness, "flatness", low=0.0, low_open=True, reason=" (1: the linear response)")
     for arg, value in (("exponent", exponent), ("degree_power", degree_power), ("ideal_exponent", ideal_exponent)):
         if value is None and arg == "ideal_exponent":
             continue
-        if not (isinstance(value, (int, float)) and 0 <= value <= 1):
-            raise ValueError(f"{arg} must be in [0, 1] (1/2: symmetric normalisation), got {value!r}")
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        number(value, arg, low=0.0, high=1.0, reason=" (1/2: symmetric normalisation)")
+    choice(kind, "kind", KINDS)
 
 
 def filter_columns(

@@ -9,7 +9,7 @@ from training.text.encoder import TextEncoder, default_model_path, mean_pool
 from training.text.entities import entity_item_links, entity_vectors
 from training.text.finetune import FineTuneConfig, FineTuneReport, fine_tune, info_nce
 from training.text.learner import TextLearner
-from training.text.neighbours import co_interaction_neighbours, neighbour_recall
+from training.text.similar import co_interaction_neighbors, neighbor_recall
 from training.text.templates import ItemTextTemplate, entity_texts, item_texts
 
 __all__ = [
@@ -18,7 +18,7 @@ __all__ = [
     "ItemTextTemplate",
     "TextEncoder",
     "TextLearner",
-    "co_interaction_neighbours",
+    "co_interaction_neighbors",
     "default_model_path",
     "entity_item_links",
     "entity_vectors",
@@ -27,5 +27,5 @@ __all__ = [
     "info_nce",
     "item_texts",
     "mean_pool",
-    "neighbour_recall",
+    "neighbor_recall",
 ]

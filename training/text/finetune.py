@@ -1,8 +1,8 @@
 """Contrastive fine-tuning of the text encoder on co-interaction pairs.
 
 The encoder learns that two items the same users chose should read alike: each
-step draws a batch of anchor items and, for each, one co-interaction neighbour
-(:func:`~training.text.neighbours.co_interaction_neighbours`, cosine-weighted, so
+step draws a batch of anchor items and, for each, one co-interaction neighbor
+(:func:`~training.text.similar.co_interaction_neighbors`, cosine-weighted, so
 popularity is divided out), and minimises the symmetric in-batch InfoNCE loss
 (van den Oord et al., 2018; the in-batch form of Henderson et al., 2017)
 
@@ -15,10 +15,10 @@ popularity is divided out), and minimises the symmetric in-batch InfoNCE loss
 with ``s`` the cosine of the mean-pooled vectors and ``tau`` the temperature.
 In-batch "negatives" that are the same item as the positive (or as the anchor)
 are masked out. Anchors are drawn with probability proportional to
-``degree ** anchor_power``: 0 gives every item with a neighbour the same share
+``degree ** anchor_power``: 0 gives every item with a neighbor the same share
 (the long tail is trained as much as the head), 1 follows popularity.
 
-Only the top ``train_layers`` transformer blocks are updated by default: the frozen
+Only the top ``layers`` transformer blocks are updated by default: the frozen
 lower layers keep the general language knowledge that cold items depend on, and
 their output for a text never changes, so it is computed once
 (:class:`~training.text.prefix.PrefixCache`: the most-drawn texts first, within a
@@ -39,17 +39,18 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from eval.checks import positive_int
+from eval.checks import number, positive_int
 from eval.progress import progress_bar
 from kg.graph import Graph
 from training.base import Callback, ModelFitError, as_user_items
 from training.text.encoder import TextEncoder
-from training.text.neighbours import co_interaction_neighbours
+from training.text.similar import co_interaction_neighbors
 from training.text.prefix import PrefixCache
 from training.text.templates import item_texts
 
 __all__ = [
     "AUTO_FINE_TUNE_STEPS",
+    "FINE_TUNE_ARGUMENTS",
     "FineTuneConfig",
     "FineTuneReport",
     "auto_fine_tune_steps",
@@ -83,14 +84,14 @@ class FineTuneConfig:
     Args:
         steps: optimiser steps.
         batch_size: anchor/positive pairs per step (``2 * batch_size`` texts at most).
-        learning_rate: AdamW peak learning rate (linear warm-up, then linear decay to 0).
+        lr: AdamW peak learning rate (linear warm-up, then linear decay to 0).
         temperature: InfoNCE temperature ``tau``.
         max_length: tokens per text while training; ``None`` uses the encoder's.
-        train_layers: how many of the top transformer blocks are trained; ``None``
+        layers: how many of the top transformer blocks are trained; ``None``
             trains every weight (embeddings included).
         weight_decay: AdamW weight decay.
         warmup_fraction: share of ``steps`` spent warming the learning rate up.
-        neighbours: co-interaction neighbours kept per item (the positives).
+        neighbors: co-interaction neighbors kept per item (the positives).
         anchor_power: anchors are drawn with probability ``degree ** anchor_power``.
         seed: seeds pair sampling and dropout.
 
@@ -100,13 +101,13 @@ class FineTuneConfig:
 
     steps: int = 200
     batch_size: int = 32
-    learning_rate: float = 2e-4
+    lr: float = 2e-4
     temperature: float = 0.05
     max_length: Optional[int] = None
-    train_layers: Optional[int] = 2
+    layers: Optional[int] = 2
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
-    neighbours: int = 50
+    neighbors: int = 50
     anchor_power: float = 0.5
     seed: int = 0
 
@@ -120,19 +121,23 @@ class FineTuneConfig:
         integer("steps", 0)
         integer("batch_size", 2)
         integer("max_length", 1, optional=True)
-        integer("train_layers", 0, optional=True)
-        integer("neighbours", 1)
+        integer("layers", 0, optional=True)
+        integer("neighbors", 1)
         integer("seed", 0)
-        for name, valid, expected in (
-            ("learning_rate", lambda v: v > 0, "> 0"),
-            ("temperature", lambda v: v > 0, "> 0"),
-            ("weight_decay", lambda v: v >= 0, ">= 0"),
-            ("warmup_fraction", lambda v: 0 <= v <= 1, "in [0, 1]"),
-            ("anchor_power", math.isfinite, "finite"),
+        for name, bounds in (
+            ("lr", {"low": 0.0, "low_open": True}),
+            ("temperature", {"low": 0.0, "low_open": True}),
+            ("weight_decay", {"low": 0.0}),
+            ("warmup_fraction", {"low": 0.0, "high": 1.0}),
+            ("anchor_power", {}),
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid(value):
-                raise ValueError(f"FineTuneConfig.{name} must be a number {expected}, got {value!r}")
+            number(getattr(self, name), f"FineTuneConfig.{name}", **bounds)
+
+
+FINE_TUNE_ARGUMENTS = ("steps", "batch_size", "lr", "temperature", "layers", "anchor_power", "neighbors")
+"""The :class:`FineTuneConfig` fields that :class:`~training.text.TextLearner` takes as ``fine_tune_<field>``
+(and the ``text`` config section as ``text.fine_tune_<field>``), with the same defaults except ``steps``
+(``"auto"`` there). The others keep their defaults; ``seed`` is the learner's own."""
 
 
 @dataclass(frozen=True)
@@ -143,8 +148,8 @@ class FineTuneReport:
         steps: optimiser steps taken.
         losses: the loss of every step.
         seconds: wall time of the training loop (pair mining included).
-        pairs: candidate (anchor, positive) pairs, i.e. stored neighbour entries.
-        anchors: items that had a neighbour and could be drawn as anchors.
+        pairs: candidate (anchor, positive) pairs, i.e. stored neighbor entries.
+        anchors: items that had a neighbor and could be drawn as anchors.
         trained_parameters: weights updated.
         fingerprint: the encoder's fingerprint after training.
     """
@@ -196,26 +201,26 @@ def _layer_stack(model: torch.nn.Module) -> Optional[torch.nn.ModuleList]:
     return best
 
 
-def trainable_parameters(model: torch.nn.Module, train_layers: Optional[int]) -> list[torch.nn.Parameter]:
-    """The weights :func:`fine_tune` updates: the top ``train_layers`` blocks, or all.
+def trainable_parameters(model: torch.nn.Module, layers: Optional[int]) -> list[torch.nn.Parameter]:
+    """The weights :func:`fine_tune` updates: the top ``layers`` blocks, or all.
 
     Models without a recognisable block list train every weight.
     """
     stack = _layer_stack(model)
-    if train_layers is None or stack is None or train_layers >= len(stack):
+    if layers is None or stack is None or layers >= len(stack):
         return [p for p in model.parameters()]
-    return [p for block in list(stack)[len(stack) - train_layers :] for p in block.parameters()]
+    return [p for block in list(stack)[len(stack) - layers :] for p in block.parameters()]
 
 
-def _sample_positives(neighbours: sp.csr_matrix, anchors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One neighbour per anchor, drawn with probability proportional to its weight."""
+def _sample_positives(neighbors: sp.csr_matrix, anchors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One neighbor per anchor, drawn with probability proportional to its weight."""
     draws = rng.random(len(anchors))
     positives = np.empty(len(anchors), np.int64)
     for k, (item, u) in enumerate(zip(anchors, draws)):
-        start, end = neighbours.indptr[item], neighbours.indptr[item + 1]
-        cumulative = np.cumsum(neighbours.data[start:end], dtype=np.float64)
+        start, end = neighbors.indptr[item], neighbors.indptr[item + 1]
+        cumulative = np.cumsum(neighbors.data[start:end], dtype=np.float64)
         pick = min(int(np.searchsorted(cumulative, u * cumulative[-1], side="right")), end - start - 1)
-        positives[k] = neighbours.indices[start + pick]
+        positives[k] = neighbors.indices[start + pick]
     return positives
 
 
@@ -264,15 +269,15 @@ def fine_tune(
     started = time.perf_counter()
     matrix = as_user_items(user_items, num_items=graph.num_items, num_users=graph.num_users)
     texts = item_texts(graph, template)
-    neighbours = co_interaction_neighbours(matrix, top=config.neighbours)
+    neighbors = co_interaction_neighbors(matrix, top=config.neighbors)
     # Items without text (no columns, all empty) are neither anchors nor positives.
-    has_text = sp.diags(np.array([bool(text.strip()) for text in texts], dtype=neighbours.dtype))
-    neighbours = sp.csr_matrix(has_text @ neighbours @ has_text)
-    neighbours.eliminate_zeros()
-    anchor_pool = np.flatnonzero(np.diff(neighbours.indptr) > 0)
+    has_text = sp.diags(np.array([bool(text.strip()) for text in texts], dtype=neighbors.dtype))
+    neighbors = sp.csr_matrix(has_text @ neighbors @ has_text)
+    neighbors.eliminate_zeros()
+    anchor_pool = np.flatnonzero(np.diff(neighbors.indptr) > 0)
     if len(anchor_pool) < 2:
         raise ValueError(
-            f"user_items yields co-interaction neighbours for {len(anchor_pool)} item(s); fine-tuning needs "
+            f"user_items yields co-interaction neighbors for {len(anchor_pool)} item(s); fine-tuning needs "
             "users with at least two items"
         )
     degree = np.bincount(matrix.indices, minlength=graph.num_items)[anchor_pool].astype(np.float64)
@@ -281,28 +286,28 @@ def fine_tune(
     batch = min(config.batch_size, len(anchor_pool))
 
     model = encoder.model
-    trained = trainable_parameters(model, config.train_layers)
+    trained = trainable_parameters(model, config.layers)
     saved_flags = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
     for p in trained:
         p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     warmup = max(1, int(round(config.warmup_fraction * config.steps)))
 
     rng = np.random.default_rng(config.seed)
     plan = []
     for _ in range(config.steps):
         anchors = rng.choice(anchor_pool, size=batch, replace=False, p=anchor_p)
-        plan.append((anchors, _sample_positives(neighbours, anchors, rng)))
+        plan.append((anchors, _sample_positives(neighbors, anchors, rng)))
     uses = np.zeros(graph.num_items, np.int64)
     for anchors, positives in plan:
         np.add.at(uses, np.unique(np.concatenate([anchors, positives])), 1)
     max_length = encoder.max_length if config.max_length is None else config.max_length
     encoder.prefix = None
     blocks = encoder.num_blocks
-    if config.steps and config.train_layers is not None and 1 <= config.train_layers < blocks and encoder.splittable:
-        encoder.prefix = PrefixCache(encoder, blocks - config.train_layers, max_length=max_length)
+    if config.steps and config.layers is not None and 1 <= config.layers < blocks and encoder.splittable:
+        encoder.prefix = PrefixCache(encoder, blocks - config.layers, max_length=max_length)
         # The most-drawn texts first, in one length-sorted pass, as many as surely fit the budget.
         fits = encoder.prefix.budget_bytes // (max_length * encoder.dim * 4)
         drawn = np.flatnonzero(uses)
@@ -340,7 +345,7 @@ def fine_tune(
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise ModelFitError(
-                        f"fine-tuning loss is {value} at step {step} (learning_rate={config.learning_rate}, "
+                        f"fine-tuning loss is {value} at step {step} (lr={config.lr}, "
                         f"temperature={config.temperature}); lower the learning rate"
                     )
                 loss.backward()
@@ -361,7 +366,7 @@ def fine_tune(
         steps=len(losses),
         losses=tuple(losses),
         seconds=time.perf_counter() - started,
-        pairs=int(neighbours.nnz),
+        pairs=int(neighbors.nnz),
         anchors=int(len(anchor_pool)),
         trained_parameters=int(sum(p.numel() for p in trained)),
         fingerprint=fingerprint,

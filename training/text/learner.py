@@ -10,9 +10,9 @@ in one of two ways (``profile``):
     L2-normalised; an item's score is its cosine with it. Cheap, and the user
     vectors are what :meth:`TextLearner.user_embeddings` exports.
 ``"knn"``
-    item-KNN on text similarity: each item keeps its ``neighbours`` most similar
+    item-KNN on text similarity: each item keeps its ``neighbors`` most similar
     items (cosine), and a user's score for item ``j`` is the weighted sum, over
-    history items ``i`` with ``j`` among their neighbours, of ``cos(i, j)``, divided
+    history items ``i`` with ``j`` among their neighbors, of ``cos(i, j)``, divided
     by the total history weight.
 
 Content needs no interactions, so cold items (no train interactions) are scored like
@@ -31,20 +31,22 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from eval.checks import positive_int
+from eval.checks import choice, int_or_auto, positive_int
 from kg.graph import Graph
+from training import renames
 from training.base import Callback, GraphrecWarning, Learner, as_user_index, as_user_items
 from training.sources.neighbors import csr_from_state, csr_state, sparse_times
 from training.sources.names import Source
 from training.text.encoder import TextEncoder
 from training.text.finetune import (
     AUTO_FINE_TUNE_STEPS,
+    FINE_TUNE_ARGUMENTS,
     FineTuneConfig,
     FineTuneReport,
     auto_fine_tune_steps,
     fine_tune,
 )
-from training.text.neighbours import text_neighbours
+from training.text.similar import text_neighbors
 from training.text.templates import ItemTextTemplate, item_texts
 
 __all__ = ["TextLearner"]
@@ -78,15 +80,13 @@ class TextLearner(Learner):
         max_length: tokens per item text.
         batch_size: texts per forward pass when embedding.
         profile: ``"mean"`` or ``"knn"`` (module docstring).
-        neighbours: text neighbours per item for ``profile="knn"``.
+        neighbors: text neighbors per item for ``profile="knn"``.
         fine_tune_steps: contrastive fine-tuning steps before embedding; 0 skips it;
             ``"auto"`` sizes them to the catalogue (:func:`~training.text.finetune.auto_fine_tune_steps`).
-        fine_tune_batch_size: pairs per fine-tuning step.
-        fine_tune_learning_rate: AdamW peak learning rate.
-        fine_tune_temperature: InfoNCE temperature.
-        fine_tune_layers: top transformer blocks trained; ``None`` trains all weights.
-        fine_tune_anchor_power: anchors drawn with probability ``degree ** power``.
-        fine_tune_neighbours: co-interaction neighbours per item that positives come from.
+        fine_tune_batch_size, fine_tune_lr, fine_tune_temperature, fine_tune_layers,
+        fine_tune_anchor_power, fine_tune_neighbors: the :class:`~training.text.FineTuneConfig`
+            fields of the same names without the prefix (documented there), with its defaults
+            (:data:`~training.text.finetune.FINE_TUNE_ARGUMENTS`).
         cache_dir: on-disk embedding cache; ``None`` caches in memory only.
         seed: seeds fine-tuning (embedding itself is deterministic).
         device: where the encoder runs and :meth:`score` computes.
@@ -96,6 +96,7 @@ class TextLearner(Learner):
     """
 
     name = Source.TEXT
+    renamed_arguments = renames.TEXT
 
     def __init__(
         self,
@@ -105,24 +106,23 @@ class TextLearner(Learner):
         max_length: int = 32,
         batch_size: int = 64,
         profile: str = "knn",
-        neighbours: int = 20,
+        neighbors: int = 20,
         fine_tune_steps: Union[int, str] = "auto",
         fine_tune_batch_size: int = 32,
-        fine_tune_learning_rate: float = 2e-4,
+        fine_tune_lr: float = 2e-4,
         fine_tune_temperature: float = 0.05,
         fine_tune_layers: Optional[int] = 2,
         fine_tune_anchor_power: float = 0.5,
-        fine_tune_neighbours: int = 50,
+        fine_tune_neighbors: int = 50,
         cache_dir: Optional[str] = None,
         seed: int = 0,
         device: str = "cpu",
     ) -> None:
-        if profile not in _PROFILES:
-            raise ValueError(f"profile must be one of {_PROFILES}, got {profile!r}")
+        choice(profile, "profile", _PROFILES)
         for arg, value, low in (
             ("max_length", max_length, 1),
             ("batch_size", batch_size, 1),
-            ("neighbours", neighbours, 1),
+            ("neighbors", neighbors, 1),
             ("seed", seed, 0),
         ):
             positive_int(value, arg, minimum=low)
@@ -133,22 +133,21 @@ class TextLearner(Learner):
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
         self.profile = profile
-        self.neighbours = int(neighbours)
-        if fine_tune_steps != "auto" and (
-            isinstance(fine_tune_steps, bool) or not isinstance(fine_tune_steps, (int, np.integer))
-        ):
-            raise ValueError(f"fine_tune_steps must be an integer >= 0 or 'auto', got {fine_tune_steps!r}")
-        self.fine_tune_steps = fine_tune_steps if fine_tune_steps == "auto" else int(fine_tune_steps)
+        self.neighbors = int(neighbors)
+        self.fine_tune_steps = int_or_auto(fine_tune_steps, "fine_tune_steps", minimum=0)
         self.fine_tune_batch_size = int(fine_tune_batch_size)
-        self.fine_tune_learning_rate = float(fine_tune_learning_rate)
+        self.fine_tune_lr = float(fine_tune_lr)
         self.fine_tune_temperature = float(fine_tune_temperature)
         self.fine_tune_layers = None if fine_tune_layers is None else int(fine_tune_layers)
         self.fine_tune_anchor_power = float(fine_tune_anchor_power)
-        self.fine_tune_neighbours = int(fine_tune_neighbours)
+        self.fine_tune_neighbors = int(fine_tune_neighbors)
         self.cache_dir = None if cache_dir is None else str(cache_dir)
         self.seed = int(seed)
         self.device = str(device)
-        self.fine_tune_config()  # validates the fine-tuning settings
+        try:
+            self.fine_tune_config()  # validates the fine-tuning settings
+        except (TypeError, ValueError) as exc:  # named as the caller wrote them
+            raise type(exc)(str(exc).replace("FineTuneConfig.", "fine_tune_")) from None
         self.encoder_: Optional[TextEncoder] = None
         self._encoder_source: Optional[str] = None
 
@@ -164,16 +163,8 @@ class TextLearner(Learner):
             steps = AUTO_FINE_TUNE_STEPS[1] if num_text_items is None else auto_fine_tune_steps(
                 num_text_items, self.fine_tune_batch_size
             )
-        return FineTuneConfig(
-            steps=steps,
-            batch_size=self.fine_tune_batch_size,
-            learning_rate=self.fine_tune_learning_rate,
-            temperature=self.fine_tune_temperature,
-            train_layers=self.fine_tune_layers,
-            anchor_power=self.fine_tune_anchor_power,
-            neighbours=self.fine_tune_neighbours,
-            seed=self.seed,
-        )
+        settings = {name: getattr(self, f"fine_tune_{name}") for name in FINE_TUNE_ARGUMENTS}
+        return FineTuneConfig(**{**settings, "steps": steps}, seed=self.seed)
 
     # -- fitting --------------------------------------------------------------------------
     def fit(
@@ -261,8 +252,8 @@ class TextLearner(Learner):
         self.history_ = user_items
         if self.profile == "mean":
             self.user_vectors_ = self._profiles(user_items)
-        else:  # the text neighbours depend on the vectors only: a new history reuses them
-            self.knn_ = text_neighbours(self.item_vectors_, self.neighbours) if knn is None else knn
+        else:  # the text neighbors depend on the vectors only: a new history reuses them
+            self.knn_ = text_neighbors(self.item_vectors_, self.neighbors) if knn is None else knn
 
     def _profiles(self, user_items: sp.csr_matrix) -> np.ndarray:
         summed = np.asarray(user_items @ self.item_vectors_, dtype=np.float32)

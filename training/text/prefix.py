@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 import torch
 
+from eval.checks import positive_int
+
 if TYPE_CHECKING:
     from training.text.encoder import TextEncoder
 
@@ -93,8 +95,7 @@ class PrefixCache:
     ) -> None:
         if not encoder.splittable:
             raise ValueError(f"{encoder!r} cannot be split into lower and upper blocks")
-        if not 1 <= split < encoder.num_blocks:
-            raise ValueError(f"split must be in [1, {encoder.num_blocks - 1}], got {split!r}")
+        positive_int(split, "split", minimum=1, maximum=encoder.num_blocks - 1)
         self.encoder = encoder
         self.split = int(split)
         self.max_length = int(max_length)

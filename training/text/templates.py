@@ -208,26 +208,26 @@ def _inverse_phrase(label: str) -> str:
     return label[: -len(" by")] if label.endswith(" by") else f"{label} of"
 
 
-def entity_texts(graph: Graph, *, max_neighbours: int = 8) -> list[str]:
+def entity_texts(graph: Graph, *, max_neighbors: int = 8) -> list[str]:
     """One text per entity of ``graph`` (index order): name plus relation context.
 
-    The context lists, per relation, up to ``max_neighbours`` linked items in
+    The context lists, per relation, up to ``max_neighbors`` linked items in
     all (their first text column, else their id; most interacted items first) or
     linked entities with readable names: ``"creator 3. created by of: Heat; Ronin"``.
 
     Args:
         graph: the graph; triples between items and entities (either direction) and
             between entities give the context.
-        max_neighbours: linked nodes named per entity.
+        max_neighbors: linked nodes named per entity.
 
     Returns:
         ``graph.num_entities`` strings; an entity with neither a readable name nor
         links gets ``""`` (its id is no text).
 
     Raises:
-        ValueError: ``max_neighbours`` < 0.
+        ValueError: ``max_neighbors`` < 0.
     """
-    positive_int(max_neighbours, "max_neighbours", minimum=0)
+    positive_int(max_neighbors, "max_neighbors", minimum=0)
     names = graph.entities["name"].astype("string").fillna("").to_numpy(dtype=object)
     readable = ~opaque_entities(graph)
     rendering = ItemTextTemplate.for_graph(graph)
@@ -244,7 +244,7 @@ def entity_texts(graph: Graph, *, max_neighbours: int = 8) -> list[str]:
     relation = t["relation"].to_numpy()
     popularity = graph.item_popularity("train") if len(graph.interactions) else np.zeros(graph.num_items)
 
-    # (entity, label, neighbour name, rank): rank orders neighbours, popular items first.
+    # (entity, label, neighbor name, rank): rank orders neighbors, popular items first.
     links: list[tuple[np.ndarray, list[str], list[str], np.ndarray]] = []
     for ent_end, other_end, other_type, phrase in (
         ("tail", "head", ITEM, _inverse_phrase),
@@ -260,29 +260,29 @@ def entity_texts(graph: Graph, *, max_neighbours: int = 8) -> list[str]:
         if other_type == ENTITY:
             usable = readable[other]
             entity, other, rel = entity[usable], other[usable], relation[keep][usable]
-            neighbour = [str(names[o]).strip() for o in other]
+            neighbor = [str(names[o]).strip() for o in other]
             rank = np.zeros(len(other))
         else:
             rel = relation[keep]
-            neighbour = [item_names[o] for o in other]
+            neighbor = [item_names[o] for o in other]
             rank = -popularity[other].astype(np.float64)
-        links.append((entity, [phrase(labels[r]) for r in rel], neighbour, rank))
+        links.append((entity, [phrase(labels[r]) for r in rel], neighbor, rank))
 
     context: dict[int, dict[str, list[str]]] = {}
     if links:
         entity = np.concatenate([l[0] for l in links])
         label = [x for l in links for x in l[1]]
-        neighbour = [x for l in links for x in l[2]]
+        neighbor = [x for l in links for x in l[2]]
         rank = np.concatenate([l[3] for l in links])
         order = np.lexsort((np.arange(len(entity)), rank, entity))
         seen: dict[int, set[str]] = {}
         for row in order:
             e = int(entity[row])
             named = seen.setdefault(e, set())
-            if len(named) >= max_neighbours or neighbour[row] in named:
+            if len(named) >= max_neighbors or neighbor[row] in named:
                 continue
-            named.add(neighbour[row])
-            context.setdefault(e, {}).setdefault(label[row], []).append(neighbour[row])
+            named.add(neighbor[row])
+            context.setdefault(e, {}).setdefault(label[row], []).append(neighbor[row])
 
     texts = []
     for e in range(graph.num_entities):

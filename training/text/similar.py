@@ -1,14 +1,17 @@
-"""Co-interaction neighbours of items, and how well text vectors recover them.
+"""Co-interaction neighbors of items, and how well text vectors recover them.
 
-Two items are co-interaction neighbours when the same users interacted with both.
+Two items are co-interaction neighbors when the same users interacted with both.
 Their strength is the cosine of the items' binary user columns,
 ``|U_i & U_j| / sqrt(|U_i| |U_j|)``, which divides out popularity: a blockbuster is
-not every item's nearest neighbour. The same matrix gives fine-tuning its positive
-pairs and the benchmarks their ground truth, and :func:`neighbour_recall` scores a
+not every item's nearest neighbor. The same matrix gives fine-tuning its positive
+pairs and the benchmarks their ground truth, and :func:`neighbor_recall` scores a
 set of item vectors against it with :func:`eval.evaluate`, treating items as the
-evaluator's "users". :func:`text_neighbours` is the text side's own neighbour list: each
+evaluator's "users". :func:`text_neighbors` is the text side's own neighbor list: each
 item's most cosine-similar items by text vector (:class:`~training.text.TextLearner`'s
 ``profile="knn"``).
+
+(Named for what it finds, similar items, rather than ``neighbors.py``: that name is
+:mod:`training.sources.neighbors`, the item-item collaborative learners' base.)
 """
 
 from __future__ import annotations
@@ -24,20 +27,20 @@ from eval.checks import positive_int
 from training.base import as_user_items
 from training.sources.knn import _top_neighbors
 
-__all__ = ["co_interaction_neighbours", "neighbour_recall", "text_neighbours"]
+__all__ = ["co_interaction_neighbors", "neighbor_recall", "text_neighbors"]
 
 
-def co_interaction_neighbours(user_items: sp.csr_matrix, *, top: int = 50, chunk_size: int = 2048) -> sp.csr_matrix:
-    """Each item's ``top`` strongest co-interaction neighbours (cosine, itself excluded).
+def co_interaction_neighbors(user_items: sp.csr_matrix, *, top: int = 50, chunk_size: int = 2048) -> sp.csr_matrix:
+    """Each item's ``top`` strongest co-interaction neighbors (cosine, itself excluded).
 
     Args:
         user_items: users x items CSR; any stored entry counts as an interaction.
-        top: neighbours kept per item.
+        top: neighbors kept per item.
         chunk_size: items per sparse product (bounds memory on large catalogues).
 
     Returns:
         float32 item x item CSR; row ``i`` holds up to ``top`` entries, the cosine
-        of item ``i`` with each neighbour (in ``(0, 1]``). Not symmetric after the cut.
+        of item ``i`` with each neighbor (in ``(0, 1]``). Not symmetric after the cut.
 
     Shapes:
         ``[num_items, num_items]``
@@ -66,41 +69,41 @@ def co_interaction_neighbours(user_items: sp.csr_matrix, *, top: int = 50, chunk
     return sp.csr_matrix(result, dtype=np.float32)
 
 
-def neighbour_recall(
+def neighbor_recall(
     item_vectors: np.ndarray | torch.Tensor,
-    neighbours: sp.csr_matrix,
+    neighbors: sp.csr_matrix,
     *,
     item_ids,
     k: int = 20,
     queries: Optional[np.ndarray] = None,
 ) -> EvalResult:
-    """How well cosine similarity of ``item_vectors`` ranks each item's true neighbours.
+    """How well cosine similarity of ``item_vectors`` ranks each item's true neighbors.
 
     Every query item ranks the whole catalogue (itself masked) by cosine similarity;
-    ``neighbours`` row ``i`` is the ground truth. Metrics (``recall`` is item-item
+    ``neighbors`` row ``i`` is the ground truth. Metrics (``recall`` is item-item
     Recall@k) come from :func:`eval.evaluate`, with items in the role of users.
 
     Args:
         item_vectors: ``[num_items, d]``; rows need not be normalised.
-        neighbours: item x item CSR of true neighbours (values ignored).
+        neighbors: item x item CSR of true neighbors (values ignored).
         item_ids: external item ids, for the evaluator's popularity tie-break.
         k: the cut-off.
-        queries: item indices to evaluate (default: every item with a neighbour).
+        queries: item indices to evaluate (default: every item with a neighbor).
 
     Returns:
         The :class:`~eval.EvalResult`.
 
     Raises:
-        ValueError: ``item_vectors`` and ``neighbours`` disagree on the number of items.
+        ValueError: ``item_vectors`` and ``neighbors`` disagree on the number of items.
     """
     vectors = torch.as_tensor(np.asarray(item_vectors, dtype=np.float32))
-    if vectors.ndim != 2 or neighbours.shape != (len(vectors), len(vectors)):
+    if vectors.ndim != 2 or neighbors.shape != (len(vectors), len(vectors)):
         raise ValueError(
-            f"item_vectors {tuple(vectors.shape)} and neighbours {neighbours.shape} must be [n, d] and [n, n]"
+            f"item_vectors {tuple(vectors.shape)} and neighbors {neighbors.shape} must be [n, d] and [n, n]"
         )
     vectors = torch.nn.functional.normalize(vectors, dim=1)
     identity = sp.identity(len(vectors), dtype=np.float32, format="csr")
-    truth = _top_neighbors(sp.csr_matrix(neighbours, dtype=np.float32), len(vectors))  # drops the diagonal
+    truth = _top_neighbors(sp.csr_matrix(neighbors, dtype=np.float32), len(vectors))  # drops the diagonal
 
     def scorer(items: np.ndarray) -> torch.Tensor:
         return vectors[torch.as_tensor(items)] @ vectors.T
@@ -108,11 +111,11 @@ def neighbour_recall(
     return evaluate(scorer, train=identity, test=truth, item_ids=item_ids, k=k, users=queries)
 
 
-def text_neighbours(item_vectors: np.ndarray, neighbours: int, chunk_size: int = 2048) -> sp.csr_matrix:
-    """Item x item CSR of each item's ``neighbours`` most cosine-similar items (positive only)."""
+def text_neighbors(item_vectors: np.ndarray, neighbors: int, chunk_size: int = 2048) -> sp.csr_matrix:
+    """Item x item CSR of each item's ``neighbors`` most cosine-similar items (positive only)."""
     vectors = torch.as_tensor(item_vectors)
     num_items = len(vectors)
-    top = min(neighbours, num_items - 1)
+    top = min(neighbors, num_items - 1)
     rows, cols, vals = [], [], []
     for start in range(0, num_items, chunk_size):
         sims = vectors[start : start + chunk_size] @ vectors.T
