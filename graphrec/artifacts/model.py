@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -196,7 +197,9 @@ class TrainedModel:
         if self._source_history is None:
             from training.pipeline.config import TrainConfig
 
-            config = TrainConfig.from_dict(self.manifest["config"])
+            with warnings.catch_warnings():  # a model saved before a setting was renamed: not the user's to fix
+                warnings.simplefilter("ignore", FutureWarning)
+                config = TrainConfig.from_dict(self.manifest["config"])
             splits = tuple(self.manifest.get("history_splits", HISTORY_SPLITS))
             self._source_history = {
                 name: self.graph.matrix(*splits, weighted=config.weighted(name)) for name in self.sources

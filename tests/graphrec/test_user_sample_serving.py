@@ -115,3 +115,21 @@ def test_exported_user_vectors_of_folded_in_users_reproduce_their_fold_in_scores
         expected = source.score_new_users(source_rows[name]).numpy()
         np.testing.assert_allclose(users[folded] @ items.T, expected, rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(users[kept], source.user_embeddings()[kept])
+
+
+def test_a_model_saved_under_renamed_settings_folds_in_without_a_warning(sampled, recwarn):
+    """Issue 15 renamed text.neighbours & co.; a model written before keeps them in its manifest, which is not
+    the user's to fix: folding in reads that config without the FutureWarning a config file gets."""
+    _, rec = sampled
+    model = rec.model
+    saved_config, saved_history = model.manifest["config"], model._source_history
+    text = dict(saved_config["text"])
+    text["neighbours"] = text.pop("neighbors")
+    text["fine_tune_learning_rate"] = text.pop("fine_tune_lr")
+    try:
+        model.manifest["config"], model._source_history = {**saved_config, "text": text}, None
+        _, _, source_rows = model.fold_in_inputs(np.arange(3, dtype=np.int64))
+    finally:
+        model.manifest["config"], model._source_history = saved_config, saved_history
+    assert set(source_rows) == set(model.sources)
+    assert not [w for w in recwarn.list if issubclass(w.category, FutureWarning)]
