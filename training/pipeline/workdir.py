@@ -11,6 +11,7 @@ Layout (all written atomically; nothing is pickled)::
     ranker/                     the fitted hybrid ranker
     evaluation.json             metrics and the ablation table
 
+Each stage declares its part of this layout (``Stage.checkpoint``, :mod:`training.pipeline.stages`).
 A run resumes only with the same configuration and graph; anything else is an
 error that says so rather than a silently mixed model.
 """
