@@ -59,7 +59,9 @@ def test_every_learner_field_reaches_the_learner(section):
     assert set(settings) <= set(CHANGED[section]), f"{section}: give the new fields a changed value here"
     learner = make_ranker(config) if section == "ranker" else make_source(section, config, text_on=True)
     built = learner.get_config()
-    differ = {name: (built.get(name), _plain(value)) for name, value in settings.items() if built.get(name) != _plain(value)}
+    differ = {
+        name: (built.get(name), _plain(value)) for name, value in settings.items() if built.get(name) != _plain(value)
+    }
     assert not differ, f"{section}: (built, configured) {differ}"
     defaults = TrainConfig(device="cpu")
     unchanged = {name for name in settings if getattr(getattr(defaults, section), name) == settings[name]}

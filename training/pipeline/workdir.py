@@ -60,7 +60,9 @@ class WorkDir:
         ResumeError: ``resume`` and the directory holds a run of another config or graph.
     """
 
-    def __init__(self, path: str | os.PathLike, *, config: dict[str, Any], graph_fingerprint: str, resume: bool) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, config: dict[str, Any], graph_fingerprint: str, resume: bool
+    ) -> None:
         self.path = Path(path)
         self.config = to_jsonable(config)
         self.graph_fingerprint = graph_fingerprint
