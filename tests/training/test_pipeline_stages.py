@@ -15,7 +15,7 @@ from tests.training.test_text_encoder import build_tiny_model
 from training.pipeline.config import STAGES as CLI_STAGES
 from training.pipeline.config import TrainConfig
 from training.pipeline.runner import Pipeline
-from training.pipeline.stages import STAGE_NAMES, STAGES
+from training.pipeline.stages import ALL_STAGES, STAGE_NAMES
 from training.pipeline.stages.base import GRAPH_INPUTS, stage
 from training.pipeline.workdir import STATE
 from training.sources.names import Source
@@ -29,21 +29,21 @@ QUICK = [
 
 def test_the_stage_list_is_the_cli_list_in_order():
     assert STAGE_NAMES == CLI_STAGES == ("text", "als", "neighbors", "gnn", "ranker", "evaluate")
-    assert all(s.doc and s.checkpoint for s in STAGES), "every stage says what it does and what it keeps"
+    assert all(s.doc and s.checkpoint for s in ALL_STAGES), "every stage says what it does and what it keeps"
 
 
 def test_every_need_is_a_graph_split_or_made_by_an_earlier_stage():
     made: set[str] = set(GRAPH_INPUTS)
-    for s in STAGES:
+    for s in ALL_STAGES:
         missing = [need for need in s.needs if need not in made]
         assert not missing, f"stage {s.name} reads {missing}, which no earlier stage makes"
         made.update(s.makes)
 
 
 def test_each_learned_source_is_fitted_by_exactly_one_stage():
-    fitted = [name for s in STAGES for name in s.sources]
+    fitted = [name for s in ALL_STAGES for name in s.sources]
     assert sorted(fitted) == sorted(set(Source) - {Source.POP})
-    assert all(set(s.sources) <= set(s.makes) for s in STAGES)
+    assert all(set(s.sources) <= set(s.makes) for s in ALL_STAGES)
 
 
 def test_unknown_stage_names_are_refused_with_the_list(tmp_path):
@@ -113,7 +113,7 @@ def test_the_stages_run_in_the_list_order(full_run):
 
 def test_every_file_of_the_work_directory_is_a_stage_checkpoint(full_run):
     _, _, work, _, _ = full_run
-    declared = [path for s in STAGES for path in s.checkpoint]
+    declared = [path for s in ALL_STAGES for path in s.checkpoint]
     stray = [
         str(path.relative_to(work)) for path in work.rglob("*") if path.is_file() and path.name != STATE
         and not any(path.relative_to(work).as_posix().startswith(f"{c}/") or path.relative_to(work).as_posix() == c

@@ -1,6 +1,6 @@
 """The training pipeline: graph -> sources -> hybrid ranker -> evaluation, stage by stage.
 
-The stages are objects (:data:`training.pipeline.stages.STAGES`: name, needs, makes, checkpoint),
+The stages are objects (:data:`training.pipeline.stages.ALL_STAGES`: name, needs, makes, checkpoint),
 listed once in the order they run; :meth:`Pipeline.run` iterates them over one
 :class:`~training.pipeline.context.StageContext` and checkpoints each in a
 :class:`~training.pipeline.workdir.WorkDir`, so an interrupted run resumes at the stage (and,
@@ -43,7 +43,7 @@ from training.pipeline.config import TrainConfig
 from training.pipeline.context import StageContext, selected_sources, text_on
 from training.pipeline.learners import make_ranker, make_source
 from training.pipeline.phase import Phase
-from training.pipeline.stages import STAGE_NAMES, STAGES, Stage
+from training.pipeline.stages import ALL_STAGES, STAGE_NAMES, Stage
 from training.pipeline.user_sample import UserSample, draw_user_sample
 from training.pipeline.workdir import WorkDir
 from training.ranker import HybridRanker
@@ -133,7 +133,7 @@ class Pipeline:
         if config.device == "auto":
             raise ValueError("config.device must be resolved to cpu or cuda by the entry point, not 'auto'")
         self.config, self.log = config, log
-        self.stages: list[Stage] = [s for s in STAGES if s.name in stages]
+        self.stages: list[Stage] = [s for s in ALL_STAGES if s.name in stages]
         names = [s.name for s in self.stages]
         _check_graph(graph, config, names)
         # A graph of item ids only (lastfm, gowalla) has nothing to encode: no text stage, no text init.

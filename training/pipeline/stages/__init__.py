@@ -22,10 +22,10 @@ from training.pipeline.stages.gnn_stage import gnn
 from training.pipeline.stages.ranker_stage import ranker
 from training.pipeline.stages.text_stage import text
 
-__all__ = ["STAGES", "STAGE_NAMES", "Stage"]
+__all__ = ["ALL_STAGES", "STAGE_NAMES", "Stage"]
 
-STAGES: tuple[Stage, ...] = (text, als, neighbors, gnn, ranker, evaluate)
+ALL_STAGES: tuple[Stage, ...] = (text, als, neighbors, gnn, ranker, evaluate)
 """Every stage, in the order they run."""
 
-STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in ALL_STAGES)
 """Their names, as ``--stages`` takes them."""

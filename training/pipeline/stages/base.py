@@ -2,7 +2,7 @@
 
 A stage is a function of the run's :class:`~training.pipeline.context.StageContext`, declared
 with :func:`stage`; its name is the function's name (what users type in ``--stages``).
-:class:`~training.pipeline.runner.Pipeline` iterates :data:`training.pipeline.stages.STAGES`
+:class:`~training.pipeline.runner.Pipeline` iterates :data:`training.pipeline.stages.ALL_STAGES`
 in order and does the checkpoint bookkeeping once for all of them
 (:class:`~training.pipeline.workdir.WorkDir`: begin, done, timings, "restored from"); a stage
 itself only finds, in the work directory, what an earlier run of it kept (its ``checkpoint``)
