@@ -3,8 +3,8 @@
     python bench/text_stage.py --graph /tmp/sg/ml-100k --threads 1 --label after
     python bench/text_stage.py --graph /tmp/sg/ml-100k --threads 1 --label after --gnn 0 1 2 --inits text random
 
-Runs what ``_stage_text`` runs (``TextLearner`` with the pipeline's defaults on the
-train split, then the KG entity vectors), timing each part in wall and process CPU
+Runs what the ``text`` stage (training/pipeline/stages/text_stage.py) runs (``TextLearner`` with
+the pipeline's defaults on the train split, then the KG entity vectors), timing each part in wall and process CPU
 seconds (CPU seconds are the figure to compare on a loaded machine; ``--threads``
 pins torch's thread count). Quality is on VALIDATION (docs/PROTOCOL.md, train
 masked, K = 20): the text source itself and, with ``--gnn SEEDS``, a LightGCN fit on

@@ -31,7 +31,7 @@ def test_the_ranker_fits_on_a_noted_sample_and_valid_rows_use_one(tmp_path):
     ])  # fmt: skip
     pipeline = Pipeline(graph, config, tmp_path / "work", graph_fingerprint="samples",
                         stages=("als", "ranker", "evaluate"), log=lambda line: None)  # fmt: skip
-    everyone = pipeline._valid_users()
+    everyone = pipeline.context.valid_users()
     assert len(everyone) > 12
     result = pipeline.run()
     assert result.notes["ranker_fit_users"] == {"users": 12, "of": len(everyone), "seed": config.seed}

@@ -44,9 +44,9 @@ def test_a_graph_with_text_keeps_the_text_stage(tmp_path):
     config = TrainConfig(device="cpu")
     with_text = Pipeline(make_structured_graph(num_users=40, num_items=30, per_user=6), config, tmp_path / "a",
                          graph_fingerprint="text", stages=("text", "gnn"), log=lambda line: None)  # fmt: skip
-    assert with_text.graph_has_text and "text" in with_text._source_stages()
-    assert with_text._make("gnn").init == "text"
+    assert with_text.context.graph_has_text and "text" in with_text.context.source_names()
+    assert with_text.context.make("gnn").init == "text"
     ids_only = Pipeline(_ids_only_graph(), config, tmp_path / "b", graph_fingerprint="ids", stages=("text", "gnn"),
                         log=lambda line: None)  # fmt: skip
-    assert not ids_only.graph_has_text and "text" not in ids_only._source_stages()
-    assert ids_only._make("gnn").init == "random"
+    assert not ids_only.context.graph_has_text and "text" not in ids_only.context.source_names()
+    assert ids_only.context.make("gnn").init == "random"

@@ -2,7 +2,11 @@
 
 * :mod:`training.pipeline.config` (and :mod:`training.pipeline.config_sections`): :class:`TrainConfig`,
   one section per stage, loaded once at the entry point. Importing it loads no torch.
-* :mod:`training.pipeline.runner`: :class:`Pipeline`, which runs the stages in order.
+* :mod:`training.pipeline.stages`: the stages as objects (name, needs, makes, checkpoint), listed once.
+* :mod:`training.pipeline.runner`: :class:`Pipeline`, which iterates the stages and checkpoints each.
+* :mod:`training.pipeline.context`: :class:`~training.pipeline.context.StageContext`, what the stages share.
+* :mod:`training.pipeline.learners`: each learner built from its config section, every argument named.
+* :mod:`training.pipeline.scorers`: the evaluate stage's test scorers (fold-in with ``user_sample``).
 * :mod:`training.pipeline.phase`: a phase's fitted sources (fit on train, final on train + valid).
 * :mod:`training.pipeline.workdir`: the resumable work directory (stage checkpoints).
 * :mod:`training.pipeline.tune`: validation-driven tuning of the sources (Optuna).

@@ -13,13 +13,13 @@ from typing import Any, Callable, Optional
 import numpy as np
 import scipy.sparse as sp
 
-from training.sources.als import ALS
 from training.base import Learner, load_state
-from training.sources.ease import EASE
 from training.gnn import GAT, LightGCN
+from training.ranker import RankerInputs
+from training.sources.als import ALS
+from training.sources.ease import EASE
 from training.sources.graphfilter import GraphFilter
 from training.sources.knn import ItemKNN
-from training.ranker import RankerInputs
 from training.sources.names import EMBEDDING_PRECEDENCE, Source
 from training.text import TextLearner
 

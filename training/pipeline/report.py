@@ -98,29 +98,9 @@ def format_report(
         curves: ``PipelineResult.training_curves`` (validation NDCG per epoch of the
             GNN and the ranker), summarised and linked to ``training_curves.png``.
     """
-    threshold = metrics.get("sparse_threshold")
-    lines = [f"# {title}", ""]
-    lines.append(
-        f"Graph: {counts.get('users', 0):,} users, {counts.get('items', 0):,} items, "
-        f"{counts.get('train', 0):,} train + {counts.get('valid', 0):,} valid + {counts.get('test', 0):,} test pairs, "
-        f"{counts.get('entities', 0):,} entities."
-    )
-    lines.append("")
     test = metrics.get("test", {})
-    if test:
-        lines += [f"## Test (K = {k}, train + valid masked, docs/PROTOCOL.md)", ""]
-        order = [n for n in test if n != "hybrid"] + (["hybrid"] if "hybrid" in test else [])
-        lines.append(metrics_table([(name, test[name]) for name in order], k))
-        lines.append("")
-        if threshold is not None:
-            lines.append(f"Sparse users: at most {threshold} train items.")
-        if "hybrid" in test:
-            singles = (n for n in test if n not in ("hybrid", Source.POP))
-            best = max(singles, key=lambda n: test[n]["ndcg"], default=None)
-            if best is not None:
-                gain = test["hybrid"]["ndcg"] / max(test[best]["ndcg"], 1e-12) - 1
-                lines.append(f"Hybrid vs best single source ({_label(best)}): NDCG@{k} {100 * gain:+.1f}% relative.")
-        lines.append("")
+    lines = [f"# {title}", "", _graph_line(counts), ""]
+    lines += _test_section(test, metrics.get("sparse_threshold"), k)
     lines += _ablation(ablation, test, k)
     if test:
         lines += ["## Plots", ""]
@@ -129,17 +109,7 @@ def format_report(
         lines += [f"![{decile_alt}]({PLOT_FILES['recall_by_decile']})", ""]
         lines += [f"![{tail_alt}]({PLOT_FILES['longtail']})", ""]
     lines += _curves(curves)
-    valid = metrics.get("valid", {})
-    if valid:
-        lines += ["## Validation (sources fitted on train)", ""]
-        rows = [(name, result) for name, result in valid.items() if isinstance(result, Mapping)]
-        lines.append(metrics_table(rows, k))
-        if "hybrid_inner_ndcg" in valid:
-            lines.append("")
-            lines.append(
-                f"Hybrid ranker, NDCG@{k} on its inner validation users: {valid['hybrid_inner_ndcg']:.4f}."
-            )
-        lines.append("")
+    lines += _valid_section(metrics.get("valid", {}), k)
     if timings:
         lines += ["## Wall seconds per stage", ""]
         lines.append("| " + " | ".join(timings) + " |")
@@ -151,6 +121,48 @@ def format_report(
         lines += [f"- {key}: {value}" for key, value in notes.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def _graph_line(counts: Mapping[str, int]) -> str:
+    return (
+        f"Graph: {counts.get('users', 0):,} users, {counts.get('items', 0):,} items, "
+        f"{counts.get('train', 0):,} train + {counts.get('valid', 0):,} valid + {counts.get('test', 0):,} test pairs, "
+        f"{counts.get('entities', 0):,} entities."
+    )
+
+
+def _test_section(test: Mapping[str, Any], threshold: Optional[int], k: int) -> list[str]:
+    """The test table (sources, then the hybrid), the sparse-user cut and the hybrid's gain over the best source."""
+    if not test:
+        return []
+    lines = [f"## Test (K = {k}, train + valid masked, docs/PROTOCOL.md)", ""]
+    order = [n for n in test if n != "hybrid"] + (["hybrid"] if "hybrid" in test else [])
+    lines.append(metrics_table([(name, test[name]) for name in order], k))
+    lines.append("")
+    if threshold is not None:
+        lines.append(f"Sparse users: at most {threshold} train items.")
+    if "hybrid" in test:
+        singles = (n for n in test if n not in ("hybrid", Source.POP))
+        best = max(singles, key=lambda n: test[n]["ndcg"], default=None)
+        if best is not None:
+            gain = test["hybrid"]["ndcg"] / max(test[best]["ndcg"], 1e-12) - 1
+            lines.append(f"Hybrid vs best single source ({_label(best)}): NDCG@{k} {100 * gain:+.1f}% relative.")
+    lines.append("")
+    return lines
+
+
+def _valid_section(valid: Mapping[str, Any], k: int) -> list[str]:
+    """Each source fitted on train, on the validation split, and the ranker's inner-validation NDCG."""
+    if not valid:
+        return []
+    lines = ["## Validation (sources fitted on train)", ""]
+    rows = [(name, result) for name, result in valid.items() if isinstance(result, Mapping)]
+    lines.append(metrics_table(rows, k))
+    if "hybrid_inner_ndcg" in valid:
+        lines.append("")
+        lines.append(f"Hybrid ranker, NDCG@{k} on its inner validation users: {valid['hybrid_inner_ndcg']:.4f}.")
+    lines.append("")
+    return lines
 
 
 def _ablation(ablation: Sequence[Mapping[str, Any]], test: Mapping[str, Any], k: int) -> list[str]:

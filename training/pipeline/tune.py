@@ -164,8 +164,23 @@ def tune_source(
         ValueError: an unknown source, a budget <= 0, shapes that disagree, or an empty
             validation split.
     """
-    import optuna
+    users = _validation_users(name, graph, fit_items, valid_items, budget_seconds, valid_users, seed)
+    start = time.perf_counter()
+    search = _Search(name, graph, fit_items, sp.csr_matrix(valid_items), users, make, k=k, log=log)
+    _optimize(search.objective, seed=seed, budget_seconds=budget_seconds, max_trials=max_trials, start=start)
+    learner = search.kept["learner"]
+    return TuneResult(
+        source=name, best=learner.get_config(), changed=_plain(search.kept["changes"]),
+        best_value=search.kept["value"], default_value=search.history[0]["value"], learner=learner,
+        history=search.history, users=len(users), seconds=time.perf_counter() - start,
+    )  # fmt: skip
 
+
+def _validation_users(
+    name: str, graph: Graph, fit_items: sp.csr_matrix, valid_items: sp.csr_matrix, budget_seconds: float,
+    valid_users: int, seed: int,
+) -> np.ndarray:  # fmt: skip
+    """The arguments checked; the (seeded sample of ``valid_users``) users with validation items."""
     if name not in SPACES:
         raise ValueError(f"no tuner for source {name!r}; tunable: {sorted(SPACES)}")
     if not (isinstance(budget_seconds, (int, float)) and budget_seconds > 0):
@@ -179,38 +194,59 @@ def tune_source(
     users = np.flatnonzero(np.diff(valid_items.indptr) > 0)
     if not len(users):
         raise ValueError("the validation matrix has no items: nothing to tune on")
-    users = sample_at_most(users, valid_users, seed)
-    exclude = sp.csr_matrix(fit_items)
-    start = time.perf_counter()
-    defaults = make().get_config()
-    say = log or (lambda line: None)
-    trial_learner = _graphfilter_trials(graph, fit_items, make, defaults) if name == Source.GRAPHFILTER else None
+    return sample_at_most(users, valid_users, seed)
 
-    def build(changes: dict[str, Any]) -> Learner:
-        if trial_learner is not None:
-            return trial_learner(changes)
-        return make(**changes).fit(graph, fit_items)
 
-    def score(learner: Learner) -> float:
-        result = evaluate(learner.score, train=exclude, test=valid_items, item_ids=graph.item_ids, k=k, users=users)
+class _Search:
+    """One tuning search's trials: build each trial's learner, score it on validation, keep the best."""
+
+    def __init__(
+        self, name: str, graph: Graph, fit_items: sp.csr_matrix, valid_items: sp.csr_matrix, users: np.ndarray,
+        make: Callable[..., Learner], *, k: int, log: Optional[Callable[[str], None]],
+    ) -> None:  # fmt: skip
+        self.name, self.graph, self.fit_items, self.valid_items, self.users = name, graph, fit_items, valid_items, users
+        self.make, self.k, self.say = make, k, log or (lambda line: None)
+        self.exclude = sp.csr_matrix(fit_items)
+        self.defaults = make().get_config()
+        self.trial_learner = (
+            _graphfilter_trials(graph, fit_items, make, self.defaults) if name == Source.GRAPHFILTER else None
+        )
+        self.kept: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
+
+    def build(self, changes: dict[str, Any]) -> Learner:
+        if self.trial_learner is not None:
+            return self.trial_learner(changes)
+        return self.make(**changes).fit(self.graph, self.fit_items)
+
+    def score(self, learner: Learner) -> float:
+        result = evaluate(
+            learner.score, train=self.exclude, test=self.valid_items, item_ids=self.graph.item_ids, k=self.k,
+            users=self.users,
+        )  # fmt: skip
         return float(result.metrics["ndcg"])
 
-    kept: dict[str, Any] = {}
-    history: list[dict[str, Any]] = []
-
-    def objective(trial) -> float:
+    def objective(self, trial) -> float:
         began = time.perf_counter()
-        changes = {} if trial.number == 0 else SPACES[name](trial, defaults)
-        learner = build(changes)
+        changes = {} if trial.number == 0 else SPACES[self.name](trial, self.defaults)
+        learner = self.build(changes)
         changes = {key: learner.get_config()[key] for key in changes}  # e.g. the graph filter's rank share -> rank
-        value = score(learner)
-        if not kept or value > kept["value"]:
-            kept.update(value=value, learner=learner, changes=changes)
+        value = self.score(learner)
+        if not self.kept or value > self.kept["value"]:
+            self.kept.update(value=value, learner=learner, changes=changes)
         entry = {"number": trial.number, "params": _plain(changes) or "configured",
                  "value": value, "seconds": round(time.perf_counter() - began, 2)}  # fmt: skip
-        history.append(entry)
-        say(f"  tune {name} trial {trial.number}: valid NDCG@{k} {value:.4f} {entry['params']}")
+        self.history.append(entry)
+        self.say(f"  tune {self.name} trial {trial.number}: valid NDCG@{self.k} {value:.4f} {entry['params']}")
         return value
+
+
+def _optimize(
+    objective: Callable[[Any], float], *, seed: int, budget_seconds: float, max_trials: int, start: float
+) -> None:
+    """Trial 0 (the configured setting) whatever the budget, then seeded TPE trials until the budget or
+    ``max_trials`` runs out."""
+    import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
     with warnings.catch_warnings():  # multivariate TPE (models the settings jointly) is marked experimental
@@ -221,12 +257,6 @@ def tune_source(
     left = budget_seconds - (time.perf_counter() - start)
     if left > 0 and (max_trials == 0 or max_trials > 1):
         study.optimize(objective, timeout=left, n_trials=(max_trials - 1) if max_trials else None)
-    learner = kept["learner"]
-    return TuneResult(
-        source=name, best=learner.get_config(), changed=_plain(kept["changes"]), best_value=kept["value"],
-        default_value=history[0]["value"], learner=learner, history=history, users=len(users),
-        seconds=time.perf_counter() - start,
-    )  # fmt: skip
 
 
 def _graphfilter_trials(graph: Graph, fit_items, make, defaults) -> Callable[[dict[str, Any]], Learner]:

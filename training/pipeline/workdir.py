@@ -11,6 +11,7 @@ Layout (all written atomically; nothing is pickled)::
     ranker/                     the fitted hybrid ranker
     evaluation.json             metrics and the ablation table
 
+Each stage declares its part of this layout (``Stage.checkpoint``, :mod:`training.pipeline.stages`).
 A run resumes only with the same configuration and graph; anything else is an
 error that says so rather than a silently mixed model.
 """
@@ -59,7 +60,9 @@ class WorkDir:
         ResumeError: ``resume`` and the directory holds a run of another config or graph.
     """
 
-    def __init__(self, path: str | os.PathLike, *, config: dict[str, Any], graph_fingerprint: str, resume: bool) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, config: dict[str, Any], graph_fingerprint: str, resume: bool
+    ) -> None:
         self.path = Path(path)
         self.config = to_jsonable(config)
         self.graph_fingerprint = graph_fingerprint
