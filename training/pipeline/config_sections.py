@@ -2,9 +2,10 @@
 
 One frozen dataclass per stage; every field has a default and a one-line doc
 (``field(metadata={"doc": ...})``). Sections whose fields mirror a learner's ``__init__``
-build that learner with :meth:`Section.learner_kwargs` (pipeline-only fields such as
-``enabled`` or ``weighted`` are left out); tests/training/test_defaults_agree.py checks
-their defaults against the learners' signatures.
+are turned into that learner by :mod:`training.pipeline.learners` (every argument named);
+:meth:`Section.learner_kwargs` lists those fields (pipeline-only ones such as ``enabled`` or
+``weighted`` left out), and tests/training/test_defaults_agree.py and test_pipeline_learners.py
+check their names and defaults against the learners' signatures.
 """
 
 from __future__ import annotations

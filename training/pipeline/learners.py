@@ -35,10 +35,10 @@ def make_text(config: TrainConfig) -> TextLearner:
     s = config.text
     return TextLearner(
         model=s.model, template=s.template, max_length=s.max_length, batch_size=s.batch_size, profile=s.profile,
-        neighbours=s.neighbours, fine_tune_steps=s.fine_tune_steps, fine_tune_batch_size=s.fine_tune_batch_size,
-        fine_tune_learning_rate=s.fine_tune_learning_rate, fine_tune_temperature=s.fine_tune_temperature,
+        neighbors=s.neighbors, fine_tune_steps=s.fine_tune_steps, fine_tune_batch_size=s.fine_tune_batch_size,
+        fine_tune_lr=s.fine_tune_lr, fine_tune_temperature=s.fine_tune_temperature,
         fine_tune_layers=s.fine_tune_layers, fine_tune_anchor_power=s.fine_tune_anchor_power,
-        fine_tune_neighbours=s.fine_tune_neighbours, cache_dir=s.cache_dir, seed=config.seed, device=config.device,
+        fine_tune_neighbors=s.fine_tune_neighbors, cache_dir=s.cache_dir, seed=config.seed, device=config.device,
     )  # fmt: skip
 
 

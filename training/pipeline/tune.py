@@ -16,7 +16,7 @@ Search spaces (one function per source, :data:`SPACES`):
   once and every trial reuses it (:meth:`GraphFilter.with_filter`), so trials cost
   scoring only;
 * ``als``: factors, regularization, alpha (a fit per trial);
-* ``itemknn``: similarity, neighbours, BM25 k1/b (a fit per trial);
+* ``itemknn``: similarity, neighbors, BM25 k1/b (a fit per trial);
 * ``ease``: regularization (a fit per trial).
 """
 
