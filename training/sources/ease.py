@@ -8,18 +8,16 @@ item is regressed on all the others with a zero diagonal; a user scores
 
 from __future__ import annotations
 
-import time
 import warnings
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from eval.checks import int_or_auto, positive_float
-from kg.graph import Graph
-from training.base import Callback, GraphrecWarning, ModelFitError
-from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
+from training.base import GraphrecWarning, ModelFitError
+from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state
 from training.sources.names import Source
 
 __all__ = ["AUTO_MAX_ITEMS", "EASE", "FLOAT64_MAX_ITEMS", "ease_memory_bytes"]
@@ -138,39 +136,16 @@ class EASE(ItemItemLearner):
             "use ItemKNN, or a device with more memory"
         )
 
-    def fit(
-        self,
-        graph: Graph,
-        user_items: sp.csr_matrix,
-        *,
-        valid_items: Optional[sp.csr_matrix] = None,
-        show_progress: bool = False,
-        callback: Optional[Callback] = None,
-    ) -> "EASE":
-        """Solve for ``B`` in closed form.
-
-        Args:
-            graph: fixes ``num_users``/``num_items``; no side information is used.
-            user_items: CSR ``[num_users, num_items]`` of non-negative weights.
-            valid_items: ignored.
-            show_progress: accepted for the contract; one solve has no progress to show.
-            callback: called once, ``callback(0, elapsed_seconds, loss)`` with the
-                minimised objective ``||X - XB||^2 + lambda ||B||^2``.
-
-        Returns:
-            ``self``.
+    def _fit_matrix(self, matrix: sp.csr_matrix, *, show_progress: bool) -> float:
+        """Solve for ``B`` in closed form; returns the minimised ``||X - XB||^2 + lambda ||B||^2``.
 
         Raises:
-            TypeError: ``user_items`` is not a scipy sparse matrix.
-            ValueError: its shape does not match ``graph``, it is empty, or the
-                item count is beyond ``max_items`` or the available memory.
+            ValueError: the item count is beyond ``max_items`` or the available memory.
             ModelFitError: the solve failed or produced non-finite values.
         """
-        matrix = fit_matrix(user_items, graph)
         num_items = matrix.shape[1]
         dtype = self._solve_dtype(num_items)
         device = torch.device(self.device)
-        start = time.perf_counter()
         gram = torch.from_numpy(_gram(matrix, np.float64 if dtype == torch.float64 else np.float32)).to(device)
         gram.diagonal().add_(self.regularization)
         try:
@@ -190,10 +165,7 @@ class EASE(ItemItemLearner):
             raise ModelFitError(f"EASE produced non-finite weights (regularization={self.regularization})")
         self.weights_ = weights.to(torch.float32)
         self.user_items_ = matrix
-        self.fitted_ = True
-        if callback is not None:
-            callback(0, time.perf_counter() - start, loss)
-        return self
+        return loss
 
     def _similarity_operand(self) -> torch.Tensor:
         return self.weights_

@@ -43,16 +43,14 @@ and the fitted state is ``R`` plus the ``num_items x rank`` matrix ``V``.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from kg.graph import Graph
-from training.base import Callback, Learner, ModelFitError, as_user_index, as_user_items
-from training.sources.neighbors import csr_from_state, csr_state, fit_matrix
+from training.base import ModelFitError, as_user_index, as_user_items
+from training.sources.neighbors import OnePassLearner, csr_from_state, csr_state
 from training.sources.names import Source
 from training.sources.spectral import (
     KINDS,
@@ -71,7 +69,7 @@ from training.sources.spectral import (
 __all__ = ["GraphFilter", "auto_rank", "chebyshev_coefficients", "normalised_matrix", "randomized_svd"]
 
 
-class GraphFilter(Learner):
+class GraphFilter(OnePassLearner):
     """Low-pass + ideal graph filter (GF-CF, ChebyCF), with optional BSPM sharpening.
 
     .. math::
@@ -144,45 +142,20 @@ class GraphFilter(Learner):
         self.device = str(device)
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(
-        self,
-        graph: Graph,
-        user_items: sp.csr_matrix,
-        *,
-        valid_items: Optional[sp.csr_matrix] = None,
-        show_progress: bool = False,
-        callback: Optional[Callback] = None,
-    ) -> "GraphFilter":
-        """Normalise ``user_items`` and compute the truncated SVD of ``R~``.
+    def _fit_matrix(self, matrix: sp.csr_matrix, *, show_progress: bool) -> float:
+        """Normalise ``matrix`` (the pipeline passes 0/1, as the papers do) and compute the truncated SVD of ``R~``.
 
-        Args:
-            graph: fixes ``num_users``/``num_items``; no side information is used.
-            user_items: CSR ``[num_users, num_items]`` of non-negative weights
-                (the pipeline passes 0/1, as the papers do).
-            valid_items: ignored (nothing is trained).
-            show_progress: accepted for the contract; one SVD has no progress to show.
-            callback: called once, ``callback(0, elapsed_seconds, loss)`` with the
-                share of ``||R~||_F^2`` the kept singular vectors leave out.
-
-        Returns:
-            ``self``.
+        Returns the share of ``||R~||_F^2`` the kept singular vectors leave out.
 
         Raises:
-            TypeError: ``user_items`` is not a scipy sparse matrix.
-            ValueError: its shape does not match ``graph``, or it is empty.
             ModelFitError: the SVD failed or produced non-finite vectors.
         """
-        matrix = fit_matrix(user_items, graph)
-        start = time.perf_counter()
         self._build(matrix, self._svd(matrix))
-        if callback is not None:
-            # R~ is held divided by sigma_1 (see _build): undo it for ||R~||_F^2.
-            top = float(self.singular_values_[0])
-            energy = float(np.square(self._normalised.data, dtype=np.float64).sum()) * top**2
-            kept = float(np.square(self.singular_values_, dtype=np.float64).sum())
-            callback(0, time.perf_counter() - start, max(0.0, 1.0 - kept / energy) if energy else 0.0)
-        self.fitted_ = True
-        return self
+        # R~ is held divided by sigma_1 (see _build): undo it for ||R~||_F^2.
+        top = float(self.singular_values_[0])
+        energy = float(np.square(self._normalised.data, dtype=np.float64).sum()) * top**2
+        kept = float(np.square(self.singular_values_, dtype=np.float64).sum())
+        return max(0.0, 1.0 - kept / energy) if energy else 0.0
 
     def with_filter(self, **changes: Any) -> "GraphFilter":
         """A fitted copy with other filter settings, reusing this fit's SVD.

@@ -9,17 +9,14 @@ Sarwar et al., "Item-based collaborative filtering recommendation algorithms"
 
 from __future__ import annotations
 
-import time
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from eval.checks import choice, number, positive_float, positive_int
-from kg.graph import Graph
-from training.base import Callback
-from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state, fit_matrix
+from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state
 from training.sources.names import Source
 
 __all__ = ["SIMILARITIES", "ItemKNN"]
@@ -73,38 +70,15 @@ class ItemKNN(ItemItemLearner):
         self.bm25_b = float(bm25_b)
         self.num_threads = int(num_threads)
 
-    def fit(
-        self,
-        graph: Graph,
-        user_items: sp.csr_matrix,
-        *,
-        valid_items: Optional[sp.csr_matrix] = None,
-        show_progress: bool = False,
-        callback: Optional[Callback] = None,
-    ) -> "ItemKNN":
-        """Build the neighbor matrix ``S`` from ``user_items``.
+    def _fit_matrix(self, matrix: sp.csr_matrix, *, show_progress: bool) -> float:
+        """Build the neighbor matrix ``S`` (implicit's item-item recommender; ``show_progress``: its bar over items).
 
-        Args:
-            graph: fixes ``num_users``/``num_items``; no side information is used.
-            user_items: CSR ``[num_users, num_items]`` of non-negative weights.
-            valid_items: ignored.
-            show_progress: implicit's tqdm bar over items.
-            callback: called once, ``callback(0, elapsed_seconds, 0.0)``; there is
-                no objective to report.
-
-        Returns:
-            ``self``.
-
-        Raises:
-            TypeError: ``user_items`` is not a scipy sparse matrix.
-            ValueError: its shape does not match ``graph``, or it is empty.
+        Returns 0.0: there is no objective to report.
         """
         # implicit spells its module the British way; graphrec says "neighbor" (training/renames.py).
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, TFIDFRecommender
         from implicit.utils import ParameterWarning
 
-        matrix = fit_matrix(user_items, graph)
-        start = time.perf_counter()
         # One extra slot: implicit counts an item among its own neighbors.
         k = self.neighbors + 1
         if self.similarity == "bm25":
@@ -119,10 +93,7 @@ class ItemKNN(ItemItemLearner):
             model.fit(matrix, show_progress=show_progress)
         self.similarity_ = _top_neighbors(sp.csr_matrix(model.similarity, dtype=np.float32), self.neighbors)
         self.user_items_ = matrix
-        self.fitted_ = True
-        if callback is not None:
-            callback(0, time.perf_counter() - start, 0.0)
-        return self
+        return 0.0
 
     def _similarity_operand(self) -> sp.csr_matrix:
         return self.similarity_

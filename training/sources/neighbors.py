@@ -18,16 +18,17 @@ known user) and save it with ``S`` as plain CSR arrays in the safetensors state.
 from __future__ import annotations
 
 import abc
-from typing import Any
+import time
+from typing import Any, Optional
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from kg.graph import Graph
-from training.base import Learner, as_user_index, as_user_items
+from training.base import Callback, Learner, as_user_index, as_user_items
 
-__all__ = ["ItemItemLearner", "csr_from_state", "csr_state", "fit_matrix", "sparse_times"]
+__all__ = ["ItemItemLearner", "OnePassLearner", "csr_from_state", "csr_state", "fit_matrix", "sparse_times"]
 
 
 def fit_matrix(user_items: Any, graph: Graph) -> sp.csr_matrix:
@@ -86,10 +87,59 @@ def sparse_times(rows: sp.csr_matrix, right: sp.csr_matrix | torch.Tensor) -> to
     return torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32))
 
 
-class ItemItemLearner(Learner):
+class OnePassLearner(Learner):
+    """A learner fitted in one pass over ``user_items``: nothing iterates and validation is unused.
+
+    Item-KNN, EASE and the graph filter. :meth:`fit` checks and copies the matrix
+    (:func:`fit_matrix`), times :meth:`_fit_matrix` and reports its objective once through
+    ``callback``; subclasses implement :meth:`_fit_matrix` only.
+    """
+
+    def fit(
+        self,
+        graph: Graph,
+        user_items: sp.csr_matrix,
+        *,
+        valid_items: Optional[sp.csr_matrix] = None,
+        show_progress: bool = False,
+        callback: Optional[Callback] = None,
+    ) -> "OnePassLearner":
+        """Learn from ``user_items`` in one pass (:meth:`_fit_matrix` says what is learned).
+
+        Args:
+            graph: fixes ``num_users``/``num_items``; no side information is used.
+            user_items: CSR ``[num_users, num_items]`` of non-negative weights.
+            valid_items: ignored (nothing iterates, so nothing stops early).
+            show_progress: passed to :meth:`_fit_matrix` (a bar where the pass has one).
+            callback: called once, ``callback(0, elapsed_seconds, objective)`` with what
+                :meth:`_fit_matrix` returns.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            TypeError: ``user_items`` is not a scipy sparse matrix.
+            ValueError: its shape does not match ``graph``, or it is empty; or the
+                subclass's own limits (see :meth:`_fit_matrix`).
+            ModelFitError: the pass produced non-finite values.
+        """
+        matrix = fit_matrix(user_items, graph)
+        start = time.perf_counter()
+        objective = self._fit_matrix(matrix, show_progress=show_progress)
+        self.fitted_ = True
+        if callback is not None:
+            callback(0, time.perf_counter() - start, objective)
+        return self
+
+    @abc.abstractmethod
+    def _fit_matrix(self, matrix: sp.csr_matrix, *, show_progress: bool) -> float:
+        """Set the learned state from ``matrix`` (a checked private float32 CSR copy); return the objective."""
+
+
+class ItemItemLearner(OnePassLearner):
     """A learner that scores a user as their history times an item x item matrix ``S``.
 
-    Subclasses set ``user_items_`` (the training matrix) in ``fit`` and return ``S``
+    Subclasses set ``user_items_`` (the training matrix) in :meth:`_fit_matrix` and return ``S``
     from :meth:`_similarity_operand` (a scipy CSR or a dense torch tensor).
     """
 
