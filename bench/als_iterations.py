@@ -23,8 +23,8 @@ def main() -> None:
 
     from eval import evaluate
     from kg import load_graph
-    from training.sources.als import ALS
     from training.pipeline.config import TrainConfig
+    from training.sources.als import ALS
 
     torch.set_num_threads(1)
     graph, config = load_graph(args.graph), TrainConfig().als

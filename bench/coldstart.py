@@ -41,8 +41,8 @@ from kg.build import build_graph  # noqa: E402
 from kg.config import BuildConfig  # noqa: E402
 from kg.graph_io import load_graph  # noqa: E402
 from training.pipeline.config import TrainConfig  # noqa: E402
-from training.pipeline.runner import Pipeline  # noqa: E402
 from training.pipeline.report import format_report  # noqa: E402
+from training.pipeline.runner import Pipeline  # noqa: E402
 
 K = 20
 METRICS = ("recall", "ndcg", "tail_recall", "coverage")

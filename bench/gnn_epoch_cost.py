@@ -35,8 +35,8 @@ def main() -> None:
 
     import training
     from kg import load_graph
-    from training.pipeline.config import TrainConfig
     from training.gnn import LightGCN
+    from training.pipeline.config import TrainConfig
 
     torch.set_num_threads(args.threads)
     graph = load_graph(args.graph)

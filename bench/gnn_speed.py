@@ -34,11 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import emit  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
 
+from bench.common import emit  # noqa: E402
 from eval import evaluate  # noqa: E402
 from kg import load_graph  # noqa: E402
 from training.gnn import LightGCN  # noqa: E402

@@ -63,9 +63,9 @@ def main() -> None:
     import yaml
 
     from kg import load_graph
-    from training.pipeline.config import TrainConfig
     from training.gnn import LightGCN
     from training.gnn.schedule import warm_epochs
+    from training.pipeline.config import TrainConfig
     from training.text import item_texts
 
     torch.set_num_threads(args.threads)

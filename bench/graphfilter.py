@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PeakRSS  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.common import PeakRSS  # noqa: E402
 from eval import evaluate, sparse_threshold  # noqa: E402
 from eval.ranking import TopK, topk  # noqa: E402
 from kg.artifact import atomic_file, to_jsonable  # noqa: E402

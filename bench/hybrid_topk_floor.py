@@ -35,10 +35,10 @@ from eval import MostPop  # noqa: E402
 from eval.ranking import iter_topk  # noqa: E402
 from graphrec.serving.batch_topk import parallel_hybrid_topk  # noqa: E402
 from kg.graph_io import load_graph  # noqa: E402
+from training.pipeline.phase import load_source, scorer_of  # noqa: E402
 from training.ranker import HybridRanker  # noqa: E402
 from training.ranker.candidates import generate_candidates, segment_topk  # noqa: E402
 from training.ranker.features import build_features  # noqa: E402
-from training.pipeline.phase import load_source, scorer_of  # noqa: E402
 
 
 def sources_of(work: Path, phase: str, graph, history) -> dict:

@@ -19,8 +19,8 @@ import numpy as np
 from eval import MostPop
 from eval.ranking import iter_topk
 from kg.graph_io import load_graph
-from training.ranker import HybridRanker
 from training.pipeline.phase import load_source, scorer_of
+from training.ranker import HybridRanker
 
 graph_dir, work = sys.argv[1], Path(sys.argv[2])
 graph = load_graph(graph_dir)

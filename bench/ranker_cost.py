@@ -39,12 +39,12 @@ from eval import MostPop, evaluate  # noqa: E402
 from eval.ranking import TopK  # noqa: E402
 from kg.graph_io import load_graph  # noqa: E402
 from training.base import sample_at_most  # noqa: E402
+from training.pipeline.phase import load_source, scorer_of  # noqa: E402
 from training.ranker import HybridRanker  # noqa: E402
 from training.ranker.context import RankerContext  # noqa: E402
 from training.ranker.evaluation import FeaturisedUsers, rank_featurised  # noqa: E402
 from training.ranker.features import ALL_GROUPS, feature_names  # noqa: E402
 from training.ranker.fitting import FittingLists, collect_lists  # noqa: E402
-from training.pipeline.phase import load_source, scorer_of  # noqa: E402
 
 NAME = "ranker_cost"
 

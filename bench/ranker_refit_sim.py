@@ -24,14 +24,14 @@ import torch
 from eval import MostPop, evaluate
 from kg.graph_io import load_graph
 from kg.split import held_out
-from training.sources.als import ALS
 from training.base import sample_at_most
 from training.pipeline.config import TrainConfig
-from training.sources.graphfilter import GraphFilter
-from training.sources.knn import ItemKNN
+from training.pipeline.phase import load_source, scorer_of
 from training.ranker import HybridRanker
 from training.ranker.context import RankerContext
-from training.pipeline.phase import load_source, scorer_of
+from training.sources.als import ALS
+from training.sources.graphfilter import GraphFilter
+from training.sources.knn import ItemKNN
 
 torch.set_num_threads(1)
 g = load_graph(sys.argv[1])

@@ -97,9 +97,9 @@ def main(argv=None) -> int:
     from bench.text_stage import append_jsonl
     from eval import evaluate
     from kg import load_graph
-    from training.pipeline.config import GNNConfig
     from training.gnn import LightGCN
     from training.gnn.schedule import warm_epochs
+    from training.pipeline.config import GNNConfig
 
     graph = load_graph(args.graph)
     train, valid = graph.matrix("train", weighted=True), graph.matrix("valid")

@@ -38,8 +38,8 @@ from eval import MostPop, evaluate, sparse_threshold
 from kg.artifact import atomic_file, library_versions, to_jsonable
 from kg.graph import Graph
 from kg.graph_io import load_graph
-from training.sources.als import ALS
 from training.base import Learner
+from training.sources.als import ALS
 from training.sources.ease import EASE
 from training.sources.knn import ItemKNN
 

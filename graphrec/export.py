@@ -32,10 +32,10 @@ from typing import Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from graphrec.artifacts.model import TrainedModel, load_model
-from graphrec.cli import EXIT_OK, check_disjoint, output_path, print_notes, run_verb
 from graphrec.artifacts.embeddings import ANN_BACKENDS, write_embeddings
 from graphrec.artifacts.embeddings import FORMAT as EXPORT_FORMAT
+from graphrec.artifacts.model import TrainedModel, load_model
+from graphrec.cli import EXIT_OK, check_disjoint, output_path, print_notes, run_verb
 from kg.artifact import ArtifactError
 from kg.atomic import check_replaceable, claim
 from kg.locks import OutputBusyError

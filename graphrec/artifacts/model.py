@@ -40,8 +40,8 @@ if TYPE_CHECKING:  # the learners (torch, torch_geometric, transformers) load wh
 
     from kg.graph import Graph
     from training.pipeline.runner import PipelineResult
-    from training.ranker import HybridRanker
     from training.pipeline.user_sample import UserSample
+    from training.ranker import HybridRanker
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "HISTORY_SPLITS", "LIBRARIES", "TrainedModel", "load_model", "write_model"]
 
@@ -281,8 +281,8 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
 
     from eval.baselines import MostPop
     from kg.graph_io import load_graph
-    from training.ranker import HybridRanker
     from training.pipeline.phase import Source, load_source, scorer_of
+    from training.ranker import HybridRanker
 
     graph = load_graph(path / "graph", verify=False)  # its files are covered by the model's checksums
     splits = tuple(manifest.get("history_splits", HISTORY_SPLITS))

@@ -14,7 +14,6 @@ from graphrec.datasets import generate
 from graphrec.datasets.vocab import GENERIC_WORDS, TOPICS
 from tests.graphrec.conftest import codes, user_items
 
-
 # -- realism: long tail, activity, taste, time ---------------------------------------------------
 
 

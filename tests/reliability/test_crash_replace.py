@@ -125,9 +125,8 @@ def test_readers_always_see_a_complete_artifact_during_replacement(tmp_path):
 
 
 def test_killed_build_leaves_old_or_new_graph_and_next_build_cleans_up(tmp_path_factory, tmp_path):
-    from kg import load_graph
-
     from graphrec.build import main as build
+    from kg import load_graph
 
     graph = kit.tiny_graph(tmp_path_factory)
     inputs = kit.tiny_inputs(tmp_path / "data")

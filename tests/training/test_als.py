@@ -8,8 +8,8 @@ import scipy.sparse as sp
 import torch
 
 from tests.training.contract import LearnerContract
-from training.sources.als import ALS, confidence_matrix
 from training.base import ModelFitError
+from training.sources.als import ALS, confidence_matrix
 
 
 def small_als(seed: int = 0, **overrides) -> ALS:

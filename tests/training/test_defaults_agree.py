@@ -11,13 +11,13 @@ import inspect
 
 import pytest
 
-from training.sources.als import ALS
-from training.pipeline.config import TrainConfig
-from training.sources.ease import EASE
 from training.gnn import LightGCN
+from training.pipeline.config import TrainConfig
+from training.ranker import HybridRanker
+from training.sources.als import ALS
+from training.sources.ease import EASE
 from training.sources.graphfilter import GraphFilter
 from training.sources.knn import ItemKNN
-from training.ranker import HybridRanker
 from training.text import TextLearner
 
 LEARNERS = {

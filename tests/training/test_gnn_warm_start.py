@@ -9,11 +9,11 @@ import torch
 
 from eval import evaluate
 from tests.conftest import make_structured_graph
-from training.pipeline.config import TrainConfig
 from training.gnn import LightGCN
 from training.gnn.adjacency import NodeLayout
 from training.gnn.init import NodeEmbedding
 from training.gnn.schedule import warm_epochs
+from training.pipeline.config import TrainConfig
 from training.pipeline.runner import Pipeline
 
 

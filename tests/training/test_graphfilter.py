@@ -11,7 +11,13 @@ import torch
 
 from tests.training.contract import LearnerContract
 from training.base import NotFittedError
-from training.sources.graphfilter import GraphFilter, auto_rank, chebyshev_coefficients, normalised_matrix, randomized_svd
+from training.sources.graphfilter import (
+    GraphFilter,
+    auto_rank,
+    chebyshev_coefficients,
+    normalised_matrix,
+    randomized_svd,
+)
 
 
 class TestGraphFilterDenseContract(LearnerContract):

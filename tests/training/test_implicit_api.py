@@ -12,8 +12,8 @@ import pytest
 import scipy.sparse as sp
 
 from kg.graph import Graph
-from training.sources.als import ALS
 from training.base import NotFittedError
+from training.sources.als import ALS
 
 
 def _matrix(seed: int = 0) -> sp.csr_matrix:

@@ -8,8 +8,8 @@ import scipy.sparse as sp
 import torch
 
 from tests.training.contract import LearnerContract
-from training.sources import ease
 from training.base import GraphrecWarning
+from training.sources import ease
 from training.sources.ease import EASE, ease_memory_bytes
 from training.sources.knn import ItemKNN, _top_neighbors
 

@@ -11,8 +11,8 @@ import scipy.sparse as sp
 
 from tests.conftest import make_structured_graph
 from tests.training.test_text_encoder import one_torch_thread, tiny_model_dir  # noqa: F401  (fixtures)
-from training.sources.ease import AUTO_MAX_ITEMS, EASE
 from training.gnn.schedule import MIN_BATCH, STEPS_PER_EPOCH, resolve_schedule, validation_sample
+from training.sources.ease import AUTO_MAX_ITEMS, EASE
 from training.text import TextEncoder, entity_item_links, entity_vectors
 
 AUTO = dict(batch_size="auto", num_negatives="auto", epochs="auto", eval_every="auto", patience="auto")

@@ -9,11 +9,11 @@ import scipy.sparse as sp
 from eval import evaluate
 from tests.conftest import make_structured_graph
 from training.pipeline import tune as tune_module
-from training.sources.als import ALS
 from training.pipeline.config import TrainConfig, TuneConfig
-from training.sources.graphfilter import GraphFilter
 from training.pipeline.runner import Pipeline
 from training.pipeline.tune import SPACES, tune_source
+from training.sources.als import ALS
+from training.sources.graphfilter import GraphFilter
 
 
 def _valid_ndcg(learner, graph) -> float:

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
+
 from eval.progress import progress_bar
 from eval.ranking import TopK, iter_topk
 from training.ranker.context import RankerContext

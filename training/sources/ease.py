@@ -17,8 +17,8 @@ import torch
 
 from eval.checks import int_or_auto, positive_float
 from training.base import GraphrecWarning, ModelFitError
-from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state
 from training.sources.names import Source
+from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state
 
 __all__ = ["AUTO_MAX_ITEMS", "EASE", "FLOAT64_MAX_ITEMS", "ease_memory_bytes"]
 

@@ -50,8 +50,8 @@ import scipy.sparse as sp
 import torch
 
 from training.base import ModelFitError, as_user_index, as_user_items
-from training.sources.neighbors import OnePassLearner, csr_from_state, csr_state
 from training.sources.names import Source
+from training.sources.neighbors import OnePassLearner, csr_from_state, csr_state
 from training.sources.spectral import (
     KINDS,
     _degree_scales,

@@ -16,8 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from eval.checks import choice, number, positive_float, positive_int
-from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state
 from training.sources.names import Source
+from training.sources.neighbors import ItemItemLearner, csr_from_state, csr_state
 
 __all__ = ["SIMILARITIES", "ItemKNN"]
 

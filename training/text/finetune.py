@@ -44,8 +44,8 @@ from eval.progress import progress_bar
 from kg.graph import Graph
 from training.base import Callback, ModelFitError, as_user_items
 from training.text.encoder import TextEncoder
-from training.text.similar import co_interaction_neighbors
 from training.text.prefix import PrefixCache
+from training.text.similar import co_interaction_neighbors
 from training.text.templates import item_texts
 
 __all__ = [

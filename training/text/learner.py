@@ -35,8 +35,8 @@ from eval.checks import choice, int_or_auto, positive_int
 from kg.graph import Graph
 from training import renames
 from training.base import Callback, GraphrecWarning, Learner, as_user_index, as_user_items
-from training.sources.neighbors import csr_from_state, csr_state, sparse_times
 from training.sources.names import Source
+from training.sources.neighbors import csr_from_state, csr_state, sparse_times
 from training.text.encoder import TextEncoder
 from training.text.finetune import (
     AUTO_FINE_TUNE_STEPS,
