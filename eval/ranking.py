@@ -9,6 +9,12 @@ buffer). For a row with ``m`` excluded items it takes ``torch.topk`` of ``k + m`
 candidates and drops the excluded ones, which costs far less than copying the
 row; rows with many excluded items (``k + m`` above :data:`CANDIDATE_LIMIT`) are
 copied, their excluded items set to ``-inf``, and ranked with plain ``topk(k)``.
+
+Exactly tied scores are ordered by item index, lower first: ``torch.topk`` alone picks
+among ties as its kernel goes (differently for another ``k``, batch or device), so the
+candidates are reordered by (score, item) and a row whose k-th score ties with an item
+outside the candidates is ranked whole with a stable sort. The lists are thus the same
+whatever the batch size, the engine (in process, Spark) or the device.
 """
 
 from __future__ import annotations
@@ -158,10 +164,37 @@ def _is_excluded(candidates: torch.Tensor, excluded_keys: np.ndarray, num_items:
     return keys[found] == query
 
 
+def _index_order(values: torch.Tensor, items: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
+    """Column order of each row: usable entries first, by value descending, exact ties by item index ascending."""
+    by_item = torch.argsort(items, dim=1)  # the stable sort below keeps this order among equal values
+    key = values.gather(1, by_item).float().masked_fill(~usable.gather(1, by_item), float("-inf"))
+    return by_item.gather(1, torch.sort(key, dim=1, descending=True, stable=True).indices)
+
+
+def _full_row_topk(rows: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` of every row of ``rows`` (excluded items already ``-inf``), exact ties by item index ascending.
+
+    ``torch.topk`` picks among tied values as its kernel goes (it differs with ``k``, the batch and the
+    device); where the k-th value ties with an item ``topk`` left out, that row is sorted whole, stably.
+    """
+    values, items = torch.topk(rows, k, dim=1)
+    kth = values[:, -1:]
+    spill = ((rows == kth).sum(dim=1) > (values == kth).sum(dim=1)) & torch.isfinite(kth[:, 0])
+    if spill.any():
+        where = spill.nonzero().squeeze(1)
+        full_values, full_items = torch.sort(rows[where], dim=1, descending=True, stable=True)
+        values[where], items[where] = full_values[:, :k], full_items[:, :k]
+    order = _index_order(values, items, torch.ones_like(items, dtype=torch.bool))
+    return values.gather(1, order), items.gather(1, order)
+
+
 def _batch_topk(
     scores: torch.Tensor, k: int, users: np.ndarray, excluded: Optional[sp.csr_matrix]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` (``k <= num_items``) of every row of ``scores`` minus the row's excluded items."""
+    """Top-``k`` (``k <= num_items``) of every row of ``scores`` minus the row's excluded items.
+
+    Exactly tied scores are ordered by item index (lower first), whatever the batch, ``k`` or device.
+    """
     n_rows, num_items = scores.shape
     device = scores.device
     out_items = torch.full((n_rows, k), -1, dtype=torch.int64, device=device)
@@ -182,11 +215,14 @@ def _batch_topk(
         if torch.isnan(values).logical_and(~masked).any():
             raise _nan_error(users, (torch.isnan(values) & ~masked).any(dim=1))
         usable = ~masked & (values != float("-inf"))
-        # A stable sort of "unusable" moves the usable candidates to the front in rank order.
-        pick = torch.sort((~usable).to(torch.uint8), dim=1, stable=True).indices[:, :k]
+        pick = _index_order(values, candidates, usable)[:, :k]
         keep = usable.gather(1, pick)
         items = candidates.gather(1, pick).masked_fill(~keep, -1)
         top = values.gather(1, pick).float().masked_fill(~keep, float("-inf"))
+        if n_candidates < num_items:
+            # The k-th pick ties with the last candidate: items past the candidates may tie too.
+            spill = keep[:, -1] & (top[:, -1] == values[:, -1].float())
+            heavy = heavy | spill.cpu().numpy()
         if not heavy.any():
             return items.cpu().numpy(), top.cpu().numpy()
         light = torch.as_tensor(~heavy, device=device)
@@ -203,9 +239,9 @@ def _batch_topk(
             torch.as_tensor(local[entry_rows[in_heavy]], device=device),
             torch.as_tensor(entry_cols[in_heavy], device=device),
         ] = float("-inf")
-        values, candidates = torch.topk(copy, k, dim=1)
-        if torch.isnan(values).any():
-            raise _nan_error(users[rows], torch.isnan(values).any(dim=1))
+        if torch.isnan(copy).any():
+            raise _nan_error(users[rows], torch.isnan(copy).any(dim=1))
+        values, candidates = _full_row_topk(copy, k)
         keep = values != float("-inf")
         heavy_rows = torch.as_tensor(rows, device=device)
         out_items[heavy_rows] = candidates.masked_fill(~keep, -1)
@@ -227,8 +263,8 @@ def iter_topk(
 
     Items whose score is ``-inf`` count as not recommendable. When fewer than
     ``k`` items are left for a user (after masking, or ``k > num_items``) the row
-    is padded at the end with item ``-1`` and score ``-inf``. The order among
-    exactly tied scores is whatever ``torch.topk`` returns on the device.
+    is padded at the end with item ``-1`` and score ``-inf``. Exactly tied scores
+    are ordered by item index, lower first, on every device and for every batch.
 
     Args:
         scorer: ``scorer(users int64 [B]) -> [B, num_items]`` numpy array or torch

@@ -28,6 +28,44 @@ def _brute_force(scores, exclude, k):
     return items, values
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    n_users=st.integers(1, 12),
+    n_items=st.integers(1, 60),
+    k=st.integers(1, 30),
+    levels=st.integers(1, 4),
+    density=st.sampled_from([0.0, 0.2, 0.6]),
+    batch_size=st.integers(1, 12),
+    seed=st.integers(0, 10_000),
+    limit=st.sampled_from([4, 512]),
+)
+def test_exact_ties_are_ordered_by_item_index_whatever_the_batch(
+    n_users, n_items, k, levels, density, batch_size, seed, limit
+):
+    """Scores on a few levels tie everywhere; the lists must be the stable full sort's (ties: lower item first),
+    on the candidate path and the copy path, for any batch size (torch.topk alone picks among ties as it goes)."""
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, levels, size=(n_users, n_items)).astype(np.float32)
+    exclude = _random_exclude(rng, n_users, n_items, density)
+    users = rng.permutation(n_users)
+    original, ranking.CANDIDATE_LIMIT = ranking.CANDIDATE_LIMIT, limit
+    try:
+        items, _ = topk(lambda u: scores[u], users, k, exclude=exclude, batch_size=batch_size)
+    finally:
+        ranking.CANDIDATE_LIMIT = original
+    expected_items, _ = _brute_force(scores[users], exclude[users], min(k, n_items))
+    assert (items[:, : min(k, n_items)] == expected_items).all()
+
+
+def test_a_tie_at_the_cut_past_the_candidates_takes_the_lowest_items():
+    # Row 0 excludes item 0, so 2 + 1 candidates are taken; ten items tie at the cut, most past the candidates.
+    scores = np.array([[9.0] + [1.0] * 10 + [5.0]], dtype=np.float32)
+    exclude = sp.csr_matrix(np.array([[1] + [0] * 11], dtype=np.float32))
+    items, values = topk(lambda u: scores[u], [0], 3, exclude=exclude)
+    assert items.tolist() == [[11, 1, 2]]
+    np.testing.assert_allclose(values, [[5.0, 1.0, 1.0]])
+
+
 def test_by_hand_with_masking_and_padding():
     scores = np.array([[0.1, 0.9, 0.5, 0.7], [0.4, 0.3, 0.2, 0.1]], dtype=np.float32)
     exclude = sp.csr_matrix(np.array([[0, 1, 0, 0], [1, 1, 1, 0]], dtype=np.float32))
