@@ -17,7 +17,6 @@ import argparse
 import resource
 import shlex
 import sys
-import threading
 import time
 from pathlib import Path
 

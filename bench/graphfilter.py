@@ -30,7 +30,6 @@ import itertools
 import json
 import shlex
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -40,7 +39,6 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import psutil  # noqa: E402
 
 from bench.common import PeakRSS  # noqa: E402
 from eval import evaluate, sparse_threshold  # noqa: E402

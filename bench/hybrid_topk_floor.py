@@ -38,6 +38,7 @@ from kg.graph_io import load_graph  # noqa: E402
 from training.pipeline.phase import load_source, scorer_of  # noqa: E402
 from training.ranker import HybridRanker  # noqa: E402
 from training.ranker.candidates import generate_candidates, segment_topk  # noqa: E402
+from training.ranker.context import RankerContext  # noqa: E402
 from training.ranker.features import build_features  # noqa: E402
 
 
@@ -114,15 +115,15 @@ def main() -> None:
     for candidates in args.candidates or [100]:
         for ensemble in args.ensemble or [5]:
             ranker = HybridRanker(candidates_per_source=candidates, ensemble=ensemble, epochs=args.epochs, seed=2026)
-            ranker.prepare(
+            fit_context = RankerContext.build(
                 graph, fit_history, history_times=graph.timestamp_matrix("train") if timed else None,
                 source_scorers=fit_scorers,
             )  # fmt: skip
-            ranker.fit(fit_scorers, fit_users, valid)
-            ranker.prepare(
+            ranker.fit(fit_context, fit_users, valid)
+            ranker.bind(RankerContext.build(
                 graph, final_history, history_times=graph.timestamp_matrix("train", "valid") if timed else None,
                 source_scorers=final_scorers,
-            )  # fmt: skip
+            ))  # fmt: skip
             steps = breakdown(ranker, users, args.k, args.batch_size)
             one_thread = sum(steps.values())
             torch.set_num_threads(cores)

@@ -21,6 +21,7 @@ from eval.ranking import iter_topk
 from kg.graph_io import load_graph
 from training.pipeline.phase import load_source, scorer_of
 from training.ranker import HybridRanker
+from training.ranker.context import RankerContext
 
 graph_dir, work = sys.argv[1], Path(sys.argv[2])
 graph = load_graph(graph_dir)
@@ -31,7 +32,9 @@ sources = {d.name: load_source(d, device="cpu") for d in folders if (d / "config
 scorers = {n: scorer_of(s) for n, s in sources.items()}
 scorers["pop"] = MostPop().fit(history, item_ids=graph.item_ids)
 ranker = HybridRanker.load(work / "ranker", device="cpu")
-ranker.prepare(graph, history, history_times=times, source_scorers={n: scorers[n] for n in ranker.source_names_})
+ranker.bind(RankerContext.build(
+    graph, history, history_times=times, source_scorers={n: scorers[n] for n in ranker.source_names_}
+))
 n = int(sys.argv[3]) if len(sys.argv) > 3 else graph.num_users
 users = np.arange(n, dtype=np.int64)
 start = time.perf_counter()

@@ -138,9 +138,9 @@ def main() -> None:
             train_users = np.setdiff1d(users, held)
             keep = np.flatnonzero(np.isin(lists.lists.users, train_users))
             fold_lists = dataclasses.replace(lists, lists=lists.lists.subset(keep))
-            ranker = HybridRanker(**{**values, "seed": args.seed}).bind(context)
+            ranker = HybridRanker(**{**values, "seed": args.seed})
             start = time.perf_counter()
-            ranker.fit(scorers, train_users, valid, lists=fold_lists)
+            ranker.fit(context.with_scorers(scorers), train_users, valid, lists=fold_lists)
             fit_seconds += time.perf_counter() - start
             epochs += ranker.diagnostics_["epochs_run"]
             parts.append(rank_featurised(ranker, _subset(everyone, held), context, k=20))

@@ -33,7 +33,6 @@ import platform
 import shlex
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 

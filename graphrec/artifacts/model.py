@@ -283,6 +283,7 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
     from kg.graph_io import load_graph
     from training.pipeline.phase import Source, load_source, scorer_of
     from training.ranker import HybridRanker
+    from training.ranker.context import RankerContext
 
     graph = load_graph(path / "graph", verify=False)  # its files are covered by the model's checksums
     splits = tuple(manifest.get("history_splits", HISTORY_SPLITS))
@@ -307,10 +308,10 @@ def load_model(path: str | os.PathLike, *, device: Optional[str] = None, verify:
         missing = [s for s in ranker.source_names_ if s not in sources]
         if missing:
             raise ArtifactError(f"{path}: the ranker uses sources {missing} that the artifact does not hold")
-        ranker.prepare(
+        ranker.bind(RankerContext.build(
             graph, fitted, item_text_embeddings=item_text, history_times=fitted_times,
             source_scorers={name: scorer_of(sources[name]) for name in ranker.source_names_},
-        )  # fmt: skip
+        ))  # fmt: skip
     return TrainedModel(
         path=path, manifest=manifest, graph=graph, sources=sources, ranker=ranker, history=history,
         history_times=history_times, item_text=item_text, entity_text=entity_text, user_sample=sample,

@@ -65,9 +65,10 @@ class RankerContract:
     def fit_once(self, graph) -> tuple[HybridRanker, RankerContext]:
         """A fresh fit (not cached), bound to the final phase's context afterwards."""
         fit, final = self.contexts(graph)
-        ranker = self.make_ranker(2026).bind(fit)
+        ranker = self.make_ranker(2026)
         users = np.arange(graph.num_users, dtype=np.int64)
-        assert ranker.fit(fit.source_scorers, users, graph.matrix("valid")) is ranker
+        assert ranker.fit(fit, users, graph.matrix("valid")) is ranker
+        assert ranker.context_ is fit  # fit binds the context it learns in
         return ranker.bind(final), final
 
     def fitted(self, graph) -> tuple[HybridRanker, RankerContext]:
@@ -80,7 +81,9 @@ class RankerContract:
     def test_needs_a_context_and_a_fit(self, structured_graph):
         fit, _ = self.contexts(structured_graph)
         users = np.arange(3, dtype=np.int64)
-        with pytest.raises(NotFittedError, match="context"):
+        with pytest.raises(NotFittedError):
+            self.make_ranker(2026).score(users)
+        with pytest.raises(TypeError, match="RankerContext"):
             self.make_ranker(2026).fit(fit.source_scorers, users, structured_graph.matrix("valid"))
         with pytest.raises(NotFittedError):
             self.make_ranker(2026).bind(fit).score(users)
@@ -135,7 +138,7 @@ class RankerContract:
         assert sorted(p.name for p in (tmp_path / "ranker").iterdir()) == ["config.json", "state.safetensors"]
         loaded = type(ranker).load(tmp_path / "ranker")
         assert loaded.get_config() == ranker.get_config()
-        with pytest.raises(NotFittedError, match="prepare"):
+        with pytest.raises(NotFittedError, match="no context"):
             loaded.score(np.arange(2))
         users = np.arange(structured_graph.num_users, dtype=np.int64)
         torch.testing.assert_close(loaded.bind(context).score(users), ranker.score(users), rtol=0, atol=0)

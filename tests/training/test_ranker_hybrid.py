@@ -17,9 +17,10 @@ import torch
 
 from eval import evaluate
 from tests.training.ranker_sources import sources, title_vectors
-from training.base import GraphrecWarning, NotFittedError
+from training.base import GraphrecWarning
 from training.ranker import ALL_GROUPS, HybridRanker, RankerInputs, ablation
 from training.ranker.ablation import REFERENCE
+from training.ranker.context import RankerContext
 from training.ranker.model import listwise_loss
 
 SMALL = dict(candidates_per_source=25, hidden=32, epochs=25, patience=25, train_batch_users=16, ensemble=1)
@@ -44,12 +45,8 @@ def fitted(setup, text: bool = True, **config) -> tuple[HybridRanker, list[float
     vectors = vectors if text else None
     losses: list[float] = []
     ranker = HybridRanker(**{**SMALL, **config})
-    ranker.prepare(graph, fit.history, item_text_embeddings=vectors, history_times=fit.history_times)
-    ranker.fit(fit.source_scorers, users, graph.matrix("valid"), callback=lambda e, s, loss: losses.append(loss))
-    ranker.prepare(
-        graph, full.history, item_text_embeddings=vectors, history_times=full.history_times,
-        source_scorers=full.source_scorers,
-    )  # fmt: skip
+    ranker.fit(fit.context(graph, vectors), users, graph.matrix("valid"), callback=lambda e, s, loss: losses.append(loss))
+    ranker.bind(full.context(graph, vectors))
     return ranker, losses
 
 
@@ -127,12 +124,12 @@ def test_a_loaded_ranker_names_the_sources_it_misses(setup, hybrid, tmp_path):
     ranker.save(tmp_path / "ranker")
     loaded = HybridRanker.load(tmp_path / "ranker")
     partial = {k: v for k, v in full.source_scorers.items() if k != "title"}
-    loaded.prepare(graph, full.history, item_text_embeddings=vectors, source_scorers=partial)
+    loaded.bind(RankerContext.build(graph, full.history, item_text_embeddings=vectors, source_scorers=partial))
     with pytest.raises(ValueError, match=r"sources \['title'\] are missing"):
         loaded.score(users[:2])
 
 
-def test_prepare_again_changes_item_statistics_not_weights(setup):
+def test_binding_another_context_changes_item_statistics_not_weights(setup):
     graph, vectors, fit, full, users = setup
     ranker, _ = fitted(setup, epochs=2)
     weights = {k: v.clone() for k, v in ranker.scorer_.state_dict().items()}
@@ -141,7 +138,7 @@ def test_prepare_again_changes_item_statistics_not_weights(setup):
         return np.log1p(counts) - np.log1p(counts.mean())
 
     np.testing.assert_allclose(ranker.stats_.log_popularity.numpy(), relative(full.history), rtol=1e-5, atol=1e-6)
-    ranker.prepare(graph, fit.history, item_text_embeddings=vectors, source_scorers=fit.source_scorers)
+    ranker.bind(RankerContext.build(graph, fit.history, item_text_embeddings=vectors, source_scorers=fit.source_scorers))
     np.testing.assert_allclose(ranker.stats_.log_popularity.numpy(), relative(fit.history), rtol=1e-5, atol=1e-6)
     assert ranker.stats_.now is None  # no history_times this time: the context group is flagged missing
     for key, value in ranker.scorer_.state_dict().items():
@@ -224,17 +221,17 @@ def test_bad_arguments(setup):
     with pytest.raises(ValueError, match="candidates_per_source"):
         HybridRanker(candidates_per_source=0)
     ranker = HybridRanker(**SMALL)
-    with pytest.raises(NotFittedError, match="prepare"):
+    with pytest.raises(TypeError, match="RankerContext"):
         ranker.fit(fit.source_scorers, users, graph.matrix("valid"))
-    ranker.prepare(graph, fit.history)
+    context = fit.context(graph)
     with pytest.raises(TypeError, match="users must be integer"):
-        ranker.fit(fit.source_scorers, np.array([0.5]), graph.matrix("valid"))
-    with pytest.raises(ValueError, match="source_scorers is empty"):
-        ranker.fit({}, users, graph.matrix("valid"))
+        ranker.fit(context, np.array([0.5]), graph.matrix("valid"))
+    with pytest.raises(ValueError, match="no source_scorers"):
+        ranker.fit(context.with_scorers({}), users, graph.matrix("valid"))
     with pytest.raises(ValueError, match="labels has 79 columns"):
-        ranker.fit(fit.source_scorers, users, graph.matrix("valid")[:, :-1].tocsr())
+        ranker.fit(context, users, graph.matrix("valid")[:, :-1].tocsr())
     with pytest.raises(ValueError, match="item_text_embeddings"):
-        ranker.prepare(graph, fit.history, item_text_embeddings=vectors[:-1])
+        RankerContext.build(graph, fit.history, item_text_embeddings=vectors[:-1])
 
 
 @pytest.mark.gpu
@@ -243,10 +240,7 @@ def test_cuda_scores_match_cpu_and_fit_runs_on_cuda(setup, hybrid, tmp_path):
     ranker, _ = hybrid
     ranker.save(tmp_path / "ranker")
     on_gpu = HybridRanker.load(tmp_path / "ranker", device="cuda")
-    on_gpu.prepare(
-        graph, full.history, item_text_embeddings=vectors, history_times=full.history_times,
-        source_scorers=full.source_scorers,
-    )  # fmt: skip
+    on_gpu.bind(full.context(graph, vectors))
     users = np.arange(graph.num_users, dtype=np.int64)
     scores = on_gpu.score(users)
     assert scores.device.type == "cuda"
@@ -267,8 +261,7 @@ def test_reusing_the_full_rankers_lists_fits_the_same_reduced_ranker(setup):
     groups = [g for g in full_ranker.feature_groups if g != "popularity"]
     fresh, reused = full_ranker.with_groups(groups), full_ranker.with_groups(groups)
     for model, lists in ((fresh, None), (reused, full_ranker.fitting_lists_)):
-        model.prepare(graph, fit.history, item_text_embeddings=vectors, history_times=fit.history_times)
-        model.fit(fit.source_scorers, users, graph.matrix("valid"), lists=lists)
+        model.fit(fit.context(graph, vectors), users, graph.matrix("valid"), lists=lists)
     torch.testing.assert_close(reused.fitting_lists_.lists.features, fresh.fitting_lists_.lists.features)
     assert reused.fitting_lists_.feature_names == tuple(reused.feature_names_)
     with pytest.raises(ValueError, match="not in the cached lists"):

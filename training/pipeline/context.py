@@ -24,6 +24,7 @@ from training.pipeline.phase import Phase, load_source
 from training.pipeline.user_sample import UserSample
 from training.pipeline.workdir import WorkDir
 from training.ranker import HybridRanker
+from training.ranker.context import RankerContext
 from training.sources.names import Source
 
 if TYPE_CHECKING:
@@ -151,9 +152,9 @@ class StageContext:
             for phase in self.phases.values():
                 phase.sources[Source.POP] = MostPop().fit(phase.history, item_ids=self.graph.item_ids)
 
-    def prepare(self, ranker: HybridRanker, phase: Phase) -> None:
-        """Bind ``ranker`` to ``phase``'s history and sources (before fitting or scoring in it)."""
-        ranker.prepare(
+    def ranker_context(self, phase: Phase) -> RankerContext:
+        """``phase``'s history, item statistics and sources, as the ranker fits or scores in them."""
+        return RankerContext.build(
             self.graph, phase.history, item_text_embeddings=self.item_text,
             history_times=phase.history_times, source_scorers=phase.scorers(),
         )  # fmt: skip

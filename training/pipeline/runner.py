@@ -62,7 +62,7 @@ class PipelineResult:
     Attributes:
         config: the resolved configuration.
         final: the final phase (sources to ship, the history they were prepared on).
-        ranker: the fitted hybrid ranker, prepared on ``final`` (``None`` without the stage).
+        ranker: the fitted hybrid ranker, bound to ``final`` (``None`` without the stage).
         item_text_embeddings: ``[num_items, d]`` text vectors, or ``None``.
         entity_text_embeddings: ``[num_entities, d]`` text vectors, or ``None``.
         metrics: ``{"test": {name: EvalResult dict}, "valid": {...}, "sparse_threshold": int}``.

@@ -125,7 +125,7 @@ def fold_in_hybrid(
     fuses them as for a fitted user (``score_rows``), ``ranker.batch_users`` rows at a time.
 
     Args:
-        ranker: a fitted, prepared ``training.ranker.HybridRanker``.
+        ranker: a fitted ``training.ranker.HybridRanker`` bound to its context.
         sources: name -> source, holding at least the ranker's.
         rows: CSR ``[B, num_items]``, the users' known items (never candidates).
         history_times: CSR ``[B, num_items]`` float64 timestamps of ``rows``, or ``None``.

@@ -9,11 +9,11 @@ from their rows instead, so it has a sibling contract of its own, which every
 configuration passes (tests/training/ranker_contract.py):
 
 * its users' history, item statistics and sources come from one explicit
-  :class:`~training.ranker.context.RankerContext`, bound with ``bind(context)``
-  (``prepare(...)`` builds and binds one; ``bound(context)`` binds a copy): once
-  before ``fit``, again for each phase's refitted sources and after ``load``;
-* ``fit(source_scorers, users, labels)`` learns from held-out labels and returns the
-  ranker; the ablation (:func:`ablation`) returns its table;
+  :class:`~training.ranker.context.RankerContext` (``RankerContext.build(graph,
+  history, ..., source_scorers=...)``): ``fit(context, users, labels)`` learns in it
+  from held-out labels and returns the ranker; ``bind(context)`` moves it to another
+  phase's refitted sources (or binds one after ``load``), ``bound(context)`` a copy;
+  the ablation (:func:`ablation`) returns its table;
 * ``score(users)`` gives float32 ``[B, num_items]`` rows, finite on the candidates
   only; ``topk(users, k)`` gives their lists without the full rows; ``score_rows``
   scores rows of users the sources fold in, as ``score`` does known ones;

@@ -40,7 +40,7 @@ REFERENCE = "hybrid (ablation budget)"
 
 @dataclass(frozen=True)
 class RankerInputs:
-    """What the ranker is prepared with in one phase (fitting, or evaluation).
+    """What the ranker's context is built from in one phase (fitting, or evaluation).
 
     Attributes:
         history: CSR ``[num_users, num_items]``: the interactions the sources were fitted on.
@@ -125,7 +125,7 @@ def ablation(
         labels: CSR ``[num_users, num_items]``, the held-out interactions it learned from.
         eval_inputs: the phase to evaluate (e.g. sources refitted on train + valid).
         test: CSR ``[num_users, num_items]`` of test interactions.
-        item_text_embeddings: as given to ``prepare``.
+        item_text_embeddings: as given to ``RankerContext.build``.
         k: the cut-off.
         users: restrict the evaluation to these users.
         sparse_max_train: users with at most this many ``eval_inputs.history`` items
@@ -186,8 +186,8 @@ def ablation(
         g for g in ranker.feature_groups if not set(feature_names(ranker.source_names_, (g,))) <= constant
     ]  # a group with no data in fitting (all constant): dropping it changes nothing
     if len(ranker.feature_groups) > 1 and groups:
-        fit_context = fit_inputs.context(graph, item_text_embeddings)
         fit_scorers = {name: fit_inputs.source_scorers[name] for name in ranker.source_names_}
+        fit_context = fit_inputs.context(graph, item_text_embeddings).with_scorers(fit_scorers)
         cached = getattr(ranker, "fitting_lists_", None)
         if cached is not None and sample is not None:
             keep = np.flatnonzero(np.isin(cached.lists.users, sample))
@@ -198,9 +198,9 @@ def ablation(
         if config != ranker.get_config():
             refits.insert(0, (REFERENCE, "reference", list(ranker.feature_groups)))
         for name, kind, kept in progress_bar(refits, desc="ablation", unit="refit", disable=not show_progress):
-            reduced = HybridRanker(**{**config, "feature_groups": tuple(kept)}).bind(fit_context)
+            reduced = HybridRanker(**{**config, "feature_groups": tuple(kept)})
             # one [ablation] bar for the refits; a bar per refit was the noise issue 10.8 is about
-            reduced.fit(fit_scorers, refit_users, labels, lists=cached)
+            reduced.fit(fit_context, refit_users, labels, lists=cached)
             lists = rank_featurised(reduced, ranked.featurised, eval_context, k=k)
             row = _row(name, kind, run(lists, table_users))
             if kind == "reference":

@@ -3,8 +3,8 @@
 A :class:`RankerContext` describes one phase (sources fitted on train, or refitted on
 train + valid): the history the sources learned from (never candidates), its
 timestamps, the item statistics derived from it and the sources' row scorers. It is
-an immutable value: a fitted ranker is bound to a context (``ranker.bind(context)``,
-or ``ranker.prepare(...)``, which builds and binds one), and the same context can
+an immutable value: a ranker is fitted in one (``ranker.fit(context, users, labels)``)
+and bound to another phase's with ``ranker.bind(context)``; the same context can
 serve several rankers (the ablation's refits) without being recomputed.
 """
 

@@ -4,7 +4,7 @@ Every feature belongs to one group; a ranker is configured with the groups it
 uses (:data:`ALL_GROUPS`) and the ablation drops one group at a time. ``{s}``
 stands for each source's name (e.g. ``als.z``). "History" is the user's known
 items (the interactions the sources were fitted on); "now" is the latest
-timestamp in the history the ranker was prepared with.
+timestamp in the history of the ranker's context.
 
 FEATURES
 
@@ -21,7 +21,7 @@ name                          group       definition                            
                                           not shift popular items more than tail items
 ``pop.tail``                  popularity  1 for a tail item (docs/PROTOCOL.md head/tail rule, history counts)  {0, 1}
 ``act.log``                   activity    log1p(number of the user's history items) - log1p(mean history  real
-                                          size): relative to the prepared history, as ``pop.log``
+                                          size): relative to the context's history, as ``pop.log``
 ``act.{s}.z``                 activity    ``act.log * {s}.z``: lets a linear model trust a source more    real
                                           or less for heavy users (centred ``act.log`` keeps it
                                           well-conditioned)
@@ -96,7 +96,7 @@ and the item-item shared-entity flags (16 MiB of bool)."""
 
 @dataclass(frozen=True)
 class ItemStats:
-    """Item-side statistics of one history (what ``HybridRanker.prepare`` computes).
+    """Item-side statistics of one history (what ``RankerContext.build`` computes).
 
     Attributes:
         log_popularity: float32 ``[num_items]``, log1p(distinct history users) minus its

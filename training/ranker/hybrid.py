@@ -9,18 +9,20 @@ which of them to trust for which user and item.
 
 Typical use (docs/PROTOCOL.md's validation split)::
 
-    ranker = HybridRanker(candidates_per_source=100)
-    ranker.prepare(graph, graph.matrix("train", weighted=True),
-                   item_text_embeddings=text, history_times=graph.timestamp_matrix("train"))
-    ranker.fit({Source.ALS: als.score, Source.POP: MostPop().fit(fit_matrix)}, users, graph.matrix("valid"))
+    fit_context = RankerContext.build(
+        graph, graph.matrix("train", weighted=True), item_text_embeddings=text,
+        history_times=graph.timestamp_matrix("train"),
+        source_scorers={Source.ALS: als.score, Source.POP: MostPop().fit(fit_matrix)},
+    )
+    ranker = HybridRanker(candidates_per_source=100).fit(fit_context, users, graph.matrix("valid"))
     # learners refitted on train + valid: new history, new item statistics, same weights
-    ranker.prepare(graph, graph.matrix("train", "valid", weighted=True), item_text_embeddings=text,
-                   history_times=graph.timestamp_matrix("train", "valid"), source_scorers=refitted)
+    ranker.bind(RankerContext.build(graph, graph.matrix("train", "valid", weighted=True), item_text_embeddings=text,
+                                    history_times=graph.timestamp_matrix("train", "valid"), source_scorers=refitted))
     evaluate(ranker.score, train=..., test=graph.matrix("test"), item_ids=graph.item_ids)
 
-This module holds configuration, fitting and persistence; scoring, ``prepare`` and
-explanations live in :mod:`training.ranker.scoring`. ``prepare`` must be called
-before ``fit`` and again after ``load``.
+This module holds configuration, fitting and persistence; scoring, binding a context and
+explanations live in :mod:`training.ranker.scoring`. A loaded ranker is bound to a context
+(``bind``) before it scores.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from typing import Any, ClassVar, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,6 +38,7 @@ import torch
 
 from eval.checks import choice, number, positive_float, positive_int
 from training.base import Callback, as_user_index, as_user_items, load_state, resolve_device, save_state
+from training.ranker.context import RankerContext
 from training.ranker.features import ALL_GROUPS, DEFAULT_GROUPS, feature_names
 from training.ranker.fitting import CandidateLists, FittingLists, collect_lists, fit_scorer, inner_validator
 from training.ranker.model import LOSSES, MODELS, Ensemble, make_scorer
@@ -161,7 +164,7 @@ class HybridRanker(RankerScoring):
     # -- fitting ---------------------------------------------------------------------------
     def fit(
         self,
-        source_scorers: Mapping[str, Scorer],
+        context: RankerContext,
         users: np.ndarray,
         labels: sp.csr_matrix,
         *,
@@ -171,7 +174,8 @@ class HybridRanker(RankerScoring):
     ) -> "HybridRanker":
         """Learn the scorer from held-out interactions.
 
-        Candidates are every source's top-N outside the prepared history; a candidate's
+        Binds ``context`` (see :meth:`bind`). Candidates are every source's top-N outside the
+        context's history; a candidate's
         label is whether it is in ``labels``. Users with no positive candidate are
         counted and skipped. The fitting users are split (``valid_fraction``, seeded)
         into training lists and an inner validation split for early stopping on
@@ -183,7 +187,8 @@ class HybridRanker(RankerScoring):
         split sizes, loss and inner-NDCG curves and best epoch.
 
         Args:
-            source_scorers: name -> row scorer, fitted on the prepared history only.
+            context: the fitting phase: history, item statistics and the sources (name -> row
+                scorer, fitted on that history only), e.g. ``RankerContext.build(...)``.
             users: int64 internal user indices to fit on.
             labels: CSR ``[num_users, num_items]``, the held-out (validation) interactions.
             show_progress: tqdm progress bars.
@@ -198,20 +203,20 @@ class HybridRanker(RankerScoring):
             ``self``.
 
         Raises:
-            NotFittedError: ``prepare`` was not called.
-            TypeError: ``users`` are not integers or ``labels`` is not sparse.
+            TypeError: ``context`` is not a RankerContext, ``users`` are not integers or
+                ``labels`` is not sparse.
             ValueError: no source, bad ``users``/``labels``, or no user with a positive candidate.
             ModelFitError: the loss diverged.
         """
-        self._check_prepared()
+        self.bind(context)
+        source_scorers = context.source_scorers
         if not source_scorers:
-            raise ValueError("source_scorers is empty; the hybrid needs at least one source")
+            raise ValueError("the context has no source_scorers; the hybrid needs at least one source")
         labels = as_user_items(labels, num_items=self.history_.shape[1], name="labels")
         if labels.shape[0] != self.history_.shape[0]:
             raise ValueError(f"labels has {labels.shape[0]} rows, expected one per user ({self.history_.shape[0]})")
         users = as_user_index(users, num_users=labels.shape[0])
         self.source_names_ = list(source_scorers)
-        self.context_ = self.context_.with_scorers(source_scorers)
         self.feature_names_ = feature_names(self.source_names_, self.feature_groups)
         if lists is not None:
             if list(lists.source_names) != self.source_names_:
@@ -319,7 +324,7 @@ class HybridRanker(RankerScoring):
 
         Stored: configuration, scorer weights, feature normalisation statistics, the
         source and feature names and the fitting diagnostics. Not stored: the
-        prepared context (call :meth:`prepare` after :meth:`load`).
+        context (:meth:`bind` one after :meth:`load`).
         """
         self._check_fitted()
         state: dict[str, Any] = {f"scorer.{k}": v for k, v in self.scorer_.state_dict().items()}
@@ -334,7 +339,7 @@ class HybridRanker(RankerScoring):
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | torch.device | None = None) -> "HybridRanker":
-        """Rebuild a ranker written by :meth:`save`; call :meth:`prepare` before scoring.
+        """Rebuild a ranker written by :meth:`save`; :meth:`bind` a context before scoring.
 
         Raises:
             FileNotFoundError: a file is missing.

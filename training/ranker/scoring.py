@@ -1,14 +1,14 @@
 """Scoring with a fitted hybrid ranker: context, candidates, features, scores, explanations.
 
 :class:`RankerScoring` is the half of :class:`~training.ranker.hybrid.HybridRanker`
-that turns a prepared, fitted ranker's inputs into scores. Its core,
+that turns a bound, fitted ranker's inputs into scores. Its core,
 :meth:`RankerScoring.score_rows`, works on score rows, so the same code serves
 known users (:meth:`RankerScoring.score`) and folded-in new users (the serving
 layer passes their sources' rows and history).
 
 A ranker reads its inputs from an explicit :class:`~training.ranker.context.RankerContext`
-(history, item statistics, sources), bound with :meth:`RankerScoring.bind` or built
-and bound by ``prepare``; one is needed before ``fit`` and again after ``load``: item-side
+(history, item statistics, sources): ``fit(context, ...)`` binds the one it learns in,
+:meth:`RankerScoring.bind` another phase's (and one after ``load``): item-side
 statistics (popularity, tail flags, entities, first/last interaction times, "now")
 are recomputed from the graph and the history, never stored.
 """
@@ -23,7 +23,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from kg.graph import Graph
 from training.base import GraphrecWarning, NotFittedError, as_user_items
 from training.ranker.candidates import Candidates, generate_candidates, segment_topk
 from training.ranker.context import RankerContext, Scorer
@@ -50,46 +49,6 @@ class RankerScoring:
         return getattr(self, "fitted_", False)
 
     # -- context ---------------------------------------------------------------------------
-    def prepare(
-        self,
-        graph: Graph,
-        history: sp.csr_matrix,
-        *,
-        item_text_embeddings: Optional[np.ndarray] = None,
-        history_times: Optional[sp.csr_matrix] = None,
-        source_scorers: Optional[Mapping[str, Scorer]] = None,
-    ) -> "RankerScoring":
-        """Build a :class:`~training.ranker.context.RankerContext` and :meth:`bind` it.
-
-        Shorthand for ``bind(RankerContext.build(graph, history, ...))``. Item statistics
-        (distinct-user popularity, tail flags via ``eval.head_tail``, entity sets,
-        last-interaction times, ``now`` = latest history timestamp) are recomputed from
-        ``history``; learned weights are untouched. Call it again after
-        the learners are refitted on train + valid (with the new history and scorers)
-        and after :meth:`load`.
-
-        Args:
-            graph: side information (item ids, item-entity triples).
-            history: CSR ``[num_users, num_items]``, the interactions the sources were
-                fitted on (weighted or binary); these items are never candidates.
-            item_text_embeddings: ``[num_items, d]`` item text vectors, or ``None``.
-            history_times: CSR ``[num_users, num_items]`` float64 timestamps of
-                ``history`` (``graph.timestamp_matrix(...)``), or ``None``.
-            source_scorers: the sources :meth:`score` calls; ``fit`` sets them too
-                (default: keep the bound context's).
-
-        Returns:
-            ``self``.
-
-        Raises:
-            TypeError, ValueError: an input has the wrong type or shape.
-        """
-        context = RankerContext.build(
-            graph, history, item_text_embeddings=item_text_embeddings, history_times=history_times,
-            source_scorers=source_scorers if source_scorers is not None else self._previous_scorers(),
-        )  # fmt: skip
-        return self.bind(context)
-
     def bind(self, context: RankerContext) -> "RankerScoring":
         """Use ``context`` (another phase's history, statistics and sources) from now on; returns ``self``.
 
@@ -126,18 +85,15 @@ class RankerScoring:
     def source_scorers_(self) -> Optional[Mapping[str, Scorer]]:
         return self._context().source_scorers
 
-    def _previous_scorers(self) -> Optional[Mapping[str, Scorer]]:
-        context = getattr(self, "context_", None)
-        return context.source_scorers if context is not None else None
-
     def _context(self) -> RankerContext:
-        self._check_prepared()
+        self._check_bound()
         return self.context_
 
-    def _check_prepared(self) -> None:
+    def _check_bound(self) -> None:
         if getattr(self, "context_", None) is None:
             raise NotFittedError(
-                "HybridRanker has no context; call prepare(graph, history, ...) first (also after load)"
+                "HybridRanker has no context: fit(context, ...) binds one; after load, "
+                "bind(RankerContext.build(graph, history, ...))"
             )
 
     def _check_fitted(self) -> None:
@@ -196,7 +152,7 @@ class RankerScoring:
         return candidates, rows, items, features
 
     def _featurise_users(self, users: np.ndarray):
-        """:meth:`_featurise` for prepared users, with the prepared scorers and history."""
+        """:meth:`_featurise` for known users, with the bound context's scorers and history."""
         scores, history, times = self._user_inputs(users)
         return self._featurise(self._source_rows(scores, len(users)), history, times, None)
 
@@ -226,7 +182,7 @@ class RankerScoring:
         Args:
             source_scores: per fitted source, ``[B, num_items]`` scores (tensor or array).
             history: CSR ``[B, num_items]``, the users' known items; never candidates.
-            now: reference time of the context features (default: the prepared one).
+            now: reference time of the context features (default: the bound context's).
             history_times: CSR ``[B, num_items]`` float64 timestamps of ``history``, or ``None``.
 
         Returns:
@@ -234,11 +190,11 @@ class RankerScoring:
             candidate, ``-inf`` for every other item.
 
         Raises:
-            NotFittedError: not fitted/loaded, or not prepared.
+            NotFittedError: not fitted/loaded, or no context bound.
             ValueError: a fitted source is missing or a shape is wrong.
         """
         self._check_fitted()
-        self._check_prepared()
+        self._check_bound()
         history = as_user_items(history, num_items=len(self.stats_.log_popularity), name="history")
         scores = self._source_rows(source_scores, history.shape[0])
         times = self._check_times(history_times, history.shape)
@@ -262,7 +218,7 @@ class RankerScoring:
     def _user_inputs(self, users: np.ndarray) -> tuple[dict[str, Any], sp.csr_matrix, Optional[sp.csr_matrix]]:
         scorers = self.source_scorers_
         if scorers is None:
-            raise NotFittedError("HybridRanker has no source scorers; pass source_scorers= to prepare()")
+            raise NotFittedError("the bound RankerContext has no source scorers; build it with source_scorers=")
         missing = [s for s in self.source_names_ if s not in scorers]
         if missing:
             raise ValueError(f"sources {missing} are missing; this ranker was fitted on {self.source_names_}")
@@ -271,7 +227,7 @@ class RankerScoring:
         return scores, self.history_[users], times
 
     def score(self, users: np.ndarray) -> torch.Tensor:
-        """:meth:`score_rows` for prepared users, with the prepared scorers and history.
+        """:meth:`score_rows` for known users, with the bound context's scorers and history.
 
         Args:
             users: int64 internal user indices ``[B]``.
@@ -280,7 +236,7 @@ class RankerScoring:
             float32 ``[B, num_items]``; ``-inf`` outside the candidates.
         """
         self._check_fitted()
-        self._check_prepared()
+        self._check_bound()
         users = np.asarray(users, dtype=np.int64)
         parts = []
         for start in range(0, len(users), self.batch_users):
@@ -291,7 +247,7 @@ class RankerScoring:
         return torch.cat(parts)
 
     def topk(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each prepared user's ``k`` best candidates by hybrid score, without ``[B, num_items]`` rows.
+        """Each known user's ``k`` best candidates by hybrid score, without ``[B, num_items]`` rows.
 
         The same lists as ranking :meth:`score`'s rows with ``eval.ranking.iter_topk``
         (history masked: history items are never candidates), up to the order of exact
@@ -306,7 +262,7 @@ class RankerScoring:
             candidates gets ``-1`` / ``-inf`` at the end.
         """
         self._check_fitted()
-        self._check_prepared()
+        self._check_bound()
         users = np.asarray(users, dtype=np.int64)
         items_out = np.full((len(users), k), -1, dtype=np.int64)
         scores_out = np.full((len(users), k), -np.inf, dtype=np.float32)
@@ -354,7 +310,7 @@ class RankerScoring:
             "source:{s}" for each source}``.
         """
         self._check_fitted()
-        self._check_prepared()
+        self._check_bound()
         history = as_user_items(history, num_items=len(self.stats_.log_popularity), name="history")
         if history.shape[0] != 1:
             raise ValueError(f"explain takes one user: history has {history.shape[0]} rows")
@@ -375,9 +331,9 @@ class RankerScoring:
         return out
 
     def explain_user(self, user: int, item: int) -> dict[str, float]:
-        """:meth:`explain` for a prepared user (internal index)."""
+        """:meth:`explain` for a known user (internal index)."""
         self._check_fitted()
-        self._check_prepared()
+        self._check_bound()
         scores, history, times = self._user_inputs(np.array([int(user)], dtype=np.int64))
         return self.explain(scores, history, item, history_times=times)
 

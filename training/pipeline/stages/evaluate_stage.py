@@ -47,7 +47,7 @@ def evaluate(ctx: StageContext) -> None:
         metrics["test"][name] = results[name].to_dict()
     if ctx.ranker is not None:
         if HYBRID not in results:
-            ctx.prepare(ctx.ranker, ctx.phases["final"])
+            ctx.ranker.bind(ctx.ranker_context(ctx.phases["final"]))
             results[HYBRID] = ctx.evaluate(
                 hybrid_test_scorer(ctx), served, ctx.test(), max_train=threshold, label="evaluate hybrid (test)"
             )

@@ -19,7 +19,7 @@ LEARNED_SOURCES = (Source.TEXT, Source.ALS, Source.ITEMKNN, Source.GRAPHFILTER, 
 
 @stage(needs=(VALID, *LEARNED_SOURCES), makes=(Source.POP, RANKER), checkpoint=("ranker",))
 def ranker(ctx: StageContext) -> None:
-    """Fit the hybrid ranker on the fit phase's sources and the validation split; prepare it on the final phase."""
+    """Fit the hybrid ranker on the fit phase's sources and the validation split; bind it to the final phase."""
     if not ctx.config.ranker.enabled:
         return
     ctx.add_popularity()
@@ -30,13 +30,12 @@ def ranker(ctx: StageContext) -> None:
         hybrid = HybridRanker.load(ctx.work.ranker_dir, device=ctx.config.device)
     else:
         hybrid = ctx.make_ranker()
-        ctx.prepare(hybrid, fit)
         start = time.perf_counter()
-        hybrid.fit(fit.scorers(), ctx.fit_users(), ctx.valid, show_progress=ctx.show_progress)
+        hybrid.fit(ctx.ranker_context(fit), ctx.fit_users(), ctx.valid, show_progress=ctx.show_progress)
         hybrid.save(ctx.work.ranker_dir)
         ctx.log(
             f"  ranker fitted in {time.perf_counter() - start:.1f} s "
             f"(inner-valid NDCG@{hybrid.valid_k} {hybrid.diagnostics_['best_valid_ndcg']:.4f})"
         )
-    ctx.prepare(hybrid, ctx.phases["final"])
+    hybrid.bind(ctx.ranker_context(ctx.phases["final"]))
     ctx.ranker = hybrid
