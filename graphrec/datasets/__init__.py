@@ -21,22 +21,7 @@ Files written by :func:`write` (the graph builder reads exactly these):
     ``user_id, friend_id``: one row per friendship.
 """
 
-from graphrec.datasets.synthetic import (
-    DemoFiles,
-    SyntheticConfig,
-    SyntheticData,
-    generate,
-    write,
-    write_interactions_parquet,
-    write_streamed,
-)
+from graphrec.datasets import synthetic
+from graphrec.datasets.synthetic import *  # noqa: F403  (the public names, listed once in synthetic.__all__)
 
-__all__ = [
-    "DemoFiles",
-    "SyntheticConfig",
-    "SyntheticData",
-    "generate",
-    "write",
-    "write_interactions_parquet",
-    "write_streamed",
-]
+__all__ = list(synthetic.__all__)
