@@ -289,7 +289,9 @@ class TuneConfig(Section):
         (Source.GRAPHFILTER, Source.ALS, Source.ITEMKNN, Source.EASE),
     )
     valid_users: int = _doc("validation users scored per trial (a seeded sample; 0: all)", 2000)
-    max_trials: int = _doc("trials per source at most (0: the budget alone stops a search, so trial counts vary with machine speed)", 0)
+    max_trials: int = _doc(
+        "trials per source at most (0: the budget alone stops a search, so trial counts vary with machine speed)", 0
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
