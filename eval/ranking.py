@@ -239,9 +239,9 @@ def _batch_topk(
             torch.as_tensor(local[entry_rows[in_heavy]], device=device),
             torch.as_tensor(entry_cols[in_heavy], device=device),
         ] = float("-inf")
-        if torch.isnan(copy).any():
-            raise _nan_error(users[rows], torch.isnan(copy).any(dim=1))
         values, candidates = _full_row_topk(copy, k)
+        if torch.isnan(values).any():  # NaN ranks above everything, so a row holding one shows it here
+            raise _nan_error(users[rows], torch.isnan(values).any(dim=1))
         keep = values != float("-inf")
         heavy_rows = torch.as_tensor(rows, device=device)
         out_items[heavy_rows] = candidates.masked_fill(~keep, -1)
