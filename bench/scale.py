@@ -144,8 +144,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
                                   "cmd": shlex.join(commands[step])}  # fmt: skip
             continue
         if step == "train":
-            # A stopped run leaves its work directory (state.json says which stages finished): start clean.
+            # A stopped run leaves its work directory (state.json says which stages finished), an earlier run its
+            # model: start clean, so the manifest read below is this run's.
             shutil.rmtree(model.with_name(model.name + ".work"), ignore_errors=True)
+            shutil.rmtree(model, ignore_errors=True)
         remaining = deadline - time.perf_counter()
         print(f"[{name}] {step}: {shlex.join(commands[step])}", flush=True)
         result = run_step(commands[step], logs / f"{name}.{step}.log", timeout=remaining, max_rss=max_rss)
@@ -157,7 +159,9 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
             build_log = (logs / f"{name}.build.log").read_text(encoding="utf-8", errors="replace")
             row["text_columns"] = re.findall(r"item column '([^']+)': text", build_log)
         if step == "train":
-            manifest = _read_json(model / "manifest.json") if result["why"] is None else {}
+            # The manifest is written last and atomically (and train starts from an empty model folder), so one
+            # that is there means every stage finished, even when the process was stopped after writing it.
+            manifest = _read_json(model / "manifest.json")
             state = _read_json(model.with_name(model.name + ".work") / "state.json")
             row["train_stages"] = manifest.get("timings") or state.get("timings", {})
             row["device"] = manifest.get("config", {}).get("device") or state.get("config", {}).get("device")
@@ -173,7 +177,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
             stage = ""
             if step == "train":
                 running = [s for s in TRAIN_STAGES if s not in row["train_stages"]]
-                stage = f" ({running[0]} stage)" if running else ""
+                stage = f" ({running[0]} stage)" if running else " (after its last stage, model written)"
                 if running:
                     # Time in the stage it stopped in: the step's wall less the stages that finished (and startup).
                     spent = result["wall_s"] - sum(row["train_stages"].values())

@@ -116,7 +116,8 @@ def render(store: dict[str, list[dict]]) -> str:
         "(`python -m graphrec.build|train|recommend`; synthetic logs from `python -m graphrec.datasets`); "
         "wall s per process, train stages from the model manifest's timings, peak RSS of the process tree "
         "(psutil, 0.25 s polls). Machine: 2 CPU cores shared with other jobs running at the same time "
-        "(load average per row), 24 GiB RAM, no GPU: absolute times are pessimistic, compare ratios. "
+        "(load average per row), 24 GiB RAM, no GPU, except under a heading that names a lent GPU machine: "
+        "absolute times are pessimistic, compare ratios. "
         "A step that failed or ran past the per-data-set timeout or memory cap is named in the status column. "
         "Each table ran from a `git worktree` pinned at the commit named (`--results` points at the main tree), "
         "so work landing meanwhile does not mix in; `+dirty` marks uncommitted code outside bench/.",

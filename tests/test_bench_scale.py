@@ -50,3 +50,17 @@ def test_report_shows_stages_and_growth_ratios(scale):
     growth = [line for line in text.splitlines() if line.startswith("| synth-1m -> synth-10m")]
     assert growth and "8.0x" in growth[0] and "12.0x" in growth[0] and "9.0x" in growth[0]
     assert "| 200 |" in text  # users/s = 1000 users / 5 s
+
+
+def test_gpu_report_puts_each_step_beside_its_cpu_row_with_the_speed_up():
+    gpu_report = _load("gpu_report")
+    cpu = _row("gowalla", 3.0, 700.0, {"gnn": 350.0, "evaluate": 200.0}, 100.0, users=30000)
+    gpu = dict(_row("gowalla", 4.0, 175.0, {"gnn": 35.0, "evaluate": 50.0}, 25.0, users=30000), device="cuda")
+    tests = "name, memory.total [MiB], driver_version\nSome GPU, 80 GiB, 1.0\n16\n6 passed"
+    text = gpu_report.render({"cpu": [cpu], "gpu": [gpu]}, "gpu", {"gowalla": "cpu"}, tests, ["fp16 weights"])
+    lines = text.splitlines()
+    assert "| gnn | 350.0 | 35.0 | 10.0x |" in lines
+    assert "| train | 700.0 | 175.0 | 4.0x |" in lines
+    assert "| build | 3.0 | 4.0 | 0.8x |" in lines
+    assert "| top-K users/s | 300 | 1,200 | 4.0x |" in lines  # 30,000 users in 100 s vs 25 s
+    assert "Note: fp16 weights" in lines and "Some GPU, 80 GiB, 1.0" in text and text.rstrip().endswith("<!-- gpu:end -->")
