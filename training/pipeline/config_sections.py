@@ -283,14 +283,18 @@ class TuneConfig(Section):
     """
 
     PIPELINE_FIELDS: ClassVar[tuple[str, ...]] = ("budget_minutes", "sources", "valid_users", "max_trials")
-    budget_minutes: float = _doc("total search time, split evenly over the tuned sources that are on (0: off)", 0.0)
+    budget_minutes: float = _doc(
+        "total search time at most, split evenly over the tuned sources that are on (0: off)", 15.0
+    )
     sources: tuple[str, ...] = _doc(
         "sources to tune (graphfilter, als, itemknn, ease)",
         (Source.GRAPHFILTER, Source.ALS, Source.ITEMKNN, Source.EASE),
     )
     valid_users: int = _doc("validation users scored per trial (a seeded sample; 0: all)", 2000)
     max_trials: int = _doc(
-        "trials per source at most (0: the budget alone stops a search, so trial counts vary with machine speed)", 0
+        "trials per source at most; the search stops at whichever of this and the budget comes first (0: the budget "
+        "alone, so trial counts vary with machine speed)",
+        16,
     )
 
     def __post_init__(self) -> None:
