@@ -139,3 +139,24 @@ def test_pipeline_without_a_validation_split_skips_tuning_with_a_note(tmp_path):
     assert pipeline.work.notes()["tune_graphfilter"].startswith("skipped")
     assert any("graphfilter not tuned" in line for line in lines)
     assert "graphfilter" in pipeline.phases["fit"].sources
+
+
+def test_a_skipped_ease_takes_no_share_of_the_budget(tmp_path, monkeypatch):
+    from training.pipeline import tune as tune_module
+
+    graph = make_structured_graph(num_users=60, num_items=40, per_user=10)
+    budgets: dict[str, float] = {}
+    real = tune_module.tune_source
+
+    def spy(name, *args, **kwargs):
+        budgets[name] = kwargs["budget_seconds"]
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(tune_module, "tune_source", spy)
+    config = TrainConfig(device="cpu").with_overrides(["tune.budget_minutes=0.3", "tune.max_trials=2", "ease.max_items=10"])
+    pipeline = Pipeline(graph, config, tmp_path / "work", graph_fingerprint="ease-skip", stages=("neighbors",),
+                        log=lambda line: None)  # fmt: skip
+    pipeline.run()
+    assert pipeline.work.notes()["ease"].startswith("skipped: 40 items > ease.max_items=10")
+    # item-KNN and the graph filter split the 18 s; EASE, skipped on this catalogue, is not tuned
+    assert budgets == {"itemknn": 9.0, "graphfilter": 9.0}

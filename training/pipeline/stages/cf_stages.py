@@ -38,13 +38,20 @@ def neighbors(ctx: StageContext) -> None:
     if ctx.config.graphfilter.enabled:
         fit_collaborative(ctx, Source.GRAPHFILTER)
     if ctx.config.ease.enabled:
-        limit = ctx.make(Source.EASE).item_limit()
-        if ctx.graph.num_items > limit:
-            why = f"{ctx.graph.num_items:,} items > ease.max_items={limit:,} (dense items x items solve)"
+        why = _ease_too_large(ctx)
+        if why:
             ctx.work.note(Source.EASE, f"skipped: {why}")
             ctx.log(f"  ease skipped: {why}")
             return
         fit_collaborative(ctx, Source.EASE)
+
+
+def _ease_too_large(ctx: StageContext) -> str:
+    """Why EASE is not fitted on this catalogue ("" where it is)."""
+    limit = ctx.make(Source.EASE).item_limit()
+    if ctx.graph.num_items > limit:
+        return f"{ctx.graph.num_items:,} items > ease.max_items={limit:,} (dense items x items solve)"
+    return ""
 
 
 def fit_collaborative(ctx: StageContext, name: str) -> None:
@@ -58,7 +65,8 @@ def fit_collaborative(ctx: StageContext, name: str) -> None:
     make: Callable[[], Learner] = lambda: ctx.make(name)  # noqa: E731
     phases = ctx.fitted_phases()
     tune = ctx.config.tune
-    tuned = [n for n in tune.sources if n in ctx.source_names()]
+    # The budget is split over the tuned sources that are fitted: a skipped EASE takes no share.
+    tuned = [n for n in tune.sources if n in ctx.source_names() and not (n == Source.EASE and _ease_too_large(ctx))]
     if tune.budget_minutes > 0 and name in tuned and not ctx.valid.nnz:
         ctx.work.note(f"tune_{name}", "skipped: the graph has no validation split to tune on")
         ctx.log(f"  {name} not tuned: the graph has no validation split")
