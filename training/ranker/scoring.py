@@ -36,7 +36,7 @@ TOPK_ROWS = 64
 ``[rows, num_items]`` block then stays under glibc's 32 MiB ceiling for serving a request
 from the mmap'd pages of a fresh allocation (up to 131k items), so blocks are reused instead of
 page-faulted in anew: on gowalla (41k items) the system CPU time of the batch path fell from
-0.6 to 0.1 ms/user and its total CPU time by 8% against passes of 256 (bench/results/hybrid_topk_gowalla.md)."""
+0.5 to 0.07 ms/user against passes of 256 (bench/results/hybrid_topk_gowalla.md)."""
 
 
 class RankerScoring:

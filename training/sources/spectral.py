@@ -187,8 +187,8 @@ def filter_columns(
     on :data:`PASS_BLOCK` columns at a time with torch's CSR product (``operators``, from
     :func:`cpu_operators`); with more threads scipy's, over the whole block. A column of a
     sparse-dense product is the same sum in the same order whatever the other columns,
-    so the scores are bit-for-bit those of scipy's product over the whole block (gowalla,
-    one thread: 2.9 against 4.1 ms per user for the whole filter, bench/results/hybrid_topk_gowalla.md).
+    so the scores are bit-for-bit those of scipy's product over the whole block (gowalla's
+    default filter, one thread: 3.2 against 5.2 ms per user, bench/results/hybrid_topk_gowalla.md).
 
     Args:
         rows: CSR ``[B, n]`` of the users' rows.
