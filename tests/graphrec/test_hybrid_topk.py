@@ -53,3 +53,17 @@ def test_batch_path_pads_short_candidate_lists(rec):
     expected_items, _ = per_user_lists(rec, users, k)
     np.testing.assert_array_equal(items, expected_items)
     assert (items[:, -1] == -1).all() and np.isneginf(scores[:, -1]).all()
+
+
+def test_batch_path_across_passes_of_topk_rows(rec):
+    """ranker.topk ranks TOPK_ROWS users per pass: a request spanning several passes (and a
+    ragged last one) gives the per-user path's lists."""
+    from training.ranker.scoring import TOPK_ROWS
+
+    users = np.arange(min(2 * TOPK_ROWS + 5, len(rec.user_ids)), dtype=np.int64)
+    assert len(users) > TOPK_ROWS, "the demo model has too few users to span two passes"
+    k = 10
+    items, scores = rec.model.ranker.topk(users, k)
+    expected_items, expected_scores = per_user_lists(rec, users, k)
+    np.testing.assert_array_equal(items, expected_items)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)

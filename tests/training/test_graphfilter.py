@@ -82,6 +82,29 @@ def test_a_batch_across_cpu_column_blocks_equals_user_by_user(structured_graph):
     np.testing.assert_allclose(batch, alone, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("degree_power", [0.0, 0.3])
+def test_one_thread_torch_passes_equal_the_scipy_passes(structured_graph, degree_power):
+    """On one torch thread the CPU filter's sparse passes use torch's CSR product on
+    PASS_BLOCK columns, otherwise scipy's on the whole block: the same sums in the same
+    order, so the scores are identical, bit for bit (serving and training agree)."""
+    from training.sources.spectral import COLUMN_BLOCK, PASS_BLOCK
+
+    train = structured_graph.matrix("train")
+    model = GraphFilter(alpha=0.4, rank=6, sharpen=0.7, sharpen_order=4, degree_power=degree_power,
+                        dense_max_items=0).fit(structured_graph, train)  # fmt: skip
+    users = np.resize(np.arange(structured_graph.num_users), COLUMN_BLOCK + PASS_BLOCK + 3)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = model.score(users).numpy()
+        torch.set_num_threads(2)
+        two = model.score(users).numpy()
+    finally:
+        torch.set_num_threads(threads)
+    assert np.isfinite(one).all() and np.abs(one).max() > 0
+    np.testing.assert_array_equal(one, two)
+
+
 def test_fold_in_is_the_same_filter(structured_graph):
     train = structured_graph.matrix("train")
     model = GraphFilter(rank=8, dense_max_items=0).fit(structured_graph, train)

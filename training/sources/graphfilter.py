@@ -60,6 +60,7 @@ from training.sources.spectral import (
     auto_rank,
     chebyshev_coefficients,
     check_settings,
+    cpu_operators,
     filter_columns,
     filter_settings,
     normalised_matrix,
@@ -227,6 +228,7 @@ class GraphFilter(OnePassLearner):
         self._post = torch.from_numpy(post.astype(np.float32)).to(device) if self.degree_power else None
         self._coefficients = chebyshev_coefficients(self.order, self.flatness) if self.kind == "chebyshev" else None
         self._rt_csr = self._normalised.T.tocsr()
+        self._cpu_operators = None  # torch CSR views of R~, R~^T for the CPU linear filter, built on first use
         if device.type != "cpu":
             self._r = _torch_csr(self._normalised, device)
             self._rt = _torch_csr(self._rt_csr, device)
@@ -246,11 +248,14 @@ class GraphFilter(OnePassLearner):
             return _dense_rows(rows, device) @ self._dense
         if self.kind == "linear" and device.type == "cpu":
             ideal = self._has_ideal
+            if self._cpu_operators is None:
+                self._cpu_operators = cpu_operators(self._normalised, self._rt_csr)
             return filter_columns(
                 rows, normalised=self._normalised, transposed=self._rt_csr, pre=self._pre,
                 post=self._post.numpy() if self._post is not None else None,
                 left=self._left.numpy() if ideal else None, right=self._right.numpy() if ideal else None,
                 alpha=self.alpha, sharpen=self.sharpen, sharpen_order=self.sharpen_order,
+                operators=self._cpu_operators,
             )  # fmt: skip
         scaled = rows @ self._pre if self._pre is not None else rows
         if self.kind == "linear":
