@@ -5,7 +5,8 @@ the ranker and all sampling follow the seed; the graph's split is fixed by the b
 reads each manifest's test metrics (docs/PROTOCOL.md: sources on train, ranker on valid,
 sources refitted on train + valid, test only evaluated) and prints, per data set, every
 source's and the hybrid's NDCG@20, Recall@20, TailRecall@20 and sparse-user NDCG@20 as
-mean +- sd, plus issue 13's three ratios. Writes bench/results/hybrid_seeds.md::
+mean +- sd, plus issue 13's three ratios (and published figures where known). Writes
+bench/results/hybrid_seeds.md and its section of BENCHMARKS.md::
 
     python bench/hybrid_seeds.py --data ml-100k=/tmp/g-ml100k --data lastfm=/tmp/g-lastfm:configs/lastfm.yaml \\
         --seeds 2026 2027 2028 --work /tmp/hybrid-seeds
@@ -25,8 +26,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.merge_results import publish  # noqa: E402
+from bench.merge_results import write_marked_section  # noqa: E402
 
+# Published Recall@20 / NDCG@20 on the same split (data README, issue 13), printed beside the hybrid's.
+PUBLISHED = {
+    "gowalla": {"LightGCN": (0.1830, 0.1554), "GF-CF": (0.1849, 0.1518), "BSPM": (0.1920, 0.1597),
+                "ChebyCF": (0.1941, 0.1616)},
+}  # fmt: skip
 METRICS = (("ndcg", "NDCG@20"), ("recall", "Recall@20"), ("tail_recall", "TailRecall@20"), ("sparse_ndcg", "sparse NDCG@20"))
 
 
@@ -48,7 +54,9 @@ def values(manifest: dict) -> dict[str, dict[str, float]]:
     }  # fmt: skip
 
 
-def section(name: str, runs: list[dict[str, dict[str, float]]], seeds: list[int], command: str) -> list[str]:
+def section(
+    name: str, runs: list[dict[str, dict[str, float]]], seeds: list[int], command: str, seconds: list[float] = ()
+) -> list[str]:
     names = [n for n in runs[0] if n != "hybrid"] + ["hybrid"]
     lines = [f"### {name} (seeds {', '.join(map(str, seeds))})", "", f"Command: `{command}`", "",
              "| model | " + " | ".join(label for _, label in METRICS) + " |",
@@ -75,6 +83,13 @@ def section(name: str, runs: list[dict[str, dict[str, float]]], seeds: list[int]
     sparse = hybrid["sparse_ndcg"] - stats[best_sparse, "sparse_ndcg"]
     lines.append(f"- Hybrid sparse-user NDCG@20 minus the best source's ({best_sparse}): {sparse.mean():+.4f} "
                  f"+- {sparse.std(ddof=1):.4f} (asks >= 0).")  # fmt: skip
+    for paper, (recall, ndcg) in PUBLISHED.get(name, {}).items():
+        lines.append(f"- Published {paper}: Recall@20 {recall:.4f}, NDCG@20 {ndcg:.4f}; the hybrid's mean is "
+                     f"{hybrid['recall'].mean() / recall - 1:+.1%} / {hybrid['ndcg'].mean() / ndcg - 1:+.1%} "
+                     f"(lowest seed {hybrid['recall'].min():.4f} / {hybrid['ndcg'].min():.4f}).")  # fmt: skip
+    if seconds:
+        lines.append(f"- Train stages per run (sum of the manifest's timings, on a shared machine): "
+                     f"{', '.join(f'{t:,.0f} s' for t in seconds)}.")  # fmt: skip
     return lines + [""]
 
 
@@ -92,9 +107,13 @@ def main(argv=None) -> int:
     for spec in args.data:
         name, _, rest = spec.partition("=")
         graph, _, config = rest.partition(":")
-        runs = [values(train(graph, config or None, seed, args.work / f"{name}-{seed}")) for seed in args.seeds]
-        lines += section(name, runs, args.seeds, command)
-    return publish("\n".join(lines), args.out)
+        manifests = [train(graph, config or None, seed, args.work / f"{name}-{seed}") for seed in args.seeds]
+        seconds = [sum(m.get("timings", {}).values()) for m in manifests]
+        lines += section(name, [values(m) for m in manifests], args.seeds, command, seconds)
+    text = "\n".join(["<!-- hybrid_seeds:begin -->", *lines, "<!-- hybrid_seeds:end -->"]) + "\n"
+    print(text)
+    write_marked_section("hybrid_seeds", text, result=args.out)  # bench/results/hybrid_seeds.md and BENCHMARKS.md
+    return 0
 
 
 if __name__ == "__main__":
