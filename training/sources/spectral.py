@@ -238,22 +238,9 @@ def _product(matrix: torch.Tensor | sp.csr_matrix, dense: np.ndarray) -> np.ndar
 
 
 def cpu_operators(normalised: sp.csr_matrix, transposed: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:
-    """``R~`` and ``R~^T`` as CPU torch CSR tensors for :func:`filter_columns` (int32 indices, no copy of scipy's)."""
-    return _cpu_csr(normalised), _cpu_csr(transposed)
-
-
-def _cpu_csr(matrix: sp.csr_matrix) -> torch.Tensor:
-    index = np.int32 if max(matrix.nnz, *matrix.shape) < np.iinfo(np.int32).max else np.int64
-    with warnings.catch_warnings():
-        # torch flags every CSR tensor as "beta"; the product used here is stable.
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(np.ascontiguousarray(matrix.indptr, dtype=index)),
-            torch.from_numpy(np.ascontiguousarray(matrix.indices, dtype=index)),
-            torch.from_numpy(np.ascontiguousarray(matrix.data, dtype=np.float32)),
-            size=matrix.shape,
-            check_invariants=False,
-        )
+    """``R~`` and ``R~^T`` as CPU torch CSR tensors for :func:`filter_columns` (int32 indices where they fit)."""
+    cpu = torch.device("cpu")
+    return _torch_csr(normalised, cpu, compact=True), _torch_csr(transposed, cpu, compact=True)
 
 
 def filter_settings(model, rows: sp.csr_matrix, settings: Sequence[Mapping[str, Any]]) -> Iterator[torch.Tensor]:
@@ -362,10 +349,19 @@ def _dense_rows(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     return dense
 
 
-def _torch_csr(matrix: sp.csr_matrix, device: torch.device) -> torch.Tensor:
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(matrix.indptr.astype(np.int64)),
-        torch.from_numpy(matrix.indices.astype(np.int64)),
-        torch.from_numpy(matrix.data.astype(np.float32)),
-        size=matrix.shape,
-    ).to(device)
+def _torch_csr(matrix: sp.csr_matrix, device: torch.device, *, compact: bool = False) -> torch.Tensor:
+    """``matrix`` as a torch CSR tensor on ``device``: int64 indices, or int32 where they fit with ``compact``
+    (then the CPU tensor shares scipy's arrays instead of copying them)."""
+    fits = max(matrix.nnz, *matrix.shape) < np.iinfo(np.int32).max
+    index = np.int32 if compact and fits else np.int64
+    with warnings.catch_warnings():
+        # torch flags every CSR tensor as "beta"; the products used here are stable.
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        tensor = torch.sparse_csr_tensor(
+            torch.from_numpy(np.ascontiguousarray(matrix.indptr, dtype=index)),
+            torch.from_numpy(np.ascontiguousarray(matrix.indices, dtype=index)),
+            torch.from_numpy(np.ascontiguousarray(matrix.data, dtype=np.float32)),
+            size=matrix.shape,
+            check_invariants=False,
+        )
+    return tensor if device.type == "cpu" else tensor.to(device)
