@@ -84,6 +84,11 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "text_gnn_init.jsonl")
     parser.add_argument("--summary", action="store_true", help="print the table of --out and exit")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="another LightGCN setting (JSON value), e.g. text_prior=10; repeatable; named in the row's variant",
+    )
+    parser.add_argument("--label", default="", help="appended to the row's variant (e.g. the vectors' origin)")
     args = parser.parse_args(argv)
     if args.summary:
         print(summary(args.out))
@@ -103,7 +108,10 @@ def main(argv=None) -> int:
 
     graph = load_graph(args.graph)
     train, valid = graph.matrix("train", weighted=True), graph.matrix("valid")
-    kwargs = {**GNNConfig().learner_kwargs(), "init": args.variant, "seed": args.seed}
+    import json
+
+    settings = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
+    kwargs = {**GNNConfig().learner_kwargs(), "init": args.variant, "seed": args.seed, **settings}
     features = {}
     if args.variant == "text":
         kwargs.update(text_components=args.components, text_scale=args.scale)
@@ -113,7 +121,8 @@ def main(argv=None) -> int:
         }
     started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
     model = LightGCN(**kwargs).fit(graph, train, valid_items=valid, **features)
-    row = {"variant": label(args.variant, args.components, args.scale), "seed": args.seed, "split": args.split}
+    variant = "+".join([label(args.variant, args.components, args.scale), *args.set, *filter(None, [args.label])])
+    row = {"variant": variant, "seed": args.seed, "split": args.split}
     row["best_epoch"] = int(model.best_epoch_)
     if args.split == "valid":
         history, labels = train, valid

@@ -14,7 +14,9 @@ from training.base import ModelFitError
 from training.gnn import LightGCN
 from training.gnn.adjacency import NodeLayout
 from training.gnn.bpr import NegativeSampler, bpr_loss, gathered_bpr_loss, positive_pairs
-from training.gnn.init import NodeEmbedding, apply_text_map, fit_text_map, standardize_features
+from training.gnn.init import (
+    ITEM_L2_RANDOM, ITEM_L2_TEXT, NodeEmbedding, apply_text_map, fit_text_map, resolve_item_l2, standardize_features,
+)
 from training.gnn.schedule import Schedule
 from training.gnn.trainer import train
 
@@ -71,7 +73,7 @@ def test_standardize_features_centres_and_scales():
     assert np.sqrt((out**2).sum(axis=1).mean()) == pytest.approx(1.0, rel=1e-5)
 
 
-def _embedding(graph, *, user_init="learned", text=True):
+def _embedding(graph, *, user_init="learned", text=True, **kwargs):
     features = text_features(graph) if text else {"item_features": None, "entity_features": None}
     return NodeEmbedding(
         NodeLayout(graph.num_users, graph.num_items, graph.num_entities),
@@ -81,6 +83,7 @@ def _embedding(graph, *, user_init="learned", text=True):
         init_std=0.1,
         generator=torch.Generator().manual_seed(0),
         **features,
+        **kwargs,
     )
 
 
@@ -134,6 +137,31 @@ def test_batch_penalty_counts_each_row_as_often_as_the_batch_holds_it(structured
         embedding.user_penalty(users) + embedding.item_penalty(items) + embedding.item_penalty(negatives.flatten()) / 3
     )
     torch.testing.assert_close(embedding.batch_penalty(users, items, negatives), expected)
+
+
+def test_item_l2_weighs_the_items_rows_of_the_penalty_and_auto_follows_the_init(structured_graph):
+    generator = torch.Generator().manual_seed(2)
+    users = torch.randint(structured_graph.num_users, (40,), generator=generator)
+    items = torch.randint(structured_graph.num_items, (40,), generator=generator)
+    negatives = torch.randint(structured_graph.num_items, (40, 2), generator=generator)
+    penalties = {}
+    for weight in (0.0, 0.25, 1.0):
+        embedding = _embedding(structured_graph, text=False, item_l2=weight)
+        penalties[weight] = embedding.batch_penalty(users, items, negatives)
+    users_only = _embedding(structured_graph, text=False).user_penalty(users)
+    torch.testing.assert_close(penalties[0.0], users_only)
+    # the items' share scales linearly with the weight
+    torch.testing.assert_close(penalties[0.25] - users_only, 0.25 * (penalties[1.0] - users_only))
+    assert float(penalties[1.0] - users_only) > 0
+    assert _embedding(structured_graph).item_l2 == ITEM_L2_TEXT == 0.1
+    assert _embedding(structured_graph, text=False).item_l2 == ITEM_L2_RANDOM == 1.0
+    assert resolve_item_l2(0.5, text=True) == 0.5
+
+
+@pytest.mark.parametrize("value", [-0.1, float("nan"), "strong", True])
+def test_a_bad_item_l2_is_refused_when_the_learner_is_made(value):
+    with pytest.raises(ValueError, match="item_l2"):
+        LightGCN(item_l2=value)
 
 
 # -- the loop --------------------------------------------------------------------------------

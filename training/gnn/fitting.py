@@ -70,6 +70,7 @@ def build_model(
     device: torch.device,
     text_components: int = TEXT_COMPONENTS,
     text_scale: float = TEXT_SCALE,
+    item_l2: float | str = "auto",
 ) -> GraphModel:
     """The layer-0 embeddings of ``edges``' nodes, then the encoder ``make_encoder()`` builds, on ``device``.
 
@@ -87,6 +88,7 @@ def build_model(
         generator=generator,
         text_components=text_components,
         text_scale=text_scale,
+        item_l2=item_l2,
     )
     return GraphModel(embedding, make_encoder()).to(device)
 

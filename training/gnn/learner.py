@@ -38,7 +38,7 @@ from training.gnn.fitting import (
     neighbor_sampler,
     validation_ndcg,
 )
-from training.gnn.init import INITS, TEXT_COMPONENTS, TEXT_SCALE, USER_INITS, apply_text_map
+from training.gnn.init import INITS, TEXT_COMPONENTS, TEXT_SCALE, USER_INITS, apply_text_map, resolve_item_l2
 from training.gnn.schedule import AUTO, Schedule, resolve_schedule, validation_sample
 from training.gnn.trainer import train
 
@@ -80,6 +80,7 @@ class GraphLearner(Learner):
         device: str = "auto",
         text_components: int = TEXT_COMPONENTS,
         text_scale: float = TEXT_SCALE,
+        item_l2: Union[float, str] = AUTO,
     ) -> None:
         positive_int(embedding_dim, "embedding_dim")
         positive_int(num_layers, "num_layers")
@@ -98,6 +99,7 @@ class GraphLearner(Learner):
         positive_float(init_std, "init_std")
         positive_int(text_components, "text_components", minimum=0)
         positive_float(text_scale, "text_scale")
+        resolve_item_l2(item_l2, text=False)
         choice(init, "init", INITS)
         choice(user_init, "user_init", USER_INITS)
         choice(mode, "mode", MODES)
@@ -232,6 +234,7 @@ class GraphLearner(Learner):
             item_features=item_features, entity_features=entity_features, user_items=user_items,
             user_init=self.user_init, init_std=self.init_std, generator=generator, device=device,
             text_components=self.text_components, text_scale=self.text_scale,
+            item_l2=self.item_l2,
         )  # fmt: skip
         if warm_start is not None:
             load_warm_start(model, warm_start, user_items, learner=self)

@@ -86,6 +86,10 @@ class LightGCN(GraphLearner):
             components before the learned projection (0: only centred and scaled;
             :func:`training.gnn.init.fit_text_map`).
         text_scale: root-mean-square norm of the mapped text vectors.
+        item_l2: weight of the items' rows in the L2 term (the users' weigh 1); with text
+            init they are the residuals, so this is how strongly items are held at their
+            text position. ``"auto"``: 0.1 with text init, 1 with random init
+            (:func:`training.gnn.init.resolve_item_l2`).
 
     Example:
         >>> model = LightGCN(epochs=50).fit(graph, graph.matrix("train"),
