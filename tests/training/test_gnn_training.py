@@ -15,7 +15,7 @@ from training.gnn import LightGCN
 from training.gnn.adjacency import NodeLayout
 from training.gnn.bpr import NegativeSampler, bpr_loss, gathered_bpr_loss, positive_pairs
 from training.gnn.init import (
-    ITEM_L2_RANDOM, ITEM_L2_TEXT, NodeEmbedding, apply_text_map, fit_text_map, resolve_item_l2, standardize_features,
+    ITEM_L2, NodeEmbedding, apply_text_map, fit_text_map, standardize_features,
 )
 from training.gnn.schedule import Schedule
 from training.gnn.trainer import train
@@ -139,7 +139,7 @@ def test_batch_penalty_counts_each_row_as_often_as_the_batch_holds_it(structured
     torch.testing.assert_close(embedding.batch_penalty(users, items, negatives), expected)
 
 
-def test_item_l2_weighs_the_items_rows_of_the_penalty_and_auto_follows_the_init(structured_graph):
+def test_item_l2_weighs_the_items_rows_of_the_penalty(structured_graph):
     generator = torch.Generator().manual_seed(2)
     users = torch.randint(structured_graph.num_users, (40,), generator=generator)
     items = torch.randint(structured_graph.num_items, (40,), generator=generator)
@@ -153,9 +153,17 @@ def test_item_l2_weighs_the_items_rows_of_the_penalty_and_auto_follows_the_init(
     # the items' share scales linearly with the weight
     torch.testing.assert_close(penalties[0.25] - users_only, 0.25 * (penalties[1.0] - users_only))
     assert float(penalties[1.0] - users_only) > 0
-    assert _embedding(structured_graph).item_l2 == ITEM_L2_TEXT == 0.1
-    assert _embedding(structured_graph, text=False).item_l2 == ITEM_L2_RANDOM == 1.0
-    assert resolve_item_l2(0.5, text=True) == 0.5
+    assert _embedding(structured_graph).item_l2 == _embedding(structured_graph, text=False).item_l2 == ITEM_L2 == 1.0
+    # with text init the rows are the residuals (zero at the start): the weight scales them the same way
+    text_penalty = {}
+    for weight in (0.0, 0.25, 1.0):
+        embedding = _embedding(structured_graph, item_l2=weight)
+        with torch.no_grad():
+            embedding.item.copy_(torch.randn(embedding.item.shape, generator=torch.Generator().manual_seed(3)))
+        text_penalty[weight] = embedding.batch_penalty(users, items, negatives)
+    torch.testing.assert_close(text_penalty[0.0], users_only)
+    torch.testing.assert_close(text_penalty[0.25] - users_only, 0.25 * (text_penalty[1.0] - users_only))
+    assert float(text_penalty[1.0] - users_only) > 1.0
 
 
 @pytest.mark.parametrize("value", [-0.1, float("nan"), "strong", True])

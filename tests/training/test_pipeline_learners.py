@@ -31,7 +31,7 @@ CHANGED = {
     ),
     Source.GNN: dict(
         embedding_dim=8, num_layers=2, lr=0.05, l2=0.01, epochs=3, batch_size=64, num_negatives=2, init="random",
-        use_kg=False, use_social=False, user_init="learned", init_std=0.2, text_components=8, text_scale=2.0,
+        use_kg=False, use_social=False, user_init="learned", init_std=0.2, text_components=8, text_scale=2.0, item_l2=0.5,
         patience=2, eval_every=1, mode="sampled", num_neighbors=5,
     ),
     "ranker": dict(

@@ -23,7 +23,7 @@ from kg.graph import Graph
 from training.gnn.adjacency import GraphEdges, GraphView, NodeLayout, to_torch_csr
 from training.gnn.bpr import gathered_bpr_loss
 from training.gnn.checks import digest, feature_array
-from training.gnn.init import TEXT_COMPONENTS, TEXT_SCALE, NodeEmbedding
+from training.gnn.init import ITEM_L2, TEXT_COMPONENTS, TEXT_SCALE, NodeEmbedding
 from training.gnn.sampled import NeighborSampler
 
 __all__ = [
@@ -70,7 +70,7 @@ def build_model(
     device: torch.device,
     text_components: int = TEXT_COMPONENTS,
     text_scale: float = TEXT_SCALE,
-    item_l2: float | str = "auto",
+    item_l2: float = ITEM_L2,
 ) -> GraphModel:
     """The layer-0 embeddings of ``edges``' nodes, then the encoder ``make_encoder()`` builds, on ``device``.
 

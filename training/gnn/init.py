@@ -9,10 +9,13 @@ where ``f_i`` is its precomputed text embedding mapped by a fixed linear map
 principal components, scaled to RMS norm ``text_scale``), ``P`` a learned linear
 projection shared by all items (entities have their own map and projection), and
 ``r_i`` a per-node residual that starts at zero. The residual is
-what the L2 penalty of the batch acts on, so the prior of every item is its text
-position: items with many interactions move away from it as far as their data
-asks, long-tail items with few stay close to it and inherit what ``P`` learned
-from the head. With ``init="random"`` every node has a free ID embedding (the
+what the L2 penalty of the batch acts on (weighted by ``item_l2``), so the prior of
+every item is its text position: items with many interactions move away from it as
+far as their data asks, long-tail items with few stay close to it and inherit what
+``P`` learned from the head. How firmly is ``item_l2``'s business: on ml-100k a
+lighter item penalty (0.1) lifts the GNN's TailRecall@20 by a fifth with either init
+(bench/results/text_gnn_init.md), so it is the share of the penalty, not the text,
+that held the tail back. With ``init="random"`` every node has a free ID embedding (the
 ablation). Users are free embeddings, either random or (``user_init=
 "mean_items"``) started at the mean of their items' initial vectors.
 
@@ -42,8 +45,8 @@ from eval.checks import positive_float, positive_int
 from training.gnn.adjacency import NodeLayout
 
 __all__ = [
-    "INITS", "ITEM_L2_RANDOM", "ITEM_L2_TEXT", "TEXT_COMPONENTS", "TEXT_SCALE", "USER_INITS", "NodeEmbedding",
-    "apply_text_map", "fit_text_map", "resolve_item_l2", "standardize_features",
+    "INITS", "ITEM_L2", "TEXT_COMPONENTS", "TEXT_SCALE", "USER_INITS", "NodeEmbedding", "apply_text_map",
+    "check_item_l2", "fit_text_map", "standardize_features",
 ]  # fmt: skip
 
 INITS = ("text", "random")
@@ -51,29 +54,24 @@ USER_INITS = ("learned", "mean_items")
 # Defaults of the text map, chosen on ml-100k's validation split (bench/results/text_gnn_init.md).
 TEXT_COMPONENTS = 64
 TEXT_SCALE = 1.0
-# Weight of the items' share of the L2 term (``item_l2="auto"``). With text init it acts on the
-# residuals, so it sets how strongly an item is held at its text position: 0.1 was chosen on
-# ml-100k's validation split over 1 (the previous weight), 10, 0.3, 0.03 and 0 (3 seeds each,
-# bench/results/text_gnn_init.md). Random init keeps 1 until the tables it feeds (gowalla,
-# lastfm) are re-measured: a lighter item penalty helps it on ml-100k's validation split too.
-ITEM_L2_TEXT = 0.1
-ITEM_L2_RANDOM = 1.0
+# Weight of the items' share of the L2 term (with text init: of the residuals, so how firmly an
+# item is held at its text position). 0.1 makes the GNN alone better on ml-100k's validation split,
+# with either init, but the hybrid it feeds 0.3% worse (bench/results/text_gnn_init.md): the
+# pipeline keeps 1.
+ITEM_L2 = 1.0
 # Principal directions whose variance is below this share of the largest are noise
 # (or absent: fewer distinct texts than dimensions); whitening would blow them up.
 _RANK_TOLERANCE = 1e-6
 
 
-def resolve_item_l2(item_l2: float | str, *, text: bool) -> float:
-    """The items' L2 weight: ``item_l2`` itself, or for ``"auto"`` :data:`ITEM_L2_TEXT` when the items
-    are text-initialised (``text``) and :data:`ITEM_L2_RANDOM` when they are free vectors.
+def check_item_l2(item_l2: float) -> float:
+    """``item_l2`` as a float.
 
     Raises:
-        ValueError: ``item_l2`` is neither ``"auto"`` nor a finite number >= 0.
+        ValueError: ``item_l2`` is not a finite number >= 0.
     """
-    if item_l2 == "auto":
-        return ITEM_L2_TEXT if text else ITEM_L2_RANDOM
     if isinstance(item_l2, bool) or not isinstance(item_l2, (int, float)) or not np.isfinite(item_l2) or item_l2 < 0:
-        raise ValueError(f"item_l2 must be 'auto' or a finite number >= 0, got {item_l2!r}")
+        raise ValueError(f"item_l2 must be a finite number >= 0, got {item_l2!r}")
     return float(item_l2)
 
 
@@ -206,12 +204,12 @@ class NodeEmbedding(nn.Module):
         connected_entities: Optional[np.ndarray] = None,
         text_components: int = TEXT_COMPONENTS,
         text_scale: float = TEXT_SCALE,
-        item_l2: float | str = "auto",
+        item_l2: float = ITEM_L2,
     ) -> None:
         super().__init__()
         self.layout = layout
         self.dim = dim
-        self.item_l2 = resolve_item_l2(item_l2, text=item_features is not None)
+        self.item_l2 = check_item_l2(item_l2)
 
         def free(rows: int) -> nn.Parameter:
             return nn.Parameter(torch.randn(rows, dim, generator=generator) * init_std)

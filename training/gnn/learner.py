@@ -38,7 +38,7 @@ from training.gnn.fitting import (
     neighbor_sampler,
     validation_ndcg,
 )
-from training.gnn.init import INITS, TEXT_COMPONENTS, TEXT_SCALE, USER_INITS, apply_text_map, resolve_item_l2
+from training.gnn.init import INITS, ITEM_L2, TEXT_COMPONENTS, TEXT_SCALE, USER_INITS, apply_text_map, check_item_l2
 from training.gnn.schedule import AUTO, Schedule, resolve_schedule, validation_sample
 from training.gnn.trainer import train
 
@@ -80,7 +80,7 @@ class GraphLearner(Learner):
         device: str = "auto",
         text_components: int = TEXT_COMPONENTS,
         text_scale: float = TEXT_SCALE,
-        item_l2: Union[float, str] = AUTO,
+        item_l2: float = ITEM_L2,
     ) -> None:
         positive_int(embedding_dim, "embedding_dim")
         positive_int(num_layers, "num_layers")
@@ -99,7 +99,7 @@ class GraphLearner(Learner):
         positive_float(init_std, "init_std")
         positive_int(text_components, "text_components", minimum=0)
         positive_float(text_scale, "text_scale")
-        resolve_item_l2(item_l2, text=False)
+        check_item_l2(item_l2)
         choice(init, "init", INITS)
         choice(user_init, "user_init", USER_INITS)
         choice(mode, "mode", MODES)
