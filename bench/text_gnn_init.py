@@ -11,7 +11,8 @@ row RMS norm ``--scale``; the label is ``whiteK``, ``whiteKxS`` for a scale S !=
 or ``--components 0`` (centred and scaled only, the mapping before whitening: the
 label is ``raw``); items and the described entities each get their own map.
 ``--variant random`` fits the random-init baseline. LightGCN runs with the
-pipeline's other defaults.
+pipeline's other defaults, or with ``--set KEY=VALUE`` (e.g. ``item_l2=0.1``,
+named in the row's variant, as is ``--label``, e.g. the vectors' origin).
 
 ``--split valid`` (choosing): fit on train with early stopping on validation,
 figures on VALIDATION (train masked). ``--split test`` (the final claim only): the
@@ -28,6 +29,7 @@ vectors itself (the same map up to the components' signs).
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import time
@@ -49,8 +51,6 @@ def label(variant: str, components: int, scale: float) -> str:
 
 def summary(path: Path) -> str:
     """Markdown table of the runs in ``path``: NDCG@20 and TailRecall@20 per seed, mean +- sd."""
-    import json
-
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     groups: dict[tuple[str, str, str], dict[int, dict]] = {}
     for row in rows:
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--summary", action="store_true", help="print the table of --out and exit")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="another LightGCN setting (JSON value), e.g. text_prior=10; repeatable; named in the row's variant",
+        help="another LightGCN setting (JSON value), e.g. item_l2=0.1; repeatable; named in the row's variant",
     )
     parser.add_argument("--label", default="", help="appended to the row's variant (e.g. the vectors' origin)")
     args = parser.parse_args(argv)
@@ -108,8 +108,6 @@ def main(argv=None) -> int:
 
     graph = load_graph(args.graph)
     train, valid = graph.matrix("train", weighted=True), graph.matrix("valid")
-    import json
-
     settings = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
     kwargs = {**GNNConfig().learner_kwargs(), "init": args.variant, "seed": args.seed, **settings}
     features = {}

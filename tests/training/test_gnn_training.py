@@ -14,9 +14,7 @@ from training.base import ModelFitError
 from training.gnn import LightGCN
 from training.gnn.adjacency import NodeLayout
 from training.gnn.bpr import NegativeSampler, bpr_loss, gathered_bpr_loss, positive_pairs
-from training.gnn.init import (
-    ITEM_L2, NodeEmbedding, apply_text_map, fit_text_map, standardize_features,
-)
+from training.gnn.init import ITEM_L2, NodeEmbedding, apply_text_map, fit_text_map, standardize_features
 from training.gnn.schedule import Schedule
 from training.gnn.trainer import train
 
