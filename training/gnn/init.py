@@ -55,9 +55,9 @@ USER_INITS = ("learned", "mean_items")
 TEXT_COMPONENTS = 64
 TEXT_SCALE = 1.0
 # Weight of the items' share of the L2 term (with text init: of the residuals, so how firmly an
-# item is held at its text position). 0.1 makes the GNN alone better on ml-100k's validation split,
-# with either init, but the hybrid it feeds 0.3% worse (bench/results/text_gnn_init.md): the
-# pipeline keeps 1.
+# item is held at its text position). 0.1 makes the GNN alone better on ml-100k (either init) and
+# gowalla (random init), but the hybrid it feeds slightly worse on both (bench/results/text_gnn_init.md):
+# the pipeline keeps 1.
 ITEM_L2 = 1.0
 # Principal directions whose variance is below this share of the largest are noise
 # (or absent: fewer distinct texts than dimensions); whitening would blow them up.

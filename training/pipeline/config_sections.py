@@ -199,7 +199,7 @@ class GNNConfig(Section):
     text_scale: float = _doc("text init: RMS norm of the mapped text vectors", 1.0)
     item_l2: float = _doc(
         "weight of the items' rows in the L2 term (text init: how firmly items stay at their text position; 0.1: "
-        "better GNN embeddings and tail, a slightly worse hybrid on ml-100k)", 1.0,
+        "better GNN embeddings and tail, a slightly worse hybrid on ml-100k and gowalla)", 1.0,
     )  # fmt: skip
     patience: Union[int, str] = _doc("validations without improvement before stopping (auto: 4)", "auto")
     eval_every: Union[int, str] = _doc("epochs between validations (auto: 2; at most 3,000 sampled users)", "auto")
