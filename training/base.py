@@ -52,6 +52,7 @@ __all__ = [
     "load_state",
     "resolve_device",
     "save_state",
+    "to_torch_csr",
 ]
 
 Callback = Callable[[int, float, float], None]
@@ -87,6 +88,28 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} asked for CUDA but torch.cuda.is_available() is False")
     return resolved
+
+
+def to_torch_csr(matrix: sp.csr_matrix, device: torch.device, *, compact: bool = False) -> torch.Tensor:
+    """A scipy CSR matrix as a ``torch.sparse_csr`` float32 tensor on ``device``.
+
+    Indices are int64 copies; with ``compact``, int32 where they fit, and the arrays are
+    taken as they are where their dtypes already match (a CPU tensor then shares scipy's
+    memory instead of copying it: the graph filter's one-thread operators).
+    """
+    fits = max(matrix.nnz, *matrix.shape) < np.iinfo(np.int32).max
+    index = np.int32 if compact and fits else np.int64
+
+    def array(values: np.ndarray, dtype: type) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(values, dtype=dtype) if compact else values.astype(dtype))
+
+    with warnings.catch_warnings():
+        # torch flags every CSR tensor as "beta"; the products used here are stable.
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            array(matrix.indptr, index), array(matrix.indices, index), array(matrix.data, np.float32),
+            size=matrix.shape, device=device, check_invariants=False,
+        )  # fmt: skip
 
 
 def as_user_items(

@@ -16,7 +16,6 @@ same CSR matrix instead of letting autograd transpose it on every call.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -25,6 +24,7 @@ import scipy.sparse as sp
 import torch
 
 from kg.graph import ENTITY, ITEM, USER, Graph
+from training.base import to_torch_csr
 
 __all__ = [
     "GraphEdges",
@@ -254,21 +254,6 @@ def normalized_adjacency(edges: GraphEdges) -> sp.csr_matrix:
     normalized = sp.csr_matrix(normalized, dtype=np.float32)
     normalized.sort_indices()
     return normalized
-
-
-def to_torch_csr(matrix: sp.csr_matrix, device: torch.device) -> torch.Tensor:
-    """A scipy CSR matrix as a ``torch.sparse_csr`` float32 tensor on ``device``."""
-    with warnings.catch_warnings():
-        # torch flags every CSR tensor as "beta"; the operations used here are stable.
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(matrix.indptr.astype(np.int64)),
-            torch.from_numpy(matrix.indices.astype(np.int64)),
-            torch.from_numpy(matrix.data.astype(np.float32)),
-            size=matrix.shape,
-            device=device,
-            check_invariants=False,
-        )
 
 
 class _SymmetricSpMM(torch.autograd.Function):

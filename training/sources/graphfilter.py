@@ -49,14 +49,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from training.base import ModelFitError, as_user_index, as_user_items
+from training.base import ModelFitError, as_user_index, as_user_items, to_torch_csr
 from training.sources.names import Source
 from training.sources.neighbors import OnePassLearner, csr_from_state, csr_state
 from training.sources.spectral import (
     KINDS,
     _degree_scales,
     _dense_rows,
-    _torch_csr,
     auto_rank,
     chebyshev_coefficients,
     check_settings,
@@ -230,8 +229,8 @@ class GraphFilter(OnePassLearner):
         self._rt_csr = self._normalised.T.tocsr()
         self._cpu_operators = None  # torch CSR views of R~, R~^T for the CPU linear filter, built on first use
         if device.type != "cpu":
-            self._r = _torch_csr(self._normalised, device)
-            self._rt = _torch_csr(self._rt_csr, device)
+            self._r = to_torch_csr(self._normalised, device)
+            self._rt = to_torch_csr(self._rt_csr, device)
         self._dense: Optional[torch.Tensor] = None
         num_items = matrix.shape[1]
         if num_items <= self.dense_max_items:

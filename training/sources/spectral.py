@@ -10,7 +10,6 @@ tensor helpers. The learner (state, fit, scoring, persistence) stays in
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -18,7 +17,7 @@ import scipy.sparse as sp
 import torch
 
 from eval.checks import choice, number, positive_int
-from training.base import as_user_items
+from training.base import as_user_items, to_torch_csr
 
 COLUMN_BLOCK = 64
 """Users per cache-sized block in the CPU filter (:func:`filter_columns`)."""
@@ -240,7 +239,7 @@ def _product(matrix: torch.Tensor | sp.csr_matrix, dense: np.ndarray) -> np.ndar
 def cpu_operators(normalised: sp.csr_matrix, transposed: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:
     """``R~`` and ``R~^T`` as CPU torch CSR tensors for :func:`filter_columns` (int32 indices where they fit)."""
     cpu = torch.device("cpu")
-    return _torch_csr(normalised, cpu, compact=True), _torch_csr(transposed, cpu, compact=True)
+    return to_torch_csr(normalised, cpu, compact=True), to_torch_csr(transposed, cpu, compact=True)
 
 
 def filter_settings(model, rows: sp.csr_matrix, settings: Sequence[Mapping[str, Any]]) -> Iterator[torch.Tensor]:
@@ -347,21 +346,3 @@ def _dense_rows(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)).to(device)
     dense[index[0], index[1]] = torch.from_numpy(coo.data.astype(np.float32)).to(device)
     return dense
-
-
-def _torch_csr(matrix: sp.csr_matrix, device: torch.device, *, compact: bool = False) -> torch.Tensor:
-    """``matrix`` as a torch CSR tensor on ``device``: int64 indices, or int32 where they fit with ``compact``
-    (then the CPU tensor shares scipy's arrays instead of copying them)."""
-    fits = max(matrix.nnz, *matrix.shape) < np.iinfo(np.int32).max
-    index = np.int32 if compact and fits else np.int64
-    with warnings.catch_warnings():
-        # torch flags every CSR tensor as "beta"; the products used here are stable.
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        tensor = torch.sparse_csr_tensor(
-            torch.from_numpy(np.ascontiguousarray(matrix.indptr, dtype=index)),
-            torch.from_numpy(np.ascontiguousarray(matrix.indices, dtype=index)),
-            torch.from_numpy(np.ascontiguousarray(matrix.data, dtype=np.float32)),
-            size=matrix.shape,
-            check_invariants=False,
-        )
-    return tensor if device.type == "cpu" else tensor.to(device)
