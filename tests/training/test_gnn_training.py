@@ -164,9 +164,11 @@ def test_item_l2_weighs_the_items_rows_of_the_penalty(structured_graph):
     assert float(text_penalty[1.0] - users_only) > 1.0
 
 
-@pytest.mark.parametrize("value", [-0.1, float("nan"), "strong", True])
-def test_a_bad_item_l2_is_refused_when_the_learner_is_made(value):
-    with pytest.raises(ValueError, match="item_l2"):
+@pytest.mark.parametrize(
+    ("value", "error"), [(-0.1, ValueError), (float("nan"), ValueError), ("strong", TypeError), (True, TypeError)]
+)
+def test_a_bad_item_l2_is_refused_when_the_learner_is_made(value, error):
+    with pytest.raises(error, match="item_l2"):
         LightGCN(item_l2=value)
 
 

@@ -46,7 +46,7 @@ from training.gnn.adjacency import NodeLayout
 
 __all__ = [
     "INITS", "ITEM_L2", "TEXT_COMPONENTS", "TEXT_SCALE", "USER_INITS", "NodeEmbedding", "apply_text_map",
-    "check_item_l2", "fit_text_map", "standardize_features",
+    "fit_text_map", "standardize_features",
 ]  # fmt: skip
 
 INITS = ("text", "random")
@@ -62,17 +62,6 @@ ITEM_L2 = 1.0
 # Principal directions whose variance is below this share of the largest are noise
 # (or absent: fewer distinct texts than dimensions); whitening would blow them up.
 _RANK_TOLERANCE = 1e-6
-
-
-def check_item_l2(item_l2: float) -> float:
-    """``item_l2`` as a float.
-
-    Raises:
-        ValueError: ``item_l2`` is not a finite number >= 0.
-    """
-    if isinstance(item_l2, bool) or not isinstance(item_l2, (int, float)) or not np.isfinite(item_l2) or item_l2 < 0:
-        raise ValueError(f"item_l2 must be a finite number >= 0, got {item_l2!r}")
-    return float(item_l2)
 
 
 def standardize_features(features: np.ndarray) -> np.ndarray:
@@ -209,7 +198,7 @@ class NodeEmbedding(nn.Module):
         super().__init__()
         self.layout = layout
         self.dim = dim
-        self.item_l2 = check_item_l2(item_l2)
+        self.item_l2 = positive_float(item_l2, "item_l2", allow_zero=True)
 
         def free(rows: int) -> nn.Parameter:
             return nn.Parameter(torch.randn(rows, dim, generator=generator) * init_std)

@@ -38,7 +38,7 @@ from training.gnn.fitting import (
     neighbor_sampler,
     validation_ndcg,
 )
-from training.gnn.init import INITS, ITEM_L2, TEXT_COMPONENTS, TEXT_SCALE, USER_INITS, apply_text_map, check_item_l2
+from training.gnn.init import INITS, ITEM_L2, TEXT_COMPONENTS, TEXT_SCALE, USER_INITS, apply_text_map
 from training.gnn.schedule import AUTO, Schedule, resolve_schedule, validation_sample
 from training.gnn.trainer import train
 
@@ -99,7 +99,7 @@ class GraphLearner(Learner):
         positive_float(init_std, "init_std")
         positive_int(text_components, "text_components", minimum=0)
         positive_float(text_scale, "text_scale")
-        check_item_l2(item_l2)
+        positive_float(item_l2, "item_l2", allow_zero=True)
         choice(init, "init", INITS)
         choice(user_init, "user_init", USER_INITS)
         choice(mode, "mode", MODES)
