@@ -38,6 +38,15 @@ class TestGraphFilterSparseContract(LearnerContract):
         return GraphFilter(alpha=0.5, rank=8, sharpen=0.3, dense_max_items=0, seed=seed)
 
 
+class TestGraphFilterOperatorContract(LearnerContract):
+    """``dense_max_items=0, neighbors=16``: the filter held as a sparse top-16-per-item operator."""
+
+    min_gain_over_mostpop = 0.05
+
+    def make_learner(self, seed: int) -> GraphFilter:
+        return GraphFilter(alpha=0.5, rank=8, sharpen=0.3, dense_max_items=0, neighbors=16, seed=seed)
+
+
 def _reference(user_items: sp.csr_matrix, rows: np.ndarray, *, alpha, rank, exponent, sharpen) -> np.ndarray:
     """The filter written out densely in float64 from its definition (numpy SVD)."""
     r = user_items.toarray().astype(np.float64)
@@ -127,6 +136,56 @@ def test_with_filter_reuses_the_svd(structured_graph):
         GraphFilter().with_filter(rank=1)
 
 
+def test_sparse_operator_keeps_each_items_largest_entries(structured_graph, tmp_path):
+    train = structured_graph.matrix("train")
+    exact = GraphFilter(rank=8, sharpen=0.3, dense_max_items=0).fit(structured_graph, train)
+    num_items = train.shape[1]
+    operator = exact.score_new_users(sp.identity(num_items, dtype=np.float32, format="csr")).numpy()
+    users = np.arange(train.shape[0])
+    # every entry kept: the exact filter, up to float rounding
+    whole = exact.with_filter(neighbors=num_items)
+    np.testing.assert_allclose(whole.score(users).numpy(), exact.score(users).numpy(), rtol=1e-5, atol=1e-6)
+    m = 7
+    model = exact.with_filter(neighbors=m)
+    kept = model._sparse.toarray()
+    assert (np.diff(model._sparse.indptr) == m).all()
+    for item in range(num_items):  # row i keeps the m largest |entries| of the operator's row i
+        cut = np.sort(np.abs(operator[item]))[-m]
+        assert np.count_nonzero(kept[item]) <= m
+        assert (np.abs(operator[item][kept[item] != 0]) >= cut - 1e-6).all()
+    np.testing.assert_allclose(model.score(users).numpy(), (train @ kept).astype(np.float32), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.score_new_users(train[:5]).numpy(), model.score(users[:5]).numpy())
+    assert not np.allclose(model.score(users).numpy(), exact.score(users).numpy(), atol=1e-3)  # an approximation
+    # built at fit like with_filter's copy; saved with the model, not rebuilt at load
+    fitted = GraphFilter(rank=8, sharpen=0.3, dense_max_items=0, neighbors=m).fit(structured_graph, train)
+    assert (fitted._sparse != model._sparse).nnz == 0
+    model.save(tmp_path / "gf")
+    back = GraphFilter.load(tmp_path / "gf")
+    assert back.neighbors == m
+    np.testing.assert_array_equal(back.score(users).numpy(), model.score(users).numpy())
+
+
+def test_sparse_operator_is_the_same_on_any_thread_count(structured_graph):
+    train = structured_graph.matrix("train")
+    exact = GraphFilter(rank=8, sharpen=0.3, sharpen_order=4, dense_max_items=0).fit(structured_graph, train)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = exact.with_filter(neighbors=9)._sparse
+        torch.set_num_threads(2)
+        two = exact.with_filter(neighbors=9)._sparse
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads
+    np.testing.assert_array_equal(one.indices, two.indices)
+    np.testing.assert_array_equal(one.data, two.data)
+
+
+def test_neighbors_leave_a_dense_catalogue_dense(structured_graph):
+    model = GraphFilter(rank=8, neighbors=4).fit(structured_graph, structured_graph.matrix("train"))
+    assert model._dense is not None and model._sparse is None
+
+
 def test_filter_is_scaled_to_spectral_radius_one(structured_graph):
     """Exponents other than 1/2 leave sigma_1 != 1; P~ is divided by sigma_1^2, so sharpening stays mild."""
     train = structured_graph.matrix("train")
@@ -185,7 +244,8 @@ def test_normalisation_handles_empty_rows_and_columns():
         ({"rank": 2.5}, "rank"), ({"rank": "big"}, "rank"), ({"exponent": 1.5}, "exponent"),
         ({"dense_max_items": True}, "dense_max_items"), ({"kind": "cubic"}, "kind"), ({"order": 0}, "order"),
         ({"sharpen_order": 9}, "sharpen_order"), ({"flatness": 0.0}, "flatness"), ({"degree_power": 2.0}, "degree_power"),
-        ({"ideal_exponent": -0.1}, "ideal_exponent"),
+        ({"ideal_exponent": -0.1}, "ideal_exponent"), ({"neighbors": -1}, "neighbors"),
+        ({"neighbors": 1.5}, "neighbors"),
     ],
 )  # fmt: skip
 def test_rejects_bad_hyper_parameters(kwargs, match):
@@ -206,9 +266,9 @@ def test_load_rejects_vectors_of_the_wrong_shape(structured_graph, tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("dense_max_items", [10_000, 0])
-def test_scores_on_cuda_match_cpu(structured_graph, tmp_path, dense_max_items):
-    model = GraphFilter(rank=8, sharpen=0.3, dense_max_items=dense_max_items).fit(
+@pytest.mark.parametrize("dense_max_items, neighbors", [(10_000, 0), (0, 0), (0, 16)])
+def test_scores_on_cuda_match_cpu(structured_graph, tmp_path, dense_max_items, neighbors):
+    model = GraphFilter(rank=8, sharpen=0.3, dense_max_items=dense_max_items, neighbors=neighbors).fit(
         structured_graph, structured_graph.matrix("train")
     )
     model.save(tmp_path / "gf")

@@ -27,7 +27,7 @@ CHANGED = {
     Source.EASE: dict(regularization=50.0, max_items=100),
     Source.GRAPHFILTER: dict(
         alpha=0.2, rank=8, exponent=0.4, sharpen=0.5, sharpen_order=1, kind="chebyshev", order=4, flatness=1.2,
-        degree_power=0.1, ideal_exponent=0.3, dense_max_items=50,
+        degree_power=0.1, ideal_exponent=0.3, dense_max_items=50, neighbors=12,
     ),
     Source.GNN: dict(
         embedding_dim=8, num_layers=2, lr=0.05, l2=0.01, epochs=3, batch_size=64, num_negatives=2, init="random",

@@ -64,6 +64,21 @@ def test_graphfilter_ranks_are_shares_of_the_configured_rank(structured_graph):
     assert set(ranks) <= {6, 12, 18, 24}  # shares of twice the configured rank
 
 
+def test_graphfilter_trials_run_exact_and_the_chosen_filter_gets_its_operator(structured_graph):
+    graph = structured_graph
+    made = []
+
+    def make(**kw):
+        made.append(kw.get("neighbors", 5))
+        return GraphFilter(**{"rank": 8, "dense_max_items": 0, "neighbors": 5, **kw})
+
+    result = tune_source("graphfilter", graph, graph.matrix("train"), graph.matrix("valid"), make,
+                         budget_seconds=60, seed=1, max_trials=3)  # fmt: skip
+    assert 0 in made  # the trials' base is fitted without an operator
+    assert result.learner.neighbors == 5 and result.best["neighbors"] == 5
+    assert result.learner._sparse is not None and (np.diff(result.learner._sparse.indptr) == 5).all()
+
+
 def test_bad_arguments_are_named(structured_graph):
     graph = structured_graph
     train, valid = graph.matrix("train"), graph.matrix("valid")

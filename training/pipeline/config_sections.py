@@ -164,6 +164,9 @@ class GraphFilterConfig(Section):
     degree_power: float = _doc("ChebyCF's item-degree pre/post normalisation b of the low-pass term (0: none)", 0.0)
     ideal_exponent: Optional[float] = _doc("degree exponent of the ideal term (None: exponent)")
     dense_max_items: int = _doc("largest catalogue whose items x items filter is held densely", 10_000)
+    neighbors: int = _doc(
+        "above dense_max_items: entries kept per item of the sparse items x items filter (0: exact passes per batch)", 0
+    )
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ def make_graphfilter(config: TrainConfig) -> GraphFilter:
     return GraphFilter(
         alpha=s.alpha, rank=s.rank, exponent=s.exponent, sharpen=s.sharpen, sharpen_order=s.sharpen_order,
         kind=s.kind, order=s.order, flatness=s.flatness, degree_power=s.degree_power,
-        ideal_exponent=s.ideal_exponent, dense_max_items=s.dense_max_items, seed=config.seed, device=config.device,
+        ideal_exponent=s.ideal_exponent, dense_max_items=s.dense_max_items, neighbors=s.neighbors, seed=config.seed,
+        device=config.device,
     )  # fmt: skip
 
 

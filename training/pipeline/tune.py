@@ -169,6 +169,8 @@ def tune_source(
     search = _Search(name, graph, fit_items, sp.csr_matrix(valid_items), users, make, k=k, log=log)
     _optimize(search.objective, seed=seed, budget_seconds=budget_seconds, max_trials=max_trials, start=start)
     learner = search.kept["learner"]
+    if search.trial_learner is not None and search.defaults.get("neighbors"):
+        learner = learner.with_filter(neighbors=search.defaults["neighbors"])  # trials ran the exact filter
     return TuneResult(
         source=name, best=learner.get_config(), changed=_plain(search.kept["changes"]),
         best_value=search.kept["value"], default_value=search.history[0]["value"], learner=learner,
@@ -265,6 +267,8 @@ def _graphfilter_trials(graph: Graph, fit_items, make, defaults) -> Callable[[di
     The space's ``rank`` is a share of the largest rank: twice the configured one (``auto``
     resolved; ``auto`` when 0 is configured), at most 512 unless the configured rank is
     larger, so the search adapts to the catalogue; trial 0 is the configured filter.
+    Trials score the exact filter (``neighbors=0``: no sparse operator is built per trial);
+    the chosen one gets the configured ``neighbors`` after the search.
     """
     from training.sources.graphfilter import auto_rank
 
@@ -272,7 +276,7 @@ def _graphfilter_trials(graph: Graph, fit_items, make, defaults) -> Callable[[di
     rank = auto_rank(fit_items.shape[1]) if configured.rank == "auto" else configured.rank
     rank = rank or auto_rank(fit_items.shape[1])
     top = max(1, min(max(rank, min(2 * rank, 512)), min(fit_items.shape) - 1))
-    base = make(rank=top, alpha=configured.alpha or 1.0).fit(graph, fit_items)
+    base = make(rank=top, alpha=configured.alpha or 1.0, neighbors=0).fit(graph, fit_items)
 
     def trial(changes: dict[str, Any]) -> Learner:
         if not changes:

@@ -44,10 +44,15 @@ def fit_matrix(user_items: Any, graph: Graph) -> sp.csr_matrix:
 
 
 def csr_state(prefix: str, matrix: sp.csr_matrix) -> dict[str, Any]:
-    """A CSR as ``{prefix}_data/_indices/_indptr`` arrays and a ``{prefix}_shape`` scalar list."""
+    """A CSR as ``{prefix}_data/_indices/_indptr`` arrays and a ``{prefix}_shape`` scalar list.
+
+    Column indices are stored as int32 where the columns fit (half the bytes of int64: the
+    graph filter's operator is ``num_items x neighbors`` of them); ``indptr`` as int64.
+    """
+    narrow = matrix.shape[1] <= np.iinfo(np.int32).max
     return {
         f"{prefix}_data": matrix.data.astype(np.float32),
-        f"{prefix}_indices": matrix.indices.astype(np.int64),
+        f"{prefix}_indices": matrix.indices.astype(np.int32 if narrow else np.int64),
         f"{prefix}_indptr": matrix.indptr.astype(np.int64),
         f"{prefix}_shape": [int(n) for n in matrix.shape],
     }

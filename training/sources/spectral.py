@@ -10,6 +10,7 @@ tensor helpers. The learner (state, fit, scoring, persistence) stays in
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -28,7 +29,7 @@ KINDS = ("linear", "chebyshev")
 
 __all__ = [
     "auto_rank", "chebyshev_coefficients", "check_settings", "filter_columns", "filter_settings", "normalised_matrix",
-    "randomized_svd", "cpu_operators",
+    "randomized_svd", "cpu_operators", "top_entries",
 ]  # fmt: skip
 
 
@@ -149,10 +150,12 @@ def check_settings(
     ideal_exponent,
     dense_max_items,
     seed,
+    neighbors=0,
 ) -> None:
     """Raise ValueError naming the first ``GraphFilter`` hyper-parameter out of range."""
     checked = (("dense_max_items", dense_max_items, 0, None), ("seed", seed, 0, None),
-               ("sharpen_order", sharpen_order, 1, 8), ("order", order, 1, 64))  # fmt: skip
+               ("neighbors", neighbors, 0, None), ("sharpen_order", sharpen_order, 1, 8),
+               ("order", order, 1, 64))  # fmt: skip
     if rank != "auto":
         checked += (("rank", rank, 0, None),)
     for arg, value, low, high in checked:
@@ -227,6 +230,53 @@ def filter_columns(
                     block += term
             out[start + first : start + first + block.shape[1]] = block.T
     return torch.from_numpy(out)
+
+
+def top_entries(
+    filter_rows: Callable[[sp.csr_matrix], torch.Tensor], num_items: int, keep: int, *, block: int = 256
+) -> sp.csr_matrix:
+    """The filter's ``[n, n]`` operator with only each row's ``keep`` largest-magnitude entries.
+
+    The filter is linear in the user's row, so its operator's row ``i`` is the filter
+    applied to the one-hot row of item ``i``: blocks of the identity go through
+    ``filter_rows`` (torch set to one thread, one block per thread on as many threads as
+    torch had), and each row keeps its ``keep`` entries of largest absolute value (the
+    best ``keep``-term approximation of the row). The filtered rows are bit-for-bit the
+    same on any thread count (see :func:`filter_columns`), and so is the selection.
+
+    Args:
+        filter_rows: the filter applied to a CSR batch of rows, ``[B, n]`` float32.
+        num_items: ``n``.
+        keep: entries kept per row, ``1 <= keep``; at ``keep >= n`` every entry stays.
+        block: identity rows per call.
+
+    Returns:
+        float32 CSR ``[n, n]`` with sorted column indices.
+    """
+    keep = min(int(keep), num_items)
+    identity = sp.identity(num_items, dtype=np.float32, format="csr")
+    indices = np.empty((num_items, keep), dtype=np.int32)
+    values = np.empty((num_items, keep), dtype=np.float32)
+
+    def run(start: int) -> None:
+        rows = filter_rows(identity[start : start + block]).numpy()
+        if keep < num_items:
+            chosen = np.argpartition(-np.abs(rows), keep - 1, axis=1)[:, :keep]
+            chosen.sort(axis=1)
+        else:
+            chosen = np.broadcast_to(np.arange(num_items), rows.shape)
+        indices[start : start + len(rows)] = chosen
+        values[start : start + len(rows)] = np.take_along_axis(rows, chosen, axis=1)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            list(pool.map(run, range(0, num_items, block)))
+    finally:
+        torch.set_num_threads(threads)
+    indptr = np.arange(0, num_items * keep + 1, keep, dtype=np.int64)
+    return sp.csr_matrix((values.ravel(), indices.ravel(), indptr), shape=(num_items, num_items))
 
 
 def _product(matrix: torch.Tensor | sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
