@@ -163,7 +163,7 @@ class GraphFilter(OnePassLearner):
         Raises:
             ModelFitError: the SVD failed or produced non-finite vectors.
         """
-        self._build(matrix, self._svd(matrix))
+        self._build(matrix, self._svd(matrix), show_progress=show_progress)
         # R~ is held divided by sigma_1 (see _build): undo it for ||R~||_F^2.
         top = float(self.singular_values_[0])
         energy = float(np.square(self._normalised.data, dtype=np.float64).sum()) * top**2
@@ -219,11 +219,13 @@ class GraphFilter(OnePassLearner):
         return values, vectors
 
     def _build(
-        self, matrix: sp.csr_matrix, svd: tuple[np.ndarray, np.ndarray], operator: Optional[sp.csr_matrix] = None
-    ) -> None:
+        self, matrix: sp.csr_matrix, svd: tuple[np.ndarray, np.ndarray], operator: Optional[sp.csr_matrix] = None,
+        *, show_progress: bool = False,
+    ) -> None:  # fmt: skip
         """Set the learned state and the operators derived from it on :attr:`device`.
 
-        ``operator``: the sparse operator a saved model carries (built here when it applies and is not given).
+        ``operator``: the sparse operator a saved model carries (built here when it applies and is
+        not given, with a progress bar when ``show_progress``).
         """
         self.user_items_ = matrix
         self.singular_values_, self.vectors_ = svd
@@ -259,7 +261,7 @@ class GraphFilter(OnePassLearner):
             self._dense = torch.cat([self._filter(identity[i : i + block]) for i in range(0, num_items, block)])
         elif self.neighbors:
             if operator is None:
-                operator = top_entries(self._filter, num_items, self.neighbors)
+                operator = top_entries(self._filter, num_items, self.neighbors, show_progress=show_progress)
             elif operator.shape != (num_items, num_items):
                 raise ValueError(f"saved GraphFilter operator has shape {operator.shape}, expected {(num_items,) * 2}")
             self._sparse = operator

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from eval.checks import choice, number, positive_int
+from eval.progress import progress_bar
 from training.base import as_user_items, to_torch_csr
 
 COLUMN_BLOCK = 64
@@ -233,7 +234,7 @@ def filter_columns(
 
 
 def top_entries(
-    filter_rows: Callable[[sp.csr_matrix], torch.Tensor], num_items: int, keep: int, *, block: int = 256
+    filter_rows: Callable[[sp.csr_matrix], torch.Tensor], num_items: int, keep: int, *, show_progress: bool = False
 ) -> sp.csr_matrix:
     """The filter's ``[n, n]`` operator with only each row's ``keep`` largest-magnitude entries.
 
@@ -248,17 +249,18 @@ def top_entries(
         filter_rows: the filter applied to a CSR batch of rows, ``[B, n]`` float32.
         num_items: ``n``.
         keep: entries kept per row, ``1 <= keep``; at ``keep >= n`` every entry stays.
-        block: identity rows per call.
+        show_progress: a progress bar over the items (the build takes minutes on large catalogues).
 
     Returns:
         float32 CSR ``[n, n]`` with sorted column indices.
     """
     keep = min(int(keep), num_items)
+    block = max(16, min(256, 2**22 // max(1, num_items)))  # about 16 MiB of filtered rows per call
     identity = sp.identity(num_items, dtype=np.float32, format="csr")
     indices = np.empty((num_items, keep), dtype=np.int32)
     values = np.empty((num_items, keep), dtype=np.float32)
 
-    def run(start: int) -> None:
+    def run(start: int) -> int:
         rows = filter_rows(identity[start : start + block]).numpy()
         if keep < num_items:
             chosen = np.argpartition(-np.abs(rows), keep - 1, axis=1)[:, :keep]
@@ -267,12 +269,16 @@ def top_entries(
             chosen = np.broadcast_to(np.arange(num_items), rows.shape)
         indices[start : start + len(rows)] = chosen
         values[start : start + len(rows)] = np.take_along_axis(rows, chosen, axis=1)
+        return start
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            list(pool.map(run, range(0, num_items, block)))
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool, progress_bar(
+            desc="graphfilter operator", total=num_items, unit="item", disable=not show_progress
+        ) as bar:
+            for start in pool.map(run, range(0, num_items, block)):
+                bar.update(min(block, num_items - start))
     finally:
         torch.set_num_threads(threads)
     indptr = np.arange(0, num_items * keep + 1, keep, dtype=np.int64)
