@@ -334,7 +334,8 @@ class GraphFilter(OnePassLearner):
 
         Yields:
             float32 ``[B, num_items]`` per setting, in order; equal to
-            ``self.with_filter(**setting).score_new_users(rows)`` up to float rounding.
+            ``self.with_filter(**setting).score_new_users(rows)`` up to float rounding
+            for the exact filter (``neighbors`` is ignored: no sparse operator is used).
 
         Raises:
             NotFittedError: before ``fit``/``load``.
