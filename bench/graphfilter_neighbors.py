@@ -6,7 +6,8 @@ Above ``dense_max_items`` the graph filter scores every batch exactly, through `
 largest-magnitude entries, built once at fit by filtering the identity
 (:func:`training.sources.spectral.top_entries`), and scores a user with one sparse product.
 This bench loads a fit-phase graph filter (a ``--keep-work`` directory's
-``fit/graphfilter``: fitted on train, the validation split held out), derives the operator
+``fit/graphfilter``: fitted on train, the validation split held out; without ``--fitted`` the
+default filter is fitted on the graph's train split here), derives the operator
 for each ``--neighbors`` with ``with_filter`` (same SVD), and evaluates every variant on the
 validation split (docs/PROTOCOL.md full ranking, fit items masked) on the same users:
 NDCG/Recall/TailRecall@K, scoring CPU ms per user (process time over the evaluation), the
@@ -51,17 +52,22 @@ def run(model: GraphFilter, graph, fit, valid, users: np.ndarray, k: int) -> dic
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--graph", required=True, help="graph directory (python -m graphrec.build) with a validation split")
-    p.add_argument("--fitted", required=True, help="a fit-phase graph filter directory (W/fit/graphfilter)")
+    p.add_argument("--fitted", help="a fit-phase graph filter directory (W/fit/graphfilter; default: fit the "
+                   "default filter on the graph's train split here)")
     p.add_argument("--neighbors", type=int, nargs="+", default=[256, 512, 1024, 2048])
     p.add_argument("--users", type=int, default=0, help="validation users evaluated (a seeded sample; 0: all)")
     p.add_argument("--k", type=int, default=20)
     p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--label", default="", help="section suffix, so that several graphs keep a table each")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
 
     graph = load_graph(args.graph)
     fit, valid = graph.matrix("train"), graph.matrix("valid")
-    exact = GraphFilter.load(args.fitted, device="cpu").with_filter(neighbors=0)
+    if args.fitted:
+        exact = GraphFilter.load(args.fitted, device="cpu").with_filter(neighbors=0)
+    else:
+        exact = GraphFilter(seed=args.seed).fit(graph, fit)
     if fit.nnz != exact.user_items_.nnz:
         raise SystemExit(f"{args.fitted} was fitted on {exact.user_items_.nnz:,} pairs, the graph's train has {fit.nnz:,}")
     users = sample_at_most(np.flatnonzero(np.diff(valid.indptr) > 0), args.users, args.seed)
@@ -79,9 +85,11 @@ def main() -> None:
     n = graph.num_items
     command = "python bench/graphfilter_neighbors.py " + shlex.join(sys.argv[1:])
     base = rows[0][1]["ndcg"]
+    section = "graphfilter_neighbors" + (f"_{args.label}" if args.label else "")
     lines = [
-        "<!-- graphfilter_neighbors:begin -->",
-        "## Graph filter: exact passes against the sparse operator (`graphfilter.neighbors`), validation",
+        f"<!-- {section}:begin -->",
+        ("## Graph filter: exact passes against the sparse operator (`graphfilter.neighbors`), validation"
+         if not args.label else f"### {args.label}: the same comparison"),
         "",
         f"Command: `{command}`  ",
         f"{graph.num_users:,} users x {n:,} items, {fit.nnz:,} fit pairs; {len(users):,} validation users "
@@ -99,11 +107,11 @@ def main() -> None:
             f"| {name} | {r['ndcg']:.4f} | {r['ndcg'] / base:.4f}x | {r['recall']:.4f} | {r['tail']:.4f} | "
             f"{r['ms']:.2f} | {'-' if built is None else f'{built:.0f}'} | {'-' if size is None else f'{size:,.0f}'} |"
         )
-    lines.append("<!-- graphfilter_neighbors:end -->")
+    lines.append(f"<!-- {section}:end -->")
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        write_marked_section("graphfilter_neighbors", text)
+        write_marked_section(section, text)
 
 
 if __name__ == "__main__":
