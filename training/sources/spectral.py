@@ -261,7 +261,7 @@ def top_entries(
     values = np.empty((num_items, keep), dtype=np.float32)
 
     def run(start: int) -> int:
-        rows = filter_rows(identity[start : start + block]).numpy()
+        rows = filter_rows(identity[start : start + block]).cpu().numpy()  # CUDA filters too
         if keep < num_items:
             chosen = np.argpartition(-np.abs(rows), keep - 1, axis=1)[:, :keep]
             chosen.sort(axis=1)
