@@ -40,7 +40,7 @@ def figures(model: Path) -> dict:
     return {
         "ndcg": test["hybrid"]["ndcg"], "recall": test["hybrid"]["recall"], "tail": test["hybrid"]["tail_recall"],
         "gf_ndcg": test["graphfilter"]["ndcg"], "inner": ranker["scalars"]["diagnostics"]["best_valid_ndcg"],
-        "neighbors": config.get("neighbors", 0),
+        "neighbors": config.get("neighbors", 0), "users": int(test["hybrid"]["n_users"]),
     }  # fmt: skip
 
 
@@ -66,8 +66,7 @@ def main() -> None:
         pair = {"seed": seed}
         for side, model in (("exact", Path(exact)), ("sparse", Path(sparse))):
             pair[side] = figures(model)
-            manifest = json.loads((model / "manifest.json").read_text(encoding="utf-8"))
-            pair["users"] = args.users or int(manifest["metrics"]["test"]["hybrid"]["n_users"])
+            pair["users"] = args.users or pair[side]["users"]
         if args.time:
             for side, model in (("exact", exact), ("sparse", sparse)):
                 pair[side]["seconds"] = recommend_seconds(Path(model))
