@@ -42,6 +42,7 @@ from training.sources.implicit_api import ImplicitStyle, implicit_fit
 
 __all__ = [
     "Callback",
+    "FactorScores",
     "GraphrecWarning",
     "Learner",
     "ModelFitError",
@@ -57,6 +58,57 @@ __all__ = [
 
 Callback = Callable[[int, float, float], None]
 """``callback(iteration, elapsed_seconds, loss)`` called after each iteration/epoch."""
+
+
+class FactorScores:
+    """A factor model's score rows ``users @ items.T``, kept as factors (CPU float32).
+
+    The hybrid ranker needs a source's full rows only for candidates; for the other
+    sources it needs the scores at its candidate pairs and each row's mean and
+    variance over the catalogue (the ``{s}.z`` feature). A factor model gives both
+    without the ``[B, num_items]`` product: ``mean = u . m`` and ``E[s^2] = u^T G u``
+    with the items' mean ``m`` and second-moment matrix ``G = items^T items / num_items``
+    (float64, so ``var = E[s^2] - mean^2`` does not cancel).
+
+    Args:
+        users: ``[B, d]`` user vectors.
+        items: ``[num_items, d]`` item vectors.
+        item_mean: ``[d]`` float64 mean of ``items``' rows.
+        item_second: ``[d, d]`` float64 ``items.T @ items / num_items``.
+    """
+
+    def __init__(
+        self, users: torch.Tensor, items: torch.Tensor, item_mean: torch.Tensor, item_second: torch.Tensor
+    ) -> None:
+        self.users, self.items = users, items
+        self.item_mean, self.item_second = item_mean, item_second
+
+    @classmethod
+    def item_moments(cls, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(items, item_mean, item_second)`` of an item factor matrix, on the CPU."""
+        items = items.detach().to("cpu", torch.float32).contiguous()
+        wide = items.double()
+        return items, wide.mean(dim=0), wide.T @ wide / max(len(items), 1)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.users.shape[0], self.items.shape[0])
+
+    def dense(self) -> torch.Tensor:
+        """The full rows, float32 ``[B, num_items]``."""
+        return self.users @ self.items.T
+
+    def at(self, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of the pairs ``(rows[p], items[p])``, float32 ``[P]``."""
+        products = self.items.index_select(0, items)  # index_select + in place: 3-4x faster than [] gathers
+        return products.mul_(self.users.index_select(0, rows)).sum(dim=1)
+
+    def var_mean(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Population variance and mean of each row over the catalogue, float32 ``[B]`` each."""
+        users = self.users.double()
+        mean = users @ self.item_mean
+        second = ((users @ self.item_second) * users).sum(dim=1)
+        return (second - mean.square()).clamp(min=0.0).float(), mean.float()
 
 
 class ModelFitError(RuntimeError):
@@ -209,6 +261,8 @@ class Learner(ImplicitStyle, abc.ABC):
     """
 
     name: ClassVar[str] = "learner"
+    factor_scores: ClassVar[bool] = False
+    """Whether :meth:`score` is ``user_factors_[users] @ item_factors_.T`` (then :meth:`score_factors` works)."""
     renamed_arguments: ClassVar[dict[str, str]] = {}
     """Old ``__init__`` argument name -> new name: :meth:`load` reads a config saved before the rename."""
 
@@ -281,6 +335,24 @@ class Learner(ImplicitStyle, abc.ABC):
     def user_embeddings(self) -> Optional[np.ndarray]:
         """User vectors ``[num_users, d]`` (float32) where the model has them, else ``None``."""
         return None
+
+    def score_factors(self, users: np.ndarray) -> Optional[FactorScores]:
+        """:meth:`score`'s rows as :class:`FactorScores` where they are a product of factors, else ``None``.
+
+        A learner whose ``score`` is ``user_factors_[users] @ item_factors_.T`` sets
+        :attr:`factor_scores` and gets this for free; the item side's moments are
+        computed once per fitted ``item_factors_``.
+        """
+        if not self.factor_scores:
+            return None
+        self._check_fitted()
+        index = as_user_index(users, num_users=self.user_factors_.shape[0])
+        cache = self.__dict__.get("_factor_moments")
+        if cache is None or cache[0] is not self.item_factors_:
+            cache = (self.item_factors_, FactorScores.item_moments(self.item_factors_))
+            self.__dict__["_factor_moments"] = cache
+        vectors = self.user_factors_[torch.from_numpy(index).to(self.user_factors_.device)]
+        return FactorScores(vectors.detach().to("cpu", torch.float32), *cache[1])
 
     @abc.abstractmethod
     def _state(self) -> dict[str, Any]:

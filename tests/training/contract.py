@@ -76,6 +76,20 @@ class LearnerContract:
         assert tuple(scores.shape) == (3, structured_graph.num_items)
         assert torch.isfinite(scores).all()
 
+    def test_score_factors_are_the_scores(self, structured_graph):
+        """A factor model's ``score_factors`` gives ``score``'s rows (the hybrid ranks from them); others give None."""
+        learner = self.fitted(structured_graph)
+        users = np.array([0, 3, 7], dtype=np.int64)
+        factors = learner.score_factors(users)
+        if not type(learner).factor_scores:
+            assert factors is None
+            return
+        dense = self.as_numpy(learner.score(users))
+        np.testing.assert_allclose(factors.dense().numpy(), dense, rtol=1e-4, atol=1e-4)
+        var, mean = factors.var_mean()
+        np.testing.assert_allclose(mean.numpy(), dense.mean(axis=1), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(var.numpy(), dense.var(axis=1), rtol=1e-3, atol=1e-4)
+
     def test_not_fitted_raises(self, structured_graph):
         with pytest.raises(NotFittedError):
             self.make_learner(0).score(np.array([0]))

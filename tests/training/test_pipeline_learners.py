@@ -35,7 +35,7 @@ CHANGED = {
         item_l2=0.5, patience=2, eval_every=1, mode="sampled", num_neighbors=5,
     ),
     "ranker": dict(
-        candidates_per_source=10, model="linear", hidden=8, dropout=0.1, loss="bpr", epochs=3, lr=0.01,
+        candidates_per_source=10, candidate_sources="all", model="linear", hidden=8, dropout=0.1, loss="bpr", epochs=3, lr=0.01,
         weight_decay=0.0, batch_users=16, train_batch_users=8, valid_fraction=0.2, patience=2, ensemble=2,
         tail_weight=2.0, valid_k=10, feature_groups=("sources", "popularity"),
     ),

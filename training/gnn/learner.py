@@ -56,6 +56,7 @@ class GraphLearner(Learner):
     """
 
     view_kind: ClassVar[str] = "adjacency"
+    factor_scores = True
 
     def __init__(
         self,

@@ -241,6 +241,12 @@ class RankerConfig(Section):
         "the ranker learns from at most this many validation users (a seeded sample above it, noted; 0: all)", 5000
     )
     candidates_per_source: int = _doc("top-N of every source that forms the candidates", 50)
+    candidate_sources: str = _doc(
+        "whose top-N are the candidates when ranking: auto (all but the factor models ALS, GNN and popularity, "
+        "which are then scored at the candidates only; the source with the best validation candidate recall "
+        "stays), all (every source's), or source names separated by commas; the fit learns from all",
+        "auto",
+    )
     model: str = _doc("mlp or linear", "mlp")
     hidden: int = _doc("MLP hidden width", 64)
     dropout: float = _doc("MLP dropout", 0.0)

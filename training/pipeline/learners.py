@@ -104,7 +104,7 @@ def make_ranker(config: TrainConfig) -> HybridRanker:
     """The hybrid ranker (``ranker.*``; ``feature_groups: null`` is the default set)."""
     s = config.ranker
     return HybridRanker(
-        candidates_per_source=s.candidates_per_source, model=s.model, hidden=s.hidden, dropout=s.dropout,
+        candidates_per_source=s.candidates_per_source, candidate_sources=s.candidate_sources, model=s.model, hidden=s.hidden, dropout=s.dropout,
         loss=s.loss, epochs=s.epochs, lr=s.lr, weight_decay=s.weight_decay, batch_users=s.batch_users,
         train_batch_users=s.train_batch_users, valid_fraction=s.valid_fraction, patience=s.patience,
         ensemble=s.ensemble, tail_weight=s.tail_weight, valid_k=s.valid_k,

@@ -130,7 +130,7 @@ def rank_users(
             parts[name].append((items, values))
         history = context.history[batch]
         times = context.history_times[batch] if context.history_times is not None else None
-        source_rows = bound._source_rows({s: scores[s] for s in ranker.source_names_}, len(batch))
+        source_rows = bound._source_rows(bound._ranking_rows(batch, given=scores), len(batch))
         _, rows, items, features = bound._featurise(source_rows, history, times, None)
         values = bound.score_features(features)
         parts[HYBRID].append(topk_of_rows(rows, items, values, batch, context, k))

@@ -65,6 +65,7 @@ import torch
 
 from eval.longtail import head_tail
 from kg.graph import Graph
+from training.base import FactorScores
 from training.ranker.history_features import content_features, context_columns, kg_features
 
 __all__ = [
@@ -228,8 +229,13 @@ def _standardised_at(scores: torch.Tensor, rows: torch.Tensor, items: torch.Tens
 
     A non-finite entry (a source that cannot rank the item) gets the row's lowest
     z-score (0 when the row has no finite entry). Only row statistics are computed
-    over the catalogue; the z-scores themselves only at the ``[P]`` pairs.
+    over the catalogue; the z-scores themselves only at the ``[P]`` pairs. A
+    :class:`~training.base.FactorScores` source (always finite) gives its row statistics
+    and pair scores from its factors, without the full rows.
     """
+    if isinstance(scores, FactorScores):
+        var, mean = scores.var_mean()
+        return (scores.at(rows, items) - mean[rows]) / var.sqrt().clamp(min=1e-8)[rows]
     scores = scores.float()
     var, mean = _row_var_mean(scores)
     if bool(torch.isfinite(var).all()):  # every entry finite (an inf or NaN makes its row's var NaN)
@@ -282,7 +288,8 @@ def build_features(
     Args:
         rows: int64 ``[P]`` batch rows, non-decreasing.
         items: int64 ``[P]`` items.
-        source_scores: per source, float ``[B, num_items]`` (CPU).
+        source_scores: per source, float ``[B, num_items]`` (CPU), or its
+            :class:`~training.base.FactorScores`.
         ranks: per source, float32 ``[B, num_items]`` from ``top_n_ranks``.
         history: CSR ``[B, num_items]``, the batch users' known items.
         history_times: CSR ``[B, num_items]`` float64 timestamps, or ``None``.

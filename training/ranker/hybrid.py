@@ -1,11 +1,13 @@
-"""The learned hybrid ranker: candidates from every source, features, a fitted scorer.
+"""The learned hybrid ranker: candidates from the sources, features, a fitted scorer.
 
 A *source* is a name plus a row scorer ``scorer(users int64 [B]) -> [B, num_items]``
 (a learner's ``score``, ``eval.MostPop``, a text-similarity scorer...). The ranker
-re-ranks the union of every source's top-N with a small torch model over the
+learns to re-rank the union of every source's top-N with a small torch model over the
 features of :mod:`training.ranker.features`, fitted on held-out (validation)
 interactions: the sources are fitted on the rest of train, the ranker learns
-which of them to trust for which user and item.
+which of them to trust for which user and item. When it ranks, the candidates are
+the top-N of ``candidate_sources`` (by default all but the factor models that are not the
+best source), and the factor models left out are scored at those candidates only.
 
 Typical use (docs/PROTOCOL.md's validation split)::
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -42,9 +44,31 @@ from training.ranker.context import RankerContext
 from training.ranker.features import ALL_GROUPS, DEFAULT_GROUPS, feature_names
 from training.ranker.fitting import CandidateLists, FittingLists, collect_lists, fit_scorer, inner_validator
 from training.ranker.model import LOSSES, MODELS, Ensemble, make_scorer
-from training.ranker.scoring import RankerScoring, Scorer
+from training.ranker.scoring import RankerScoring, Scorer, factor_scores
 
 __all__ = ["HybridRanker", "Scorer"]
+
+
+CANDIDATE_SETTINGS = ("auto", "all")
+
+
+def _candidate_setting(value: Any) -> str | tuple[str, ...]:
+    """``"auto"``, ``"all"`` or a tuple of source names, from the ``candidate_sources`` argument.
+
+    Raises:
+        ValueError: an empty list or name.
+        TypeError: neither a string nor a sequence of strings.
+    """
+    if isinstance(value, str):
+        if value in CANDIDATE_SETTINGS:
+            return value
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"candidate_sources must be 'auto', 'all' or source names, got {value!r}")
+    names = tuple(v.strip() for v in value)
+    if not names or not all(names):
+        raise ValueError(f"candidate_sources={value!r}: expected 'auto', 'all' or non-empty source names")
+    return names
 
 
 class HybridRanker(RankerScoring):
@@ -52,6 +76,18 @@ class HybridRanker(RankerScoring):
 
     Args:
         candidates_per_source: N, the top-N of every source that forms the candidates.
+        candidate_sources: which sources' top-N form the candidates when ranking (scoring, top-K,
+            evaluation): ``"auto"``, ``"all"`` (the union of every source's, as in the fit), or
+            source names (a list, or one string separated by commas). A source outside them that
+            is a factor model (ALS, the GNNs) or popularity is scored at the candidates only, from
+            its factors, not over the catalogue, which is most of the cost of a top-K when the
+            catalogue is large. ``"auto"``: every source but those, plus the source whose top-N
+            holds the most of the fitting users' held-out items (the diagnostics' candidate recall)
+            if it is one of them. The fit always learns from the union of every source's top-N.
+            The ``ranks`` feature group needs every source's top-N, so with it ``"auto"`` means all
+            and a list is refused. Chosen on validation users the ranker was not fitted on: "auto"
+            ranks as well as "all" on gowalla, ml-100k and lastfm (BENCHMARKS.md) and, on gowalla,
+            at 2.2x the users per second.
         model: ``"mlp"`` (two hidden layers plus a linear skip) or ``"linear"``.
         hidden: width of the MLP's hidden layers.
         dropout: MLP dropout.
@@ -89,6 +125,7 @@ class HybridRanker(RankerScoring):
         self,
         *,
         candidates_per_source: int = 50,
+        candidate_sources: str | Sequence[str] = "auto",
         model: str = "mlp",
         hidden: int = 64,
         dropout: float = 0.0,
@@ -124,6 +161,11 @@ class HybridRanker(RankerScoring):
         if unknown or not groups:
             raise ValueError(f"feature_groups={groups!r}: expected a non-empty subset of {ALL_GROUPS}")
         self.candidates_per_source = candidates_per_source
+        self.candidate_sources = _candidate_setting(candidate_sources)
+        if isinstance(self.candidate_sources, tuple) and "ranks" in groups:
+            raise ValueError(
+                "the ranks feature group needs every source's top-N: use candidate_sources='all' or 'auto' with it"
+            )
         self.model = model
         self.hidden = hidden
         self.dropout = dropout
@@ -146,12 +188,14 @@ class HybridRanker(RankerScoring):
     def get_config(self) -> dict[str, Any]:
         """The ``__init__`` keyword arguments, by name (``feature_groups`` as a list)."""
         names = (
-            "candidates_per_source", "model", "hidden", "dropout", "loss", "epochs", "lr", "weight_decay",
-            "batch_users", "train_batch_users", "valid_fraction", "patience", "ensemble", "tail_weight", "valid_k",
-            "feature_groups", "seed", "device",
+            "candidates_per_source", "candidate_sources", "model", "hidden", "dropout", "loss", "epochs", "lr",
+            "weight_decay", "batch_users", "train_batch_users", "valid_fraction", "patience", "ensemble", "tail_weight",
+            "valid_k", "feature_groups", "seed", "device",
         )  # fmt: skip
         config = {name: getattr(self, name) for name in names}
         config["feature_groups"] = list(self.feature_groups)
+        if isinstance(self.candidate_sources, tuple):
+            config["candidate_sources"] = list(self.candidate_sources)
         return config
 
     def with_groups(self, groups: Sequence[str]) -> "HybridRanker":
@@ -209,6 +253,7 @@ class HybridRanker(RankerScoring):
             ModelFitError: the loss diverged.
         """
         self.bind(context)
+        self.__dict__.pop("candidate_sources_", None)  # a refit learns from every source's candidates again
         source_scorers = context.source_scorers
         if not source_scorers:
             raise ValueError("the context has no source_scorers; the hybrid needs at least one source")
@@ -261,7 +306,10 @@ class HybridRanker(RankerScoring):
             members.append(scorer)
             reports.append(member_report)
         self.scorer_ = Ensemble(members).eval()
+        factors = [name for name, scorer in source_scorers.items() if factor_scores(scorer, users[:1]) is not None]
+        self.candidate_sources_ = self.choose_candidate_sources(diagnostics.get("candidate_recall", {}), factors)
         diagnostics.update(
+            candidate_sources=list(self.candidate_sources_),
             best_valid_ndcg=float(np.mean([r["best_valid_ndcg"] for r in reports])),
             epochs_run=int(sum(r["epochs_run"] for r in reports)),
             members=reports,
@@ -269,6 +317,29 @@ class HybridRanker(RankerScoring):
         self.diagnostics_ = diagnostics
         self.fitted_ = True
         return self
+
+    def choose_candidate_sources(self, recall: Mapping[str, Any], factors: Sequence[str]) -> list[str]:
+        """The sources whose top-N :attr:`candidate_sources` ranks (``fit`` sets :attr:`candidate_sources_` so).
+
+        Args:
+            recall: candidate recall per source on the fitting users (the diagnostics').
+            factors: the sources that are factor models (scored at the candidates only when
+                they are not candidate sources).
+
+        Raises:
+            ValueError: a named source is not one of the fitted sources.
+        """
+        setting = self.candidate_sources
+        if isinstance(setting, tuple):
+            unknown = [name for name in setting if name not in self.source_names_]
+            if unknown:
+                raise ValueError(f"candidate_sources {unknown} are not sources of this ranker: {self.source_names_}")
+            return [name for name in self.source_names_ if name in setting]
+        found = {name: float(recall[name]) for name in self.source_names_ if name in recall}
+        if setting == "all" or "ranks" in self.feature_groups or not found:
+            return list(self.source_names_)
+        best = max(found, key=lambda name: (found[name], -self.source_names_.index(name)))
+        return [name for name in self.source_names_ if name == best or name not in factors]
 
     def _fit_member(
         self,
@@ -332,6 +403,7 @@ class HybridRanker(RankerScoring):
             feature_mean=self.feature_mean_,
             feature_std=self.feature_std_,
             source_names=list(self.source_names_),
+            candidate_sources=list(self.candidate_sources_),
             feature_names=list(self.feature_names_),
             diagnostics=self.diagnostics_,
         )
@@ -353,6 +425,8 @@ class HybridRanker(RankerScoring):
             config["device"] = str(device)
         ranker = cls(**config)
         ranker.source_names_ = list(state["source_names"])
+        # Rankers saved before candidate_sources ranked the union of every source's top-N.
+        ranker.candidate_sources_ = list(state.get("candidate_sources", ranker.source_names_))
         ranker.feature_names_ = feature_names(ranker.source_names_, ranker.feature_groups)
         if ranker.feature_names_ != list(state["feature_names"]):
             raise ValueError(f"{path}: stored features {state['feature_names']} differ from {ranker.feature_names_}")

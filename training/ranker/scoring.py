@@ -23,13 +23,14 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from training.base import GraphrecWarning, NotFittedError, as_user_items
+from eval import MostPop
+from training.base import FactorScores, GraphrecWarning, NotFittedError, as_user_items
 from training.ranker.candidates import Candidates, generate_candidates, segment_topk
 from training.ranker.context import RankerContext, Scorer
 from training.ranker.explain import occlusion
 from training.ranker.features import ItemStats, build_features, feature_groups
 
-__all__ = ["RankerScoring", "Scorer", "TOPK_ROWS"]
+__all__ = ["RankerScoring", "Scorer", "TOPK_ROWS", "factor_scores"]
 
 TOPK_ROWS = 64
 """Users per pass of :meth:`RankerScoring.topk` (at most ``batch_users``). Each source's dense
@@ -37,6 +38,20 @@ TOPK_ROWS = 64
 from the mmap'd pages of a fresh allocation (up to 131k items), so blocks are reused instead of
 page-faulted in anew: on gowalla (41k items) the system CPU time of the batch path fell from
 0.5 to 0.07 ms/user against passes of 256 (bench/results/hybrid_topk_gowalla.md)."""
+
+
+def factor_scores(scorer: Scorer, users: np.ndarray) -> Optional[FactorScores]:
+    """``scorer(users)`` as factors when ``scorer`` is a learner's own ``score`` method and the learner
+    has them (:meth:`training.base.Learner.score_factors`), or a fitted ``MostPop`` (every row is its
+    score vector: one factor), else ``None``."""
+    if isinstance(scorer, MostPop) and hasattr(scorer, "scores_"):
+        ones = torch.ones((len(users), 1), dtype=torch.float32)
+        return FactorScores(ones, *FactorScores.item_moments(torch.from_numpy(scorer.scores_).unsqueeze(1)))
+    owner = getattr(scorer, "__self__", None)
+    if owner is None or getattr(scorer, "__func__", None) is not getattr(type(owner), "score", None):
+        return None
+    method = getattr(owner, "score_factors", None)
+    return method(users) if method is not None else None
 
 
 class RankerScoring:
@@ -108,7 +123,12 @@ class RankerScoring:
             raise NotFittedError("HybridRanker is not fitted; call fit() or load() first")
 
     # -- features --------------------------------------------------------------------------
-    def _source_rows(self, source_scores: Mapping[str, Any], num_rows: int) -> dict[str, torch.Tensor]:
+    def _candidate_names(self) -> list[str]:
+        """The sources whose top-N form the candidates when ranking: ``candidate_sources_`` once fitted, else all."""
+        chosen = getattr(self, "candidate_sources_", None)
+        return list(chosen) if chosen else list(self.source_names_)
+
+    def _source_rows(self, source_scores: Mapping[str, Any], num_rows: int) -> dict[str, Any]:
         missing = [s for s in self.source_names_ if s not in source_scores]
         if missing:
             raise ValueError(f"sources {missing} are missing; this ranker was fitted on {self.source_names_}")
@@ -123,6 +143,13 @@ class RankerScoring:
         num_items = len(self.stats_.log_popularity)
         for name in self.source_names_:
             given = source_scores[name]
+            if isinstance(given, FactorScores):
+                if given.shape != (num_rows, num_items):
+                    raise ValueError(
+                        f"source {name!r} gave factors of shape {given.shape}, expected ({num_rows}, {num_items})"
+                    )
+                rows[name] = given
+                continue
             if isinstance(given, np.ndarray) and not given.flags.writeable:  # candidates mask history in place
                 given = given.copy()
             scores = torch.as_tensor(given).detach().to("cpu", torch.float32)
@@ -141,8 +168,13 @@ class RankerScoring:
         now: Optional[float],
         pairs: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> tuple[Candidates, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Candidates of the rows and the raw features of ``pairs`` (default: the candidates)."""
-        candidates = generate_candidates(scores, history, self.candidates_per_source)
+        """Candidates of the rows and the raw features of ``pairs`` (default: the candidates).
+
+        The candidates are the top-N of the :meth:`_candidate_names` sources (every source while
+        fitting), whose rows must be dense.
+        """
+        names = self._candidate_names()
+        candidates = generate_candidates({n: scores[n] for n in names}, history, self.candidates_per_source)
         rows, items = pairs if pairs is not None else (candidates.rows, candidates.items)
         features = build_features(
             rows,
@@ -162,6 +194,21 @@ class RankerScoring:
         """:meth:`_featurise` for known users, with the bound context's scorers and history."""
         scores, history, times = self._user_inputs(users)
         return self._featurise(self._source_rows(scores, len(users)), history, times, None)
+
+    def _ranking_rows(self, users: np.ndarray, given: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+        """Every source's input for ranking ``users``: :class:`~training.base.FactorScores` for the
+        non-candidate sources whose scorer is a factor model's ``score``, dense rows (``given[s]``
+        when passed, else the scorer's) for the rest."""
+        scorers = self.source_scorers_
+        candidates = set(self._candidate_names())
+        rows = {}
+        for name in self.source_names_:
+            factors = None if name in candidates else factor_scores(scorers[name], users)
+            if factors is not None:
+                rows[name] = factors
+            else:
+                rows[name] = given[name] if given is not None else scorers[name](users)
+        return rows
 
     def _check_times(self, history_times: Optional[sp.csr_matrix], shape: tuple[int, int]) -> Optional[sp.csr_matrix]:
         if history_times is None:
@@ -229,7 +276,7 @@ class RankerScoring:
         missing = [s for s in self.source_names_ if s not in scorers]
         if missing:
             raise ValueError(f"sources {missing} are missing; this ranker was fitted on {self.source_names_}")
-        scores = {name: scorers[name](users) for name in self.source_names_}
+        scores = self._ranking_rows(users)
         times = self.history_times_[users] if self.history_times_ is not None else None
         return scores, self.history_[users], times
 

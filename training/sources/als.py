@@ -88,6 +88,7 @@ class ALS(Learner):
     """
 
     name = Source.ALS
+    factor_scores = True
 
     def __init__(
         self,
