@@ -141,6 +141,11 @@ def test_row(name: str, seed: str, path: Path, timed: bool, check: int) -> list[
     return list(rows.values())
 
 
+def cell(value: float) -> str:
+    """A metric to 4 places; ``-`` where it is undefined (no sparse user among the evaluated)."""
+    return "-" if value != value else f"{value:.4f}"
+
+
 def mean_sd(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
@@ -159,7 +164,7 @@ def tables(valid: list[dict], test: list[dict], command: str) -> str:
         for r in valid:
             lines.append(
                 f"| {r['data']} | {r['fold']} | {r['users']:,} | {r['setting']} | {r['sources']} | {r['ndcg']:.4f} | "
-                f"{r['recall']:.4f} | {r['tail_recall']:.4f} | {r['sparse_ndcg']:.4f} |"
+                f"{r['recall']:.4f} | {r['tail_recall']:.4f} | {cell(r['sparse_ndcg'])} |"
             )
         lines.append("")
     if test:
@@ -175,7 +180,7 @@ def tables(valid: list[dict], test: list[dict], command: str) -> str:
             speed = f"{r['users_per_s']:,.0f}" if "users_per_s" in r else "-"
             lines.append(
                 f"| {r['data']} | {r['seed']} | {r['setting']} | {r['sources']} | {r['ndcg']:.4f} | {r['recall']:.4f} | "
-                f"{r['tail_recall']:.4f} | {r['sparse_ndcg']:.4f} | {speed} | {r.get('same', '-')} |"
+                f"{r['tail_recall']:.4f} | {cell(r['sparse_ndcg'])} | {speed} | {r.get('same', '-')} |"
             )
         lines += ["", "| data | setting | seeds | NDCG@20 | Recall@20 | TailRecall@20 | sparse NDCG@20 |",
                   "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
