@@ -8,8 +8,8 @@
     rec.similar_items(["new-1"], k=5)
     rec.explain("196", "242")
 
-Scores come from the hybrid ranker (every source's candidates re-ranked); items
-outside the candidates are not recommendable. Every answer uses external ids.
+Scores come from the hybrid ranker (the top-N of its candidate sources re-ranked,
+``ranker.candidate_sources``); items outside the candidates are not recommendable. Every answer uses external ids.
 
 A model trained on a user sample (``user_sample``, docs/SCALE.md) serves every user of
 its graph: the users it was not fitted on are folded in from their train + valid rows
