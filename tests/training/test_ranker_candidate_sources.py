@@ -18,8 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eval import MostPop
+from tests.conftest import make_structured_graph
 from tests.training.ranker_sources import sources, title_vectors
 from training.base import FactorScores
+from training.pipeline.config import TrainConfig
+from training.pipeline.runner import Pipeline
 from training.ranker import HybridRanker, RankerInputs
 from training.ranker.candidates import top_n_items
 from training.ranker.features import _standardised_at
@@ -169,3 +172,19 @@ def test_bad_candidate_sources(setup):
         fit.context(graph, vectors), np.arange(graph.num_users), graph.matrix("valid")
     )
     assert ranks.candidate_sources_ == ranks.source_names_  # auto with ranks: every source's top-N
+
+
+def test_the_pipeline_says_which_candidates_the_ranker_ranks(tmp_path):
+    config = TrainConfig(device="cpu").with_overrides(
+        ["als.factors=8", "als.iterations=3", "ranker.ensemble=1", "ranker.epochs=2", "ranker.refit=false",
+         "tune.budget_minutes=0"]  # fmt: skip
+    )
+    lines: list[str] = []
+    graph = make_structured_graph(num_users=40, num_items=30, per_user=6)
+    pipeline = Pipeline(graph, config, tmp_path / "work", graph_fingerprint="g", stages=("als", "ranker"), log=lines.append)
+    pipeline.run()
+    said = [line for line in lines if "ranks the top" in line]
+    ranker = pipeline.context.ranker
+    assert len(said) == 1 and ", ".join(ranker.candidate_sources_) in said[0] and "candidate_sources=auto" in said[0]
+    left_out = [s for s in ranker.source_names_ if s not in ranker.candidate_sources_]
+    assert left_out and all(s in said[0] for s in left_out)  # als and pop are both factor models: one is left out

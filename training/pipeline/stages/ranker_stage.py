@@ -37,5 +37,11 @@ def ranker(ctx: StageContext) -> None:
             f"  ranker fitted in {time.perf_counter() - start:.1f} s "
             f"(inner-valid NDCG@{hybrid.valid_k} {hybrid.diagnostics_['best_valid_ndcg']:.4f})"
         )
+        left_out = [name for name in hybrid.source_names_ if name not in hybrid.candidate_sources_]
+        ctx.log(
+            f"  ranks the top {hybrid.candidates_per_source} of {', '.join(hybrid.candidate_sources_)} "
+            f"(ranker.candidate_sources={hybrid.get_config()['candidate_sources']})"
+            + (f"; {', '.join(left_out)} only as features (factor models: scored at the candidates)" if left_out else "")
+        )
     hybrid.bind(ctx.ranker_context(ctx.phases["final"]))
     ctx.ranker = hybrid
