@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import statistics
@@ -39,8 +40,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.hybrid_topk_floor import sources_of  # noqa: E402
 from bench.merge_results import write_marked_section  # noqa: E402
-from eval import MostPop, evaluate  # noqa: E402
+from eval import evaluate  # noqa: E402
 from eval.ranking import iter_topk  # noqa: E402
 from graphrec.artifacts.model import load_model  # noqa: E402
 from graphrec.serving.batch_topk import parallel_hybrid_topk  # noqa: E402
@@ -48,17 +50,16 @@ from kg.graph_io import load_graph  # noqa: E402
 from training.base import sample_at_most  # noqa: E402
 from training.pipeline.config import TrainConfig  # noqa: E402
 from training.pipeline.learners import make_ranker  # noqa: E402
-from training.pipeline.phase import load_source, scorer_of  # noqa: E402
 from training.ranker.context import RankerContext  # noqa: E402
-from training.ranker.scoring import factor_scores  # noqa: E402
+from training.ranker.scoring import is_factor_source  # noqa: E402
 
 METRICS = ("ndcg", "recall", "tail_recall")
 
 
-def auto_sources(ranker, users: np.ndarray) -> list[str]:
+def auto_sources(ranker) -> list[str]:
     """What ``candidate_sources="auto"`` picks for this fitted ranker in its bound context."""
     scorers = ranker.source_scorers_
-    factors = [name for name in ranker.source_names_ if factor_scores(scorers[name], users[:1]) is not None]
+    factors = [name for name in ranker.source_names_ if is_factor_source(scorers[name])]
     return ranker.choose_candidate_sources(ranker.diagnostics_["candidate_recall"], factors)
 
 
@@ -74,11 +75,9 @@ def valid_rows(name: str, graph_path: Path, work: Path) -> list[dict]:
     config = TrainConfig.from_dict({**stored, "device": "cpu"})
     history, valid = graph.matrix("train", weighted=True), graph.matrix("valid")
     times = graph.timestamp_matrix("train") if graph.has_timestamps else None
-    folders = sorted(d for d in (work / "fit").iterdir() if (d / "config.json").is_file())
-    sources = {d.name: load_source(d, device="cpu") for d in folders}
-    scorers = {n: scorer_of(s) for n, s in sources.items()}
-    scorers["pop"] = MostPop().fit(history, item_ids=graph.item_ids)
-    text = sources["text"].item_embeddings() if "text" in sources else None
+    scorers = sources_of(work, "fit", graph, history)
+    text_learner = getattr(scorers.get("text"), "__self__", None)  # the fit-phase text learner's score
+    text = text_learner.item_embeddings() if text_learner is not None else None
     context = RankerContext.build(
         graph, history, item_text_embeddings=text, history_times=times, source_scorers=scorers
     )
@@ -93,7 +92,7 @@ def valid_rows(name: str, graph_path: Path, work: Path) -> list[dict]:
         held[halves[1 - fold]] = 1.0
         labels = sp.csr_matrix(sp.diags(held) @ valid)
         labels.eliminate_zeros()
-        chosen = auto_sources(ranker, everyone)
+        chosen = auto_sources(ranker)
         for setting, names in (("all", list(ranker.source_names_)), ("auto", chosen)):
             ranker.candidate_sources_ = names
             row = metrics_of(ranker, history, labels, graph.item_ids, config.eval.sparse_max_train)
@@ -109,14 +108,13 @@ def test_row(name: str, seed: str, path: Path, timed: bool, check: int) -> list[
     test = graph.matrix("test")
     sparse = int(model.manifest["metrics"]["test"]["hybrid"]["sparse"]["threshold"])
     users = np.arange(graph.num_users, dtype=np.int64)
-    settings = (("all", list(ranker.source_names_)), ("auto", auto_sources(ranker, users)))
+    settings = (("all", list(ranker.source_names_)), ("auto", auto_sources(ranker)))
     rows = {}
     for setting, names in settings:
         ranker.candidate_sources_ = names
         rows[setting] = {"data": name, "seed": seed, "setting": setting, "sources": "+".join(names),
                          **metrics_of(ranker, model.history, test, graph.item_ids, sparse)}  # fmt: skip
     if timed:
-        cores = torch.get_num_threads()
         rng = np.random.default_rng(0)
         sample = np.sort(rng.choice(len(users), min(check, len(users)), replace=False))
         seconds: dict[str, list[float]] = {s: [] for s, _ in settings}
@@ -127,7 +125,6 @@ def test_row(name: str, seed: str, path: Path, timed: bool, check: int) -> list[
                 parts = list(parallel_hybrid_topk(ranker, users, 20, 256, False))
                 seconds[setting].append(time.perf_counter() - start)
                 got = np.concatenate([part[1] for part in parts])
-                torch.set_num_threads(cores)
                 same = sum(
                     int(np.array_equal(next(iter_topk(ranker.score, users[i : i + 1], 20, exclude=model.history))[1][0],
                                        got[i]))
@@ -143,7 +140,7 @@ def test_row(name: str, seed: str, path: Path, timed: bool, check: int) -> list[
 
 def cell(value: float) -> str:
     """A metric to 4 places; ``-`` where it is undefined (no sparse user among the evaluated)."""
-    return "-" if value != value else f"{value:.4f}"
+    return "-" if math.isnan(value) else f"{value:.4f}"
 
 
 def mean_sd(values: list[float]) -> str:

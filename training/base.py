@@ -83,8 +83,8 @@ class FactorScores:
         self.users, self.items = users, items
         self.item_mean, self.item_second = item_mean, item_second
 
-    @classmethod
-    def item_moments(cls, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def item_moments(items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(items, item_mean, item_second)`` of an item factor matrix, on the CPU."""
         items = items.detach().to("cpu", torch.float32).contiguous()
         wide = items.double()

@@ -44,7 +44,7 @@ from training.ranker.context import RankerContext
 from training.ranker.features import ALL_GROUPS, DEFAULT_GROUPS, feature_names
 from training.ranker.fitting import CandidateLists, FittingLists, collect_lists, fit_scorer, inner_validator
 from training.ranker.model import LOSSES, MODELS, Ensemble, make_scorer
-from training.ranker.scoring import RankerScoring, Scorer, factor_scores
+from training.ranker.scoring import RankerScoring, Scorer, is_factor_source
 
 __all__ = ["HybridRanker", "Scorer"]
 
@@ -307,7 +307,7 @@ class HybridRanker(RankerScoring):
             members.append(scorer)
             reports.append(member_report)
         self.scorer_ = Ensemble(members).eval()
-        factors = [name for name, scorer in source_scorers.items() if factor_scores(scorer, users[:1]) is not None]
+        factors = [name for name, scorer in source_scorers.items() if is_factor_source(scorer)]
         self.candidate_sources_ = self.choose_candidate_sources(diagnostics.get("candidate_recall", {}), factors)
         diagnostics.update(
             candidate_sources=list(self.candidate_sources_),

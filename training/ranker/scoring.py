@@ -30,7 +30,7 @@ from training.ranker.context import RankerContext, Scorer
 from training.ranker.explain import occlusion
 from training.ranker.features import ItemStats, build_features, feature_groups
 
-__all__ = ["RankerScoring", "Scorer", "TOPK_ROWS", "factor_scores"]
+__all__ = ["RankerScoring", "Scorer", "TOPK_ROWS", "factor_scores", "is_factor_source"]
 
 TOPK_ROWS = 64
 """Users per pass of :meth:`RankerScoring.topk` (at most ``batch_users``). Each source's dense
@@ -40,18 +40,26 @@ page-faulted in anew: on gowalla (41k items) the system CPU time of the batch pa
 0.5 to 0.07 ms/user against passes of 256 (bench/results/hybrid_topk_gowalla.md)."""
 
 
-def factor_scores(scorer: Scorer, users: np.ndarray) -> Optional[FactorScores]:
-    """``scorer(users)`` as factors when ``scorer`` is a learner's own ``score`` method and the learner
-    has them (:meth:`training.base.Learner.score_factors`), or a fitted ``MostPop`` (every row is its
-    score vector: one factor), else ``None``."""
-    if isinstance(scorer, MostPop) and hasattr(scorer, "scores_"):
-        ones = torch.ones((len(users), 1), dtype=torch.float32)
-        return FactorScores(ones, *FactorScores.item_moments(torch.from_numpy(scorer.scores_).unsqueeze(1)))
+def is_factor_source(scorer: Scorer) -> bool:
+    """Whether :func:`factor_scores` gives ``scorer``'s rows as factors: a fitted ``MostPop`` (every row is
+    its score vector: one factor), or a learner's own ``score`` method where the learner sets
+    :attr:`training.base.Learner.factor_scores`. Decided without scoring anything."""
+    if isinstance(scorer, MostPop):
+        return hasattr(scorer, "scores_")
     owner = getattr(scorer, "__self__", None)
     if owner is None or getattr(scorer, "__func__", None) is not getattr(type(owner), "score", None):
+        return False
+    return bool(getattr(owner, "factor_scores", False))
+
+
+def factor_scores(scorer: Scorer, users: np.ndarray) -> Optional[FactorScores]:
+    """``scorer(users)`` as :class:`~training.base.FactorScores` where :func:`is_factor_source`, else ``None``."""
+    if not is_factor_source(scorer):
         return None
-    method = getattr(owner, "score_factors", None)
-    return method(users) if method is not None else None
+    if isinstance(scorer, MostPop):
+        ones = torch.ones((len(users), 1), dtype=torch.float32)
+        return FactorScores(ones, *FactorScores.item_moments(torch.from_numpy(scorer.scores_).unsqueeze(1)))
+    return scorer.__self__.score_factors(users)
 
 
 class RankerScoring:
