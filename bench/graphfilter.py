@@ -122,7 +122,7 @@ def search(graph: Graph, grid, valid_users: int, log, batch: int = 200) -> tuple
     history: list[dict[str, Any]] = []
     for exponent in grid["exponents"]:
         top_rank = max(s["rank"] for s in settings)
-        base, seconds, _ = peak_rss(lambda: GraphFilter(rank=top_rank, exponent=exponent).fit(graph, train))
+        base, seconds, _ = peak_rss(lambda: GraphFilter(rank=top_rank, exponent=exponent, neighbors=0).fit(graph, train))
         log(f"  exponent {exponent}: SVD of rank {top_rank} in {seconds:.1f} s; {len(settings)} settings")
         lists = [[] for _ in settings]
         start = time.perf_counter()
@@ -162,7 +162,7 @@ def run(name: str, path: str, args, log) -> dict[str, Any]:
     grid = GRIDS["small" if graph.num_items < 5000 else "large"]
     best, history, scored = search(graph, grid, args.valid_users, log)
     log(f"  best on valid: {best}")
-    rows = {"graph filter": {"config": best, **test_row(graph, lambda: GraphFilter(**best), graph.matrix("train", "valid"))}}
+    rows = {"graph filter": {"config": best, **test_row(graph, lambda: GraphFilter(**{"neighbors": 0, **best}), graph.matrix("train", "valid"))}}
     if name in args.compare:
         tuned = json.loads((RESULTS / "tune_cf.json").read_text(encoding="utf-8"))["graphs"]
         key = next((k for k in (Path(path).name, "g-" + name.replace("-", "")) if k in tuned), None)

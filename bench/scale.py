@@ -77,10 +77,14 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_step(cmd: list[str], log: Path, *, timeout: float, max_rss: int) -> dict:
-    """Run ``cmd`` with stdout/stderr to ``log``; returns wall, peak tree RSS, exit code and why it stopped."""
+def run_step(cmd: list[str], log: Path, *, timeout: float, max_rss: int, beat=None) -> dict:
+    """Run ``cmd`` with stdout/stderr to ``log``; returns wall, peak tree RSS, exit code and why it stopped.
+
+    ``beat(elapsed_s, peak_rss_mib)`` is called about every 30 s while it runs (the bench records
+    it, so a bench that is itself killed leaves how long the step had run).
+    """
     started = time.perf_counter()
-    peak, why = 0, None
+    peak, why, last_beat = 0, None, started
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log, "w", encoding="utf-8") as out:
         out.write("$ " + shlex.join(cmd) + "\n")
@@ -93,6 +97,9 @@ def run_step(cmd: list[str], log: Path, *, timeout: float, max_rss: int) -> dict
             except psutil.NoSuchProcess:
                 pass
             elapsed = time.perf_counter() - started
+            if beat is not None and time.perf_counter() - last_beat >= 30:
+                last_beat = time.perf_counter()
+                beat(round(elapsed, 1), round(peak / 2**20))
             if elapsed > timeout:
                 why = f"timeout after {elapsed:.0f} s"
             elif peak > max_rss:
@@ -117,13 +124,51 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def run_dataset(name: str, args: argparse.Namespace) -> dict:
-    """Every requested step of one data set; stops at the first step that fails."""
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _finished(step: dict | None) -> bool:
+    return bool(step) and step.get("rc") == 0 and step.get("why") is None and not step.get("running")
+
+
+def _earlier_row(name: str, args: argparse.Namespace, git: dict) -> dict:
+    """With ``--resume``: the row an earlier, interrupted run of this label and commit left in ``WORK/rows``."""
+    if not args.resume:
+        return {}
+    earlier = _read_json(args.work / "rows" / f"{name}.json")
+    if not earlier:
+        return {}
+    if earlier.get("label") != args.label or earlier.get("git") != git:
+        raise SystemExit(
+            f"--resume: {args.work / 'rows' / (name + '.json')} is from label {earlier.get('label')!r} at "
+            f"{earlier.get('git')}, not {args.label!r} at {git}; rerun without --resume"
+        )
+    return earlier
+
+
+def run_dataset(name: str, args: argparse.Namespace, git: dict, meta: dict) -> dict:
+    """Every requested step of one data set; stops at the first step that fails.
+
+    The row is written to ``WORK/rows/NAME.json`` after every step and every 30 s within one,
+    so that ``--resume`` can continue a run that was itself stopped: finished steps are kept,
+    and an unfinished train step goes on with ``graphrec.train --resume`` (its wall time is
+    the sum of its runs', the time lost to the interruption included).
+    """
     work = args.work
     graph, model = work / "graphs" / name, work / "models" / name
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    row: dict = {"data": name, "steps": {}, "train_stages": {}, "stopped": None}
+    earlier = _earlier_row(name, args, git)
+    row: dict = {"data": name, "steps": {}, "train_stages": {}, "stopped": None, "label": args.label, "git": git}
+    row.update(meta)
+    row.update({k: v for k, v in earlier.items() if k not in ("steps", "stopped", "train_running")})
+    row["steps"] = {k: v for k, v in earlier.get("steps", {}).items() if _finished(v)}
+    partial = work / "rows" / f"{name}.json"
+    _write_json(partial, row)
     deadline = time.perf_counter() + args.timeout
     max_rss = int(args.max_rss_gib * 2**30)
     commands: dict[str, list[str]] = {}
@@ -139,19 +184,47 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
                              str(work / "recs" / f"{name}.parquet"), "--users", "all"]  # fmt: skip
     (work / "recs").mkdir(exist_ok=True)
     for step in [s for s in STEPS if s in args.steps and s in commands]:
+        if _finished(row["steps"].get(step)):
+            print(f"[{name}] {step}: kept from the interrupted run (--resume)", flush=True)
+            continue
         if step == "generate" and (work / "data" / name / "interactions.parquet").is_file() and not args.regenerate:
             row["steps"][step] = {"wall_s": None, "peak_rss_mib": None, "rc": 0, "why": None, "cached": True,
                                   "cmd": shlex.join(commands[step])}  # fmt: skip
             continue
-        if step == "train":
+        attempt = earlier.get("steps", {}).get(step) if step == "train" else None
+        work_dir = model.with_name(model.name + ".work")
+        resuming = attempt is not None and (work_dir / "state.json").is_file()
+        if step == "train" and not resuming:
             # A stopped run leaves its work directory (state.json says which stages finished), an earlier run its
             # model: start clean, so the manifest read below is this run's.
-            shutil.rmtree(model.with_name(model.name + ".work"), ignore_errors=True)
+            shutil.rmtree(work_dir, ignore_errors=True)
             shutil.rmtree(model, ignore_errors=True)
+        # Wall seconds and runs of the interrupted attempts this one continues (a bench killed mid-step left
+        # its last heartbeat: the step's elapsed time then).
+        before_s, runs = 0.0, 1
+        if resuming:
+            if attempt.get("running"):
+                before_s, runs = attempt["before_s"] + attempt["elapsed_s"], attempt["runs"] + 1
+            else:
+                before_s, runs = attempt["wall_s"], attempt.get("runs", 1) + 1
+        command = commands[step] + (["--resume"] if resuming else [])
         remaining = deadline - time.perf_counter()
-        print(f"[{name}] {step}: {shlex.join(commands[step])}", flush=True)
-        result = run_step(commands[step], logs / f"{name}.{step}.log", timeout=remaining, max_rss=max_rss)
+        print(f"[{name}] {step}: {shlex.join(command)}", flush=True)
+        row["steps"][step] = {"running": True, "elapsed_s": 0.0, "peak_rss_mib": 0, "before_s": before_s,
+                              "runs": runs, "cmd": shlex.join(command)}  # fmt: skip
+
+        def beat(elapsed: float, peak_mib: int, entry: dict = row["steps"][step]) -> None:
+            entry.update(elapsed_s=elapsed, peak_rss_mib=max(peak_mib, entry["peak_rss_mib"]))
+            _write_json(partial, row)
+
+        _write_json(partial, row)
+        log_path = logs / (f"{name}.{step}.log" if runs == 1 else f"{name}.{step}.{runs}.log")  # keep earlier logs
+        result = run_step(command, log_path, timeout=remaining, max_rss=max_rss, beat=beat)
+        if resuming:
+            result.update(wall_s=round(result["wall_s"] + before_s, 2), runs=runs,
+                          peak_rss_mib=max(result["peak_rss_mib"], attempt.get("peak_rss_mib") or 0))  # fmt: skip
         row["steps"][step] = result
+        _write_json(partial, row)
         print(f"[{name}] {step}: {result['wall_s']} s, peak {result['peak_rss_mib']} MiB"
               + (f", stopped: {result['why']}" if result["why"] else ""), flush=True)  # fmt: skip
         if step == "build":
@@ -169,7 +242,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
             row["metrics"] = {src: {k: test[src].get(k) for k in ("ndcg", "recall", "tail_recall")} for src in test}
             row["notes"] = manifest.get("notes", {})
         if step == "recommend" and result["why"] is None:
-            text = (logs / f"{name}.recommend.log").read_text(encoding="utf-8", errors="replace")
+            text = log_path.read_text(encoding="utf-8", errors="replace")
             for line in text.splitlines():
                 if line.startswith("wrote ") and " for " in line:
                     row["recommend_users"] = int(line.split(" for ")[1].split()[0].replace(",", ""))
@@ -184,6 +257,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict:
                     row["train_running"] = {"stage": running[0], "elapsed_s": round(spent, 1)}
             row["stopped"] = f"{step}{stage}: {result['why']}"
             break
+    _write_json(partial, row)
     return row
 
 
@@ -206,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-rss-gib", type=float, default=20.0, help="kill a step whose process tree exceeds this")
     p.add_argument("--label", default="run", help="table the rows go to (e.g. before, after); reruns replace rows")
     p.add_argument("--regenerate", action="store_true", help="rewrite cached synthetic data")
+    p.add_argument("--resume", action="store_true",
+                   help="continue this label's interrupted run in --work at the same commit: keep its finished "
+                   "steps, go on with train --resume")  # fmt: skip
     p.add_argument("--no-write", action="store_true", help="print only; do not touch bench/results or BENCHMARKS.md")
     p.add_argument("--data-dir", type=Path, default=DATA, help=f"real data sets (default {DATA})")
     p.add_argument("--results", type=Path, default=ROOT,
@@ -223,9 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.data:
         load_start = os.getloadavg()[0]
         started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        row = run_dataset(name, args)
-        row.update(git=git, command=command, started=started, cpus=os.cpu_count(),
-                   load=[round(load_start, 1), round(os.getloadavg()[0], 1)])  # fmt: skip
+        # An interrupted run's row (--resume) keeps its own command, start and starting load.
+        meta = {"command": command, "started": started, "cpus": os.cpu_count(), "load": [round(load_start, 1)]}
+        row = run_dataset(name, args, git, meta)
+        row["load"] = [row["load"][0], round(os.getloadavg()[0], 1)]
+        _write_json(args.work / "rows" / f"{name}.json", row)
         if args.no_write:
             store.setdefault(args.label, []).append(row)
             continue

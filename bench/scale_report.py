@@ -60,7 +60,11 @@ def _table(rows: list[dict]) -> list[str]:
         values = _columns(row)
         commit = row["git"]["commit"] + ("+dirty" if row["git"]["dirty"] else "")
         cells = [row["data"], commit, row.get("device") or "-", *(_num(v) for v in values.values())]
-        lines.append("| " + " | ".join(cells + [row["stopped"] or "ok"]) + " |")
+        status = row["stopped"] or "ok"
+        runs = (row["steps"].get("train") or {}).get("runs", 1)
+        if runs > 1:
+            status += f"; train in {runs} runs (`--resume`; train s sums them)"
+        lines.append("| " + " | ".join(cells + [status]) + " |")
     return lines
 
 

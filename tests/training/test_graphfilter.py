@@ -35,7 +35,7 @@ class TestGraphFilterSparseContract(LearnerContract):
     min_gain_over_mostpop = 0.05
 
     def make_learner(self, seed: int) -> GraphFilter:
-        return GraphFilter(alpha=0.5, rank=8, sharpen=0.3, dense_max_items=0, seed=seed)
+        return GraphFilter(alpha=0.5, rank=8, sharpen=0.3, dense_max_items=0, neighbors=0, seed=seed)
 
 
 class TestGraphFilterOperatorContract(LearnerContract):
@@ -70,7 +70,7 @@ def _reference(user_items: sp.csr_matrix, rows: np.ndarray, *, alpha, rank, expo
 def test_scores_match_the_dense_definition(structured_graph, dense_max_items, alpha, rank, exponent, sharpen):
     train = structured_graph.matrix("train")
     model = GraphFilter(alpha=alpha, rank=rank, exponent=exponent, sharpen=sharpen, sharpen_order=1,
-                        dense_max_items=dense_max_items)  # fmt: skip
+                        dense_max_items=dense_max_items, neighbors=0)  # fmt: skip
     model.fit(structured_graph, train)
     users = np.arange(0, structured_graph.num_users, 5)
     expected = _reference(train, users, alpha=alpha, rank=rank, exponent=exponent, sharpen=sharpen)
@@ -83,7 +83,7 @@ def test_a_batch_across_cpu_column_blocks_equals_user_by_user(structured_graph):
     from training.sources.spectral import COLUMN_BLOCK
 
     train = structured_graph.matrix("train")
-    model = GraphFilter(alpha=0.4, rank=6, sharpen=0.5, sharpen_order=4, dense_max_items=0).fit(structured_graph, train)
+    model = GraphFilter(alpha=0.4, rank=6, sharpen=0.5, sharpen_order=4, dense_max_items=0, neighbors=0).fit(structured_graph, train)
     users = np.resize(np.arange(structured_graph.num_users), 2 * COLUMN_BLOCK + 7)
     batch = model.score(users).numpy()
     alone = np.concatenate([model.score(users[i : i + 1]).numpy() for i in range(len(users))])
@@ -100,7 +100,7 @@ def test_one_thread_torch_passes_equal_the_scipy_passes(structured_graph, degree
 
     train = structured_graph.matrix("train")
     model = GraphFilter(alpha=0.4, rank=6, sharpen=0.7, sharpen_order=4, degree_power=degree_power,
-                        dense_max_items=0).fit(structured_graph, train)  # fmt: skip
+                        dense_max_items=0, neighbors=0).fit(structured_graph, train)  # fmt: skip
     users = np.resize(np.arange(structured_graph.num_users), COLUMN_BLOCK + PASS_BLOCK + 3)
     threads = torch.get_num_threads()
     try:
@@ -116,7 +116,7 @@ def test_one_thread_torch_passes_equal_the_scipy_passes(structured_graph, degree
 
 def test_fold_in_is_the_same_filter(structured_graph):
     train = structured_graph.matrix("train")
-    model = GraphFilter(rank=8, dense_max_items=0).fit(structured_graph, train)
+    model = GraphFilter(rank=8, dense_max_items=0, neighbors=0).fit(structured_graph, train)
     users = np.array([1, 4, 9, 30])
     folded = model.score_new_users(train[users]).numpy()
     np.testing.assert_allclose(folded, model.score(users).numpy(), rtol=1e-5, atol=1e-6)
@@ -138,7 +138,7 @@ def test_with_filter_reuses_the_svd(structured_graph):
 
 def test_sparse_operator_keeps_each_items_largest_entries(structured_graph, tmp_path):
     train = structured_graph.matrix("train")
-    exact = GraphFilter(rank=8, sharpen=0.3, dense_max_items=0).fit(structured_graph, train)
+    exact = GraphFilter(rank=8, sharpen=0.3, dense_max_items=0, neighbors=0).fit(structured_graph, train)
     num_items = train.shape[1]
     operator = exact.score_new_users(sp.identity(num_items, dtype=np.float32, format="csr")).numpy()
     users = np.arange(train.shape[0])
@@ -167,7 +167,7 @@ def test_sparse_operator_keeps_each_items_largest_entries(structured_graph, tmp_
 
 def test_sparse_operator_is_the_same_on_any_thread_count(structured_graph):
     train = structured_graph.matrix("train")
-    exact = GraphFilter(rank=8, sharpen=0.3, sharpen_order=4, dense_max_items=0).fit(structured_graph, train)
+    exact = GraphFilter(rank=8, sharpen=0.3, sharpen_order=4, dense_max_items=0, neighbors=0).fit(structured_graph, train)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -189,7 +189,7 @@ def test_neighbors_leave_a_dense_catalogue_dense(structured_graph):
 def test_filter_is_scaled_to_spectral_radius_one(structured_graph):
     """Exponents other than 1/2 leave sigma_1 != 1; P~ is divided by sigma_1^2, so sharpening stays mild."""
     train = structured_graph.matrix("train")
-    model = GraphFilter(alpha=0.0, exponent=0.2, dense_max_items=0).fit(structured_graph, train)
+    model = GraphFilter(alpha=0.0, exponent=0.2, dense_max_items=0, neighbors=0).fit(structured_graph, train)
     assert model.singular_values_[0] > 2.0
     eigenvalues = np.linalg.eigvalsh((model._normalised.T @ model._normalised).toarray().astype(np.float64))
     assert eigenvalues.max() == pytest.approx(1.0, rel=1e-4)
@@ -321,7 +321,7 @@ def test_chebyshev_filter_matches_its_spectral_definition(
     train = structured_graph.matrix("train")
     kwargs = dict(alpha=0.3, rank=6, sharpen=sharpen, sharpen_order=sharpen_order, order=8, flatness=1.5,
                   degree_power=degree_power, ideal_exponent=ideal_exponent)  # fmt: skip
-    model = GraphFilter(kind="chebyshev", dense_max_items=dense_max_items, **kwargs).fit(structured_graph, train)
+    model = GraphFilter(kind="chebyshev", dense_max_items=dense_max_items, neighbors=0, **kwargs).fit(structured_graph, train)
     users = np.arange(0, structured_graph.num_users, 5)
     expected = _polynomial_reference(train, users, **kwargs)
     np.testing.assert_allclose(model.score(users).numpy(), expected, rtol=2e-4, atol=2e-5)
@@ -331,7 +331,7 @@ def test_taylor_sharpening_is_exp_of_the_filter_to_its_order(structured_graph):
     """sharpen_order=4 is one Runge-Kutta step of ds/dt = -s P~: s (I - tP + (tP)^2/2 - (tP)^3/6 + (tP)^4/24)."""
     train = structured_graph.matrix("train")
     users = np.arange(12)
-    base = GraphFilter(alpha=0.0, sharpen=0.0, dense_max_items=0).fit(structured_graph, train)
+    base = GraphFilter(alpha=0.0, sharpen=0.0, dense_max_items=0, neighbors=0).fit(structured_graph, train)
     blurred = base.score(users).numpy().astype(np.float64)
     gram = (base._normalised.T @ base._normalised).toarray().astype(np.float64)
     step = sum(np.linalg.matrix_power(-2.5 * gram, j) / math.factorial(j) for j in range(5))
@@ -341,7 +341,7 @@ def test_taylor_sharpening_is_exp_of_the_filter_to_its_order(structured_graph):
 
 def test_score_settings_equals_each_filter(structured_graph):
     train = structured_graph.matrix("train")
-    base = GraphFilter(rank=12, dense_max_items=0).fit(structured_graph, train)
+    base = GraphFilter(rank=12, dense_max_items=0, neighbors=0).fit(structured_graph, train)
     settings = [
         {}, {"alpha": 0.0}, {"rank": 5, "alpha": 0.7, "sharpen": 2.0, "sharpen_order": 4},
         {"sharpen": 0.0, "degree_power": 0.3}, {"sharpen": 1.0, "sharpen_order": 2, "degree_power": 0.2},

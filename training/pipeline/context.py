@@ -166,7 +166,15 @@ class StageContext:
 
     def valid_sample(self, note: str, limit: int) -> np.ndarray:
         """The users with validation items, cut to a seeded sample of ``limit`` (noted as ``note``) above it."""
-        everyone = self.valid_users()
+        return self._sample(self.valid_users(), note, limit)
+
+    def test_sample(self) -> Optional[np.ndarray]:
+        """The users with test items cut to ``eval.test_users`` (a seeded sample, noted), or ``None`` for all."""
+        everyone = np.flatnonzero(np.diff(self.test().indptr) > 0).astype(np.int64)
+        users = self._sample(everyone, "test_users", self.config.eval.test_users)
+        return None if len(users) == len(everyone) else users
+
+    def _sample(self, everyone: np.ndarray, note: str, limit: int) -> np.ndarray:
         users = sample_at_most(everyone, limit, self.config.seed)
         if len(users) < len(everyone):
             self.work.note(note, {"users": len(users), "of": len(everyone), "seed": self.config.seed})

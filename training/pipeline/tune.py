@@ -169,7 +169,8 @@ def tune_source(
     search = _Search(name, graph, fit_items, sp.csr_matrix(valid_items), users, make, k=k, log=log)
     _optimize(search.objective, seed=seed, budget_seconds=budget_seconds, max_trials=max_trials, start=start)
     learner = search.kept["learner"]
-    if name == Source.GRAPHFILTER and search.defaults.get("neighbors"):  # trials ran the exact filter
+    sparse = name == Source.GRAPHFILTER and fit_items.shape[1] > search.defaults.get("dense_max_items", 0)
+    if sparse and search.defaults.get("neighbors"):  # trials ran the exact filter; it is held as an operator
         search.say(f"  {name}: building the chosen filter's operator ({search.defaults['neighbors']} per item)")
         learner = learner.with_filter(neighbors=search.defaults["neighbors"])
     return TuneResult(

@@ -131,7 +131,7 @@ class GraphFilter(OnePassLearner):
         degree_power: float = 0.0,
         ideal_exponent: Optional[float] = None,
         dense_max_items: int = 10_000,
-        neighbors: int = 0,
+        neighbors: int = 1024,
         seed: int = 2026,
         device: str = "cpu",
     ) -> None:

@@ -32,25 +32,34 @@ def als(ctx: StageContext) -> None:
     needs=(TRAIN, VALID), makes=NEIGHBOR_SOURCES, sources=NEIGHBOR_SOURCES, checkpoint=phased(*NEIGHBOR_SOURCES)
 )
 def neighbors(ctx: StageContext) -> None:
-    """The item-item sources: item-KNN, the graph filter and EASE (skipped above ``ease.max_items``)."""
-    if ctx.config.itemknn.enabled:
-        fit_collaborative(ctx, Source.ITEMKNN)
-    if ctx.config.graphfilter.enabled:
-        fit_collaborative(ctx, Source.GRAPHFILTER)
-    if ctx.config.ease.enabled:
-        why = _ease_too_large(ctx)
+    """The item-item sources: item-KNN, the graph filter and EASE (each skipped above its ``max_items``)."""
+    for name in NEIGHBOR_SOURCES:
+        if not getattr(ctx.config, name).enabled:
+            continue
+        why = _too_large(ctx, name)
         if why:
-            ctx.work.note(Source.EASE, f"skipped: {why}")
-            ctx.log(f"  ease skipped: {why}")
-            return
-        fit_collaborative(ctx, Source.EASE)
+            ctx.work.note(name, f"skipped: {why}")
+            ctx.log(f"  {name} skipped: {why}")
+            continue
+        fit_collaborative(ctx, name)
 
 
-def _ease_too_large(ctx: StageContext) -> str:
-    """Why EASE is not fitted on this catalogue ("" where it is)."""
-    limit = ctx.make(Source.EASE).item_limit()
-    if ctx.graph.num_items > limit:
-        return f"{ctx.graph.num_items:,} items > ease.max_items={limit:,} (dense items x items solve)"
+def _too_large(ctx: StageContext, name: str) -> str:
+    """Why source ``name`` is not fitted on this catalogue ("" where it is).
+
+    EASE solves a dense items x items system; the graph filter's sparse operator (or, without
+    one, every user's exact scores) costs about items x interactions, so above its
+    ``graphfilter.max_items`` item-KNN is the item-item view.
+    """
+    items = ctx.graph.num_items
+    if name == Source.EASE:
+        limit = ctx.make(Source.EASE).item_limit()
+        if items > limit:
+            return f"{items:,} items > ease.max_items={limit:,} (dense items x items solve)"
+    if name == Source.GRAPHFILTER:
+        limit = ctx.config.graphfilter.max_items
+        if limit and items > limit:
+            return f"{items:,} items > graphfilter.max_items={limit:,} (its operator costs items x interactions)"
     return ""
 
 
@@ -65,8 +74,8 @@ def fit_collaborative(ctx: StageContext, name: str) -> None:
     make: Callable[[], Learner] = lambda: ctx.make(name)  # noqa: E731
     phases = ctx.fitted_phases()
     tune = ctx.config.tune
-    # The budget is split over the tuned sources that are fitted: a skipped EASE takes no share.
-    tuned = [n for n in tune.sources if n in ctx.source_names() and not (n == Source.EASE and _ease_too_large(ctx))]
+    # The budget is split over the tuned sources that are fitted: a skipped one takes no share.
+    tuned = [n for n in tune.sources if n in ctx.source_names() and not _too_large(ctx, n)]
     if tune.budget_minutes > 0 and name in tuned and not ctx.valid.nnz:
         ctx.work.note(f"tune_{name}", "skipped: the graph has no validation split to tune on")
         ctx.log(f"  {name} not tuned: the graph has no validation split")

@@ -6,7 +6,9 @@ only re-scores the hybrid on test (the report's plots need the per-user result).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
 
 from eval import EvalResult, sparse_threshold
 from training.pipeline.phase import scorer_of
@@ -26,31 +28,38 @@ __all__ = ["evaluate"]
 @stage(needs=(VALID, TEST, *LEARNED_SOURCES, Source.POP, RANKER), makes=(EVALUATION,), checkpoint=(EVALUATION,))
 def evaluate(ctx: StageContext) -> None:
     """Evaluate each source on valid and test, the hybrid on test, and the ablation table."""
+    test_users = ctx.test_sample()  # None: every test user
     if ctx.work.done("evaluate"):
         if ctx.ranker is not None:
             ctx.hybrid_test = ctx.evaluate(
-                hybrid_test_scorer(ctx), ctx.served_history(), ctx.test(), label="evaluate hybrid (test)"
-            )
+                hybrid_test_scorer(ctx), ctx.served_history(), ctx.test(), label="evaluate hybrid (test)",
+                users=test_users,
+            )  # fmt: skip
         return
+    if test_users is not None:
+        seed = ctx.config.seed
+        ctx.log(f"  test rows on a sample of {len(test_users):,} test users (eval.test_users, seed {seed})")
     if Source.POP not in ctx.phases["fit"].sources:
         ctx.add_popularity()
     served = ctx.served_history()  # every user's train + valid: final.history unless user_sample
     threshold = sparse_threshold(served, ctx.test(), ctx.config.eval.sparse_max_train)
     metrics: dict[str, Any] = {"sparse_threshold": threshold, "valid": _valid_metrics(ctx, threshold), "test": {}}
-    rows, results = _ablation(ctx, threshold)  # the ablation evaluates every source and the hybrid on test already
+    # The ablation evaluates every source and the hybrid on (the sample of) test users already.
+    rows, results = _ablation(ctx, threshold, test_users)
     for name, source in ctx.phases["final"].sources.items():
         if name not in results:
             results[name] = ctx.evaluate(
                 source_test_scorer(ctx, name, source), served, ctx.test(), max_train=threshold,
-                label=f"evaluate {name} (test)",
+                label=f"evaluate {name} (test)", users=test_users,
             )  # fmt: skip
         metrics["test"][name] = results[name].to_dict()
     if ctx.ranker is not None:
         if HYBRID not in results:
             ctx.ranker.bind(ctx.ranker_context(ctx.phases["final"]))
             results[HYBRID] = ctx.evaluate(
-                hybrid_test_scorer(ctx), served, ctx.test(), max_train=threshold, label="evaluate hybrid (test)"
-            )
+                hybrid_test_scorer(ctx), served, ctx.test(), max_train=threshold, label="evaluate hybrid (test)",
+                users=test_users,
+            )  # fmt: skip
         ctx.hybrid_test = results[HYBRID]
         metrics["test"][HYBRID] = ctx.hybrid_test.to_dict()
         metrics["valid"]["hybrid_inner_ndcg"] = ctx.ranker.diagnostics_["best_valid_ndcg"]
@@ -72,8 +81,12 @@ def _valid_metrics(ctx: StageContext, threshold: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _ablation(ctx: StageContext, threshold: int) -> tuple[list[dict[str, Any]], dict[str, EvalResult]]:
+def _ablation(
+    ctx: StageContext, threshold: int, test_users: Optional[np.ndarray]
+) -> tuple[list[dict[str, Any]], dict[str, EvalResult]]:
     """The ablation table's rows and its test results by name (both empty without the ranker or ``ranker.ablation``).
+
+    ``test_users``: the test users evaluated (``None``: all).
 
     With ``user_sample`` the rows cover the fitted users only, so no result is reused for the test metrics.
     """
@@ -85,7 +98,8 @@ def _ablation(ctx: StageContext, threshold: int) -> tuple[list[dict[str, Any]], 
     table = ablation(
         ctx.ranker, ctx.graph, fit_inputs=fit.inputs(), fit_users=ctx.fit_users(), labels=ctx.valid,
         eval_inputs=final.inputs(), test=ctx.restrict(ctx.test()), item_text_embeddings=ctx.item_text,
-        k=ctx.config.eval.k, sparse_max_train=threshold, sample_users=ctx.config.ranker.ablation_users,
+        k=ctx.config.eval.k, users=test_users, sparse_max_train=threshold,
+        sample_users=ctx.config.ranker.ablation_users,
         seed=ctx.config.seed, budget=budget, show_progress=ctx.show_progress,
     )  # fmt: skip
     results = dict(table.results)
