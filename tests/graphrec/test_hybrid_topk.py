@@ -67,3 +67,13 @@ def test_batch_path_across_passes_of_topk_rows(rec):
     expected_items, expected_scores = per_user_lists(rec, users, k)
     np.testing.assert_array_equal(items, expected_items)
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)
+
+
+def test_passes_shrink_so_each_dense_block_stays_under_32_mib():
+    from training.ranker.scoring import TOPK_ROWS, topk_rows
+
+    assert topk_rows(256, 40_981) == TOPK_ROWS == 64 and topk_rows(16, 40_981) == 16
+    for items in (131_000, 200_000, 600_000, 10_000_000, 50_000_000):
+        rows = topk_rows(256, items)
+        assert 1 <= rows <= TOPK_ROWS and (rows == 1 or rows * items * 4 < 32 * 2**20), (items, rows)
+    assert topk_rows(256, 200_000) == 41 and topk_rows(256, 50_000_000) == 1

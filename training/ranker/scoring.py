@@ -30,14 +30,24 @@ from training.ranker.context import RankerContext, Scorer
 from training.ranker.explain import occlusion
 from training.ranker.features import ItemStats, build_features, feature_groups
 
-__all__ = ["RankerScoring", "Scorer", "TOPK_ROWS", "factor_scores", "is_factor_source"]
+__all__ = ["RankerScoring", "Scorer", "TOPK_ROWS", "factor_scores", "is_factor_source", "topk_rows"]
 
 TOPK_ROWS = 64
-"""Users per pass of :meth:`RankerScoring.topk` (at most ``batch_users``). Each source's dense
-``[rows, num_items]`` block then stays under glibc's 32 MiB ceiling for serving a request
-from the mmap'd pages of a fresh allocation (up to 131k items), so blocks are reused instead of
-page-faulted in anew: on gowalla (41k items) the system CPU time of the batch path fell from
-0.5 to 0.07 ms/user against passes of 256 (bench/results/hybrid_topk_gowalla.md)."""
+"""Users per pass of :meth:`RankerScoring.topk` (at most ``batch_users``, and fewer on catalogues
+above 131k items: :func:`topk_rows`). Each source's dense ``[rows, num_items]`` float32 block
+then stays under glibc's 32 MiB ceiling for serving a request from the mmap'd pages of a fresh
+allocation, so blocks are reused instead of page-faulted in anew: on gowalla (41k items) the
+system CPU time of the batch path fell from 0.5 to 0.07 ms/user against passes of 256
+(bench/results/hybrid_topk_gowalla.md)."""
+
+_BLOCK_FLOATS = 2**23 - 2**16
+"""float32 values in a block just under glibc's largest mmap threshold (32 MiB)."""
+
+
+def topk_rows(batch_users: int, num_items: int) -> int:
+    """Users per pass of the batch top-K: ``TOPK_ROWS``, at most ``batch_users``, and few enough that a
+    ``[rows, num_items]`` float32 block stays under 32 MiB (at least one row)."""
+    return max(1, min(int(batch_users), TOPK_ROWS, _BLOCK_FLOATS // max(1, int(num_items))))
 
 
 def is_factor_source(scorer: Scorer) -> bool:
@@ -328,7 +338,7 @@ class RankerScoring:
         users = np.asarray(users, dtype=np.int64)
         items_out = np.full((len(users), k), -1, dtype=np.int64)
         scores_out = np.full((len(users), k), -np.inf, dtype=np.float32)
-        rows_per_pass = min(self.batch_users, TOPK_ROWS)
+        rows_per_pass = topk_rows(self.batch_users, self.history_.shape[1])
         for start in range(0, len(users), rows_per_pass):
             scores, history, times = self._user_inputs(users[start : start + rows_per_pass])
             rows_in = self._source_rows(scores, history.shape[0])
