@@ -211,3 +211,26 @@ def test_scores_live_on_the_learner_device(structured_graph):
     assert scores.device == torch.device(learner.device)
     with pytest.raises(ValueError, match="users holds indices outside"):
         learner.score(np.array([structured_graph.num_users]))
+
+
+def test_text_neighbors_are_saved_not_found_again_on_load(structured_graph, tmp_path, monkeypatch):
+    """Finding the neighbors compares every item with every other: a model loaded for serving reads them."""
+    from safetensors.numpy import load_file, save_file
+
+    import training.text.learner as learner_module
+
+    learner = fitted(structured_graph)
+    learner.save(tmp_path / "text")
+    found = []
+    real = learner_module.text_neighbors
+    monkeypatch.setattr(learner_module, "text_neighbors", lambda *a, **k: found.append(1) or real(*a, **k))
+    loaded = TextLearner.load(tmp_path / "text")
+    assert not found
+    assert (loaded.knn_ != learner.knn_).nnz == 0
+    users = np.arange(structured_graph.num_users)
+    torch.testing.assert_close(loaded.score(users), learner.score(users))
+    # A learner saved before the neighbors were in its state finds them again, the same ones.
+    state = load_file(str(tmp_path / "text" / "state.safetensors"))
+    save_file({k: v for k, v in state.items() if not k.startswith("knn_")}, str(tmp_path / "text" / "state.safetensors"))
+    old = TextLearner.load(tmp_path / "text")
+    assert found == [1] and (old.knn_ != learner.knn_).nnz == 0
