@@ -12,6 +12,7 @@ the bench itself carries on with the next data set.
     python bench/scale.py --data ml-100k synth-1m --label before
     python bench/scale.py --data ml-100k gowalla synth-1m synth-10m --label after --timeout 2400
     python bench/scale.py --data synth-10m --steps generate,build   # build throughput only
+    python bench/scale.py --data synth-10m --label L --work W --resume   # go on after the bench was stopped
 
 Data sets: ``ml-100k`` (RecBole files with item table and KG, random split seed
 2026), ``gowalla`` (LightGCN's split), ``synth-1m`` / ``synth-10m`` /
