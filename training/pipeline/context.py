@@ -170,7 +170,7 @@ class StageContext:
 
     def test_sample(self) -> Optional[np.ndarray]:
         """The users with test items cut to ``eval.test_users`` (a seeded sample, noted), or ``None`` for all."""
-        everyone = np.flatnonzero(np.diff(self.test().indptr) > 0).astype(np.int64)
+        everyone = _users_with_items(self.test())
         users = self._sample(everyone, "test_users", self.config.eval.test_users)
         return None if len(users) == len(everyone) else users
 
@@ -181,7 +181,7 @@ class StageContext:
         return users
 
     def valid_users(self) -> np.ndarray:
-        return np.flatnonzero(np.diff(self.valid.indptr) > 0).astype(np.int64)
+        return _users_with_items(self.valid)
 
     # -- evaluating -------------------------------------------------------------------------
     def evaluate(
@@ -197,3 +197,8 @@ class StageContext:
             batch_size=cfg.batch_size, sparse_max_train=max_train, show_progress=self.show_progress,
             progress_label=label, users=users,
         )  # fmt: skip
+
+
+def _users_with_items(matrix: sp.csr_matrix) -> np.ndarray:
+    """int64 indices of the rows of ``matrix`` that hold at least one item."""
+    return np.flatnonzero(np.diff(matrix.indptr) > 0).astype(np.int64)
