@@ -189,9 +189,11 @@ def filter_columns(
     On one torch thread (the serving workers' setting) the sparse passes over ``R~`` run
     on :data:`PASS_BLOCK` columns at a time with torch's CSR product (``operators``, from
     :func:`cpu_operators`); with more threads scipy's, over the whole block. A column of a
-    sparse-dense product is the same sum in the same order whatever the other columns,
-    so the scores are bit-for-bit those of scipy's product over the whole block (gowalla's
-    default filter, one thread: 3.2 against 5.2 ms per user, bench/results/hybrid_topk_gowalla.md).
+    sparse-dense product is the same sum whatever the other columns, so the scores are
+    scipy's up to float rounding: bit for bit on AMD EPYC, where both sum in row order;
+    MKL's kernel on Intel Xeon orders the terms differently (2e-7 apart on the test graph).
+    Gowalla's default filter, one thread: 3.2 against 5.2 ms per user
+    (bench/results/hybrid_topk_gowalla.md).
 
     Args:
         rows: CSR ``[B, n]`` of the users' rows.
@@ -286,7 +288,7 @@ def top_entries(
 
 
 def _product(matrix: torch.Tensor | sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
-    """``matrix @ dense`` for a torch CSR tensor or a scipy CSR matrix (the same sums in the same order)."""
+    """``matrix @ dense`` for a torch CSR tensor or a scipy CSR matrix (the same sums, up to their order)."""
     if isinstance(matrix, torch.Tensor):
         return torch.sparse.mm(matrix, torch.from_numpy(dense)).numpy()
     return matrix @ dense
