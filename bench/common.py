@@ -1,13 +1,14 @@
-"""Pieces every benchmark script shares: peak-RSS sampling and writing a result table."""
+"""Pieces every benchmark script shares: peak-RSS sampling, the commit measured, writing a result table."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 
 import psutil
 
-__all__ = ["PeakRSS", "emit"]
+__all__ = ["PeakRSS", "code_commit", "emit"]
 
 
 class PeakRSS:
@@ -49,3 +50,16 @@ def emit(text: str, out: Path) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return 0
+
+
+def code_commit(root: Path) -> tuple[str, bool]:
+    """The short HEAD of the checkout at ``root`` and whether its code differs from it.
+
+    Uncommitted changes under bench/ and to BENCHMARKS.md do not count: they are not the code measured.
+    """
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "-uno", "--", ".", ":!bench", ":!BENCHMARKS.md")
+    return git("rev-parse", "--short", "HEAD"), bool(dirty)

@@ -42,6 +42,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from common import code_commit  # noqa: E402
 from scale_report import render, write_section  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -264,12 +265,8 @@ def run_dataset(name: str, args: argparse.Namespace, git: dict, meta: dict) -> d
 
 
 def _git() -> dict:
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    # Dirty = code under measurement differs from the commit (the bench's own files do not count).
-    dirty = git("status", "--porcelain", "-uno", "--", ".", ":!bench", ":!BENCHMARKS.md")
-    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(dirty)}
+    commit, dirty = code_commit(ROOT)
+    return {"commit": commit, "dirty": dirty}
 
 
 def main(argv: list[str] | None = None) -> int:

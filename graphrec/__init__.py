@@ -29,7 +29,16 @@ Names resolve on first use (PEP 562), so ``import graphrec`` stays light.
 
 from __future__ import annotations
 
-from kg.lazy import lazy_attributes
+import os
+
+# torch's CPU allocator puts tensors of 2 MB and more on transparent huge pages when this
+# is set before its first allocation. The GNN's node matrices (183 MB on the synthetic 10M
+# log) are fresh tensors every step and are read at random: with 4 KiB pages the page
+# faults and TLB misses cost a quarter of a full-graph step there (bench/gnn_step_cost.py).
+# Set to 0 in the environment to keep torch's default.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from kg.lazy import lazy_attributes  # noqa: E402 (after the environment default above)
 
 __version__ = "0.1.0"
 

@@ -6,8 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from training.gnn.adjacency import GraphView, build_edges, normalized_adjacency, propagate, to_torch_csr
+from training.gnn.adjacency import (
+    GraphView,
+    build_edges,
+    layer_mean,
+    normalized_adjacency,
+    to_torch_csr,
+    unique_columns,
+)
 from training.gnn.lightgcn import LightGCNEncoder
 from training.gnn.sampled import NeighborSampler
 
@@ -56,17 +65,40 @@ def test_normalized_adjacency_is_symmetric_degree_normalised(edges):
     np.testing.assert_allclose(norm, norm.T, atol=1e-7)
 
 
-def test_symmetric_propagation_gradient_equals_dense_autograd(edges):
+@pytest.mark.parametrize("num_layers", [0, 1, 2, 3])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_layer_mean_and_its_gradient_equal_dense_autograd(edges, num_layers, symmetric):
     norm = normalized_adjacency(edges)
     sparse = to_torch_csr(norm, CPU)
     dense = torch.from_numpy(norm.toarray())
     x = torch.randn(norm.shape[0], 5, generator=torch.Generator().manual_seed(0), requires_grad=True)
     weight = torch.randn(norm.shape[0], 5, generator=torch.Generator().manual_seed(1))
-    (propagate(sparse, propagate(sparse, x, symmetric=True), symmetric=True) * weight).sum().backward()
-    ours = x.grad.clone()
+    ours = layer_mean(sparse, x, num_layers, symmetric=symmetric)
+    (ours * weight).sum().backward()
+    ours_grad = x.grad.clone()
     x.grad = None
-    ((dense @ (dense @ x)) * weight).sum().backward()
-    torch.testing.assert_close(ours, x.grad, rtol=1e-5, atol=1e-5)
+    layers, h = [x], x
+    for _ in range(num_layers):
+        h = dense @ h
+        layers.append(h)
+    expected = torch.stack(layers).mean(0)
+    (expected * weight).sum().backward()
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours_grad, x.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_layer_mean_ignores_what_its_reused_buffers_held(edges, monkeypatch):
+    """The fused path writes products into uninitialised buffers (``beta=0``): what they held must not leak."""
+    sparse = to_torch_csr(normalized_adjacency(edges), CPU)
+    x = torch.randn(sparse.shape[0], 4, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    expected = layer_mean(sparse, x, 3, symmetric=False)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), x)
+    empty_like = torch.empty_like
+    monkeypatch.setattr(torch, "empty_like", lambda t, **kw: empty_like(t, **kw).fill_(float("nan")))
+    ours = layer_mean(sparse, x, 3, symmetric=True)
+    (ours_grad,) = torch.autograd.grad(ours.sum(), x)
+    torch.testing.assert_close(ours, expected)
+    torch.testing.assert_close(ours_grad, expected_grad)
 
 
 def test_target_csr_keeps_parallel_edges_in_edge_order(edges):
@@ -160,3 +192,16 @@ def test_leaf_entities_are_left_out_of_the_propagation(structured_graph):
     assert leaf_node not in set(edges.src.tolist()) | set(edges.dst.tolist())
     # Entities linked to several items keep their edges.
     assert edges.layout.entity_offset in set(edges.dst.tolist())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 2)), max_size=40),
+    st.booleans(),
+)
+def test_unique_columns_equals_numpy_unique_along_axis(columns, huge_bounds):
+    rows = tuple(np.array([c[i] for c in columns], np.int64) for i in range(3))
+    bounds = (2**40, 2**40, 3) if huge_bounds else (7, 7, 3)  # the first overflows int64 keys: numpy's path
+    ours = unique_columns(rows, bounds)
+    expected = np.unique(np.stack(rows), axis=1) if columns else np.zeros((3, 0), np.int64)
+    assert [r.tolist() for r in ours] == expected.tolist()

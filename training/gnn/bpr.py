@@ -103,27 +103,26 @@ class _GatheredBPR(torch.autograd.Function):
     @staticmethod
     def forward(ctx, nodes, users, positives, negatives):
         num_negatives = negatives.shape[1]
-        user_vec, positive_vec = nodes[users], nodes[positives]
-        negative_vec = nodes[negatives.reshape(-1)].view(len(users), num_negatives, -1)
-        positive_scores = (user_vec * positive_vec).sum(-1, keepdim=True)
-        negative_scores = (user_vec.unsqueeze(1) * negative_vec).sum(-1)
-        margin = negative_scores - positive_scores
-        ctx.save_for_backward(users, positives, negatives, user_vec, positive_vec, negative_vec, margin)
+        user_vec = nodes[users]
+        # n - p is all the backward needs of the items (dL/du = g (n - p)): one batch-sized
+        # tensor saved instead of two, and one product for the margin instead of two.
+        difference = nodes[negatives.reshape(-1)].view(len(users), num_negatives, -1)
+        difference -= nodes[positives].unsqueeze(1)
+        margin = (user_vec.unsqueeze(1) * difference).sum(-1)
+        ctx.save_for_backward(users, positives, negatives, user_vec, difference, margin)
         ctx.num_nodes = nodes.shape[0]
         return torch.nn.functional.softplus(margin).mean()
 
     @staticmethod
     def backward(ctx, grad):
-        users, positives, negatives, user_vec, positive_vec, negative_vec, margin = ctx.saved_tensors
+        users, positives, negatives, user_vec, difference, margin = ctx.saved_tensors
         size, num_negatives = margin.shape
         weight = torch.sigmoid(margin) * (grad / (size * num_negatives))  # [B, num_negatives]
-        grad_negative = weight.unsqueeze(-1) * user_vec.unsqueeze(1)  # [B, num_negatives, d]
-        total = weight.sum(1, keepdim=True)
-        grad_user = (weight.unsqueeze(-1) * negative_vec).sum(1) - total * positive_vec
         out = user_vec.new_zeros(ctx.num_nodes, user_vec.shape[1])
-        out.index_add_(0, users, grad_user)
-        out.index_add_(0, positives, -total * user_vec)
-        out.index_add_(0, negatives.reshape(-1), grad_negative.reshape(size * num_negatives, -1))
+        out.index_add_(0, users, (weight.unsqueeze(-1) * difference).sum(1))
+        weighted_user = weight.unsqueeze(-1) * user_vec.unsqueeze(1)  # [B, num_negatives, d]: dL/dn
+        out.index_add_(0, negatives.reshape(-1), weighted_user.reshape(size * num_negatives, -1))
+        out.index_add_(0, positives, weighted_user.sum(1), alpha=-1)
         return out, None, None, None
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.gnn.adjacency import GraphEdges, GraphView, propagate
+from training.gnn.adjacency import GraphEdges, GraphView, layer_mean
 from training.gnn.learner import GraphLearner
 
 __all__ = ["LightGCN", "LightGCNEncoder"]
@@ -43,11 +43,7 @@ class LightGCNEncoder(nn.Module):
     def forward(self, x: torch.Tensor, view: GraphView) -> torch.Tensor:
         if view.adjacency is None:
             raise ValueError("LightGCNEncoder needs a view with a sparse adjacency")
-        out, h = x, x
-        for _ in range(self.num_layers):
-            h = propagate(view.adjacency, h, symmetric=view.symmetric)
-            out = out + h
-        return out / (self.num_layers + 1)
+        return layer_mean(view.adjacency, x, self.num_layers, symmetric=view.symmetric)
 
     def extra_repr(self) -> str:
         return f"num_layers={self.num_layers}"
