@@ -102,7 +102,8 @@ def test_gat_takes_every_graph_learner_argument_once():
     base = inspect.signature(GraphLearner.__init__).parameters
     own = inspect.signature(GAT.__init__).parameters
     assert list(own)[: len(base)] == list(base) and list(own)[len(base) :] == ["heads", "relation_dim"]
-    schedule = {"num_layers": 2, "epochs": 200, "batch_size": 8192, "num_negatives": 4, "patience": 3, "eval_every": 5}
+    schedule = {"num_layers": 2, "epochs": 200, "batch_size": 8192, "num_negatives": 4, "patience": 3, "eval_every": 5,
+                "min_gain": 0.0}
     for name, parameter in base.items():
         assert own[name].default == schedule.get(name, parameter.default), name
     learner = GAT(lr=0.05, use_kg=False, heads=2)

@@ -15,7 +15,7 @@ from training.gnn import LightGCN
 from training.gnn.adjacency import NodeLayout
 from training.gnn.bpr import NegativeSampler, bpr_loss, gathered_bpr_loss, positive_pairs
 from training.gnn.init import ITEM_L2, NodeEmbedding, apply_text_map, fit_text_map, standardize_features
-from training.gnn.schedule import Schedule
+from training.gnn.schedule import AUTO_MIN_GAIN, Schedule
 from training.gnn.trainer import train
 
 
@@ -193,12 +193,49 @@ def test_train_raises_model_fit_error_on_nan_loss():
 
 
 def test_early_stopping_keeps_the_best_epoch(structured_graph):
-    learner = LightGCN(epochs=200, eval_every=1, patience=2, init="random", lr=0.05, seed=3, device="cpu")
+    learner = LightGCN(
+        epochs=200, eval_every=1, patience=2, min_gain=0, init="random", lr=0.05, seed=3, device="cpu"
+    )
     learner.fit(structured_graph, structured_graph.matrix("train"), valid_items=structured_graph.matrix("valid"))
     scores = [h["ndcg"] for h in learner.history_]
     assert len(learner.history_) < 200
     assert scores[learner.best_epoch_ - 1] == max(scores)
     assert len(scores) - learner.best_epoch_ == 2
+
+
+@pytest.mark.parametrize(
+    ("min_gain", "stops_at", "anchor"), [(0.0, 6, 0.1010), (0.005, 3, 0.1), (0.003, 6, 0.1008)]
+)
+def test_a_creeping_validation_curve_stops_once_gains_fall_below_min_gain(min_gain, stops_at, anchor):
+    """+0.2% per validation: progress for min_gain 0 (runs to the cap), none for 0.5% (stops after patience 2);
+    with 0.3% every other validation counts (0.1004 is 0.4% above the last progress, 0.1002 is not)."""
+    weight = torch.nn.Parameter(torch.ones(3))
+    model = torch.nn.Module()
+    model.weight = weight
+    scores = iter([0.1, 0.1002, 0.1004, 0.1006, 0.1008, 0.1010])
+    progress = train(
+        model,
+        step=lambda users, items, negatives: (weight**2).sum(),
+        users=torch.arange(3),
+        items=torch.arange(3),
+        sampler=NegativeSampler(sp.csr_matrix(np.eye(3, dtype=np.float32)), num_negatives=1),
+        validate=lambda: next(scores),
+        schedule=Schedule(
+            batch_size=3, num_negatives=1, epochs=6, eval_every=1, patience=2, steps_per_epoch=1, min_gain=min_gain
+        ),
+        lr=0.1,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert progress.epoch == stops_at and progress.stopped == (stops_at < 6)
+    assert progress.anchor_score == pytest.approx(anchor)
+    assert progress.best_epoch == stops_at  # the best weights are kept whatever stopped the run
+
+
+def test_the_auto_schedule_resolves_min_gain():
+    assert LightGCN().schedule(100_000).min_gain == AUTO_MIN_GAIN > 0
+    assert LightGCN(min_gain=0.01).schedule(100_000).min_gain == 0.01
+    with pytest.raises(ValueError, match="min_gain"):
+        LightGCN(min_gain=-0.1)
 
 
 class _Interrupt(Exception):

@@ -32,7 +32,7 @@ CHANGED = {
     Source.GNN: dict(
         embedding_dim=8, num_layers=2, lr=0.05, l2=0.01, epochs=3, batch_size=64, num_negatives=2, init="random",
         use_kg=False, use_social=False, user_init="learned", init_std=0.2, text_components=8, text_scale=2.0,
-        item_l2=0.5, patience=2, eval_every=1, mode="sampled", num_neighbors=5,
+        item_l2=0.5, patience=2, eval_every=1, min_gain=0.01, mode="sampled", num_neighbors=5,
     ),
     "ranker": dict(
         candidates_per_source=10, candidate_sources="all", model="linear", hidden=8, dropout=0.1, loss="bpr", epochs=3, lr=0.01,

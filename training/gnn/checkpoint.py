@@ -38,7 +38,11 @@ class TrainProgress:
         best_epoch: epoch of the best validation score (the last epoch when
             there is no validation data).
         best_score: best validation NDCG@20 so far, ``None`` before the first.
-        stale_evals: evaluations since the best one (early stopping counter).
+        stale_evals: evaluations since the last one that counted as progress
+            (early stopping counter; see ``anchor_score``).
+        anchor_score: the score of that evaluation: a later one counts as progress
+            when it beats this by more than the schedule's relative ``min_gain``
+            (with ``min_gain`` 0 it is ``best_score``).
         stopped: early stopping fired.
         history: one dict per epoch: ``epoch``, ``loss``, ``seconds`` (training
             time) and, on evaluated epochs, ``ndcg`` and ``eval_seconds``.
@@ -48,6 +52,7 @@ class TrainProgress:
     best_epoch: int = 0
     best_score: Optional[float] = None
     stale_evals: int = 0
+    anchor_score: Optional[float] = None
     stopped: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
 

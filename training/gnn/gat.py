@@ -98,7 +98,7 @@ class GAT(GraphLearner):
     :class:`~training.gnn.learner.GraphLearner`), with a fixed schedule by default
     (the one its benchmark rows were measured with): ``num_layers=2``,
     ``epochs=200``, ``batch_size=8192``, ``num_negatives=4``, ``patience=3``,
-    ``eval_every=5``. Plus:
+    ``eval_every=5``, ``min_gain=0``. Plus:
 
     Args:
         heads: attention heads per layer.
@@ -117,6 +117,7 @@ class GAT(GraphLearner):
         num_negatives: Union[int, str] = 4,
         patience: Union[int, str] = 3,
         eval_every: Union[int, str] = 5,
+        min_gain: Union[float, str] = 0.0,
         heads: int = 1,
         relation_dim: int = 16,
         **options: Any,
@@ -128,6 +129,7 @@ class GAT(GraphLearner):
             num_negatives=num_negatives,
             patience=patience,
             eval_every=eval_every,
+            min_gain=min_gain,
             **options,
         )
         positive_int(heads, "heads")

@@ -75,6 +75,7 @@ class GraphLearner(Learner):
         init_std: float = 0.1,
         patience: Union[int, str] = AUTO,
         eval_every: Union[int, str] = AUTO,
+        min_gain: Union[float, str] = AUTO,
         mode: str = "full",
         num_neighbors: int = 10,
         seed: int = 0,
@@ -94,6 +95,8 @@ class GraphLearner(Learner):
             ("eval_every", eval_every),
         ):
             int_or_auto(value, name)
+        if not (isinstance(min_gain, str) and min_gain == AUTO):
+            positive_float(min_gain, "min_gain", allow_zero=True)
         positive_int(seed, "seed", minimum=0)
         positive_float(lr, "lr")
         positive_float(l2, "l2", allow_zero=True)
@@ -254,7 +257,7 @@ class GraphLearner(Learner):
         """The loop settings a fit on ``num_pairs`` positives uses (``"auto"`` resolved, see :mod:`.schedule`)."""
         return resolve_schedule(
             num_pairs, batch_size=self.batch_size, num_negatives=self.num_negatives, epochs=self.epochs,
-            eval_every=self.eval_every, patience=self.patience,
+            eval_every=self.eval_every, patience=self.patience, min_gain=self.min_gain,
         )  # fmt: skip
 
     # -- scoring ------------------------------------------------------------------------

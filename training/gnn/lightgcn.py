@@ -71,7 +71,10 @@ class LightGCN(GraphLearner):
             initial vectors, so text reaches users from the first step) or
             ``"learned"`` (random start).
         init_std: standard deviation of random initial vectors.
-        patience: validations without improvement before stopping.
+        patience: validations without progress before stopping.
+        min_gain: a validation counts as progress when its NDCG@20 beats the last one
+            that did by more than this fraction (``"auto"``: 0.002); the best epoch's
+            weights are kept whatever stops the run.
         eval_every: epochs between validations.
         mode: ``"full"`` (whole-graph propagation each step) or ``"sampled"``
             (neighbor-sampled sub-graphs, for graphs too large for the former).

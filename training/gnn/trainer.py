@@ -4,8 +4,9 @@ The learner supplies one closure that turns a batch of (user, positive,
 negatives) into a loss (full-graph or sampled propagation) and one that scores
 the current model on validation data; this module owns everything else: the
 seeded shuffling and negative draws, Adam, the NaN guard, early stopping on
-validation NDCG@20 with the best epoch's weights kept, per-epoch checkpoints
-and resuming from them, progress bars and callbacks.
+validation NDCG@20 (patience, and a minimum relative gain that counts as progress)
+with the best epoch's weights kept, per-epoch checkpoints and resuming from them,
+progress bars and callbacks.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def train(
         validate: returns validation NDCG@20 of the current weights; ``None``
             trains for ``schedule.epochs`` and keeps the last weights.
         schedule: the resolved loop settings (``epochs``, ``batch_size``, ``eval_every``,
-            ``patience``; the sampler already holds ``num_negatives``).
+            ``patience``, ``min_gain``; the sampler already holds ``num_negatives``).
         lr: Adam learning rate.
         generator: the seeded CPU generator (shuffling and negatives).
         checkpoint_dir: rewrite a checkpoint here after every epoch and resume
@@ -126,9 +127,11 @@ def train(
             record["ndcg"] = score
             record["eval_seconds"] = time.perf_counter() - started - record["seconds"]
             if progress.best_score is None or score > progress.best_score:
-                progress.best_score, progress.best_epoch, progress.stale_evals = score, epoch, 0
+                progress.best_score, progress.best_epoch = score, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
+            if progress.anchor_score is None or score > progress.anchor_score * (1 + schedule.min_gain):
+                progress.anchor_score, progress.stale_evals = score, 0
+            else:  # no gain worth the epochs: creeping curves stop too
                 progress.stale_evals += 1
                 progress.stopped = progress.stale_evals >= schedule.patience
         elif validate is None:

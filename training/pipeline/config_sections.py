@@ -218,6 +218,9 @@ class GNNConfig(Section):
     )  # fmt: skip
     patience: Union[int, str] = _doc("validations without improvement before stopping (auto: 4)", "auto")
     eval_every: Union[int, str] = _doc("epochs between validations (auto: 2; at most 3,000 sampled users)", "auto")
+    min_gain: Union[float, str] = _doc(
+        "relative validation gain that counts as progress for patience (auto: 0.002; best weights kept)", "auto"
+    )
     mode: str = _doc("full (sparse full-graph propagation) or sampled (neighbor-sampled mini-batches)", "full")
     num_neighbors: int = _doc("neighbors sampled per node and layer in sampled mode", 10)
     heads: int = _doc("attention heads (gat only)", 1)

@@ -93,7 +93,7 @@ def make_gnn(config: TrainConfig, *, text_on: bool, epochs: Optional[Union[int, 
         epochs=s.epochs if epochs is None else epochs, batch_size=s.batch_size, num_negatives=s.num_negatives,
         init=init, use_kg=s.use_kg, use_social=s.use_social, user_init=s.user_init, init_std=s.init_std,
         text_components=s.text_components, text_scale=s.text_scale, item_l2=s.item_l2, patience=s.patience,
-        eval_every=s.eval_every, mode=s.mode, num_neighbors=s.num_neighbors, seed=config.seed, device=config.device,
+        eval_every=s.eval_every, min_gain=s.min_gain, mode=s.mode, num_neighbors=s.num_neighbors, seed=config.seed, device=config.device,
     )  # fmt: skip
     if s.model == "gat":
         return GAT(**common, heads=s.heads, relation_dim=s.relation_dim)
