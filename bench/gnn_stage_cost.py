@@ -27,6 +27,7 @@ def main() -> None:
     p.add_argument("--text", action="store_true", help="run the text stage first and keep gnn.init=text")
     args = p.parse_args()
 
+    import graphrec  # noqa: F401  (first: sets the allocator's huge pages as the verbs do)
     import torch
 
     import training
