@@ -112,9 +112,10 @@ def main() -> int:
         "<!-- gnn_early_stop:begin -->",
         "## When the GNN stops: validation curves under early-stopping rules",
         "",
-        "Command: `python bench/gnn_early_stop.py --graph ... --write` (curves: the gnn stage's fit phase, "
-        f"automatic schedule, GNN init random, patience {args.long_patience} so it runs to the cap; replayed with "
-        f"patience {args.patience}). A validation resets the patience count only when it beats the score at the "
+        "Curves: `python bench/gnn_early_stop.py --graph G...` on the graphs `bench/scale.py` builds (the gnn "
+        f"stage's fit phase, automatic schedule, GNN init random, patience {args.long_patience} so it runs to the "
+        f"cap); this table: `python bench/gnn_early_stop.py {' '.join(sys.argv[1:])}` (patience {args.patience}). "
+        "A validation resets the patience count only when it beats the score at the "
         "last reset by more than `min_gain` (relative); the best epoch's weights are kept either way. Validation "
         "data only (3,000 sampled validation users).",
         "",
