@@ -35,20 +35,16 @@ CURVES = ROOT / "bench" / "results" / "gnn_early_stop.jsonl"
 
 
 def replay(curve: list[tuple[int, float]], *, patience: int, min_gain: float) -> dict:
-    """Where the trainer's rule stops on ``curve`` ((epoch, validation NDCG@20) in order)."""
-    best_epoch, best, anchor, stale = 0, -1.0, None, 0
-    stop = curve[-1][0]
+    """Where the trainer's rule (``TrainProgress.observe``) stops on ``curve`` ((epoch, validation NDCG@20) in order)."""
+    from training.gnn.checkpoint import TrainProgress
+
+    progress, stop = TrainProgress(), curve[-1][0]
     for epoch, score in curve:
-        if score > best:
-            best_epoch, best = epoch, score
-        if anchor is None or score > anchor * (1 + min_gain):
-            anchor, stale = score, 0
-        else:
-            stale += 1
-            if stale >= patience:
-                stop = epoch
-                break
-    return {"stop": stop, "best_epoch": best_epoch, "best": best}
+        progress.observe(epoch, score, patience=patience, min_gain=min_gain)
+        if progress.stopped:
+            stop = epoch
+            break
+    return {"stop": stop, "best_epoch": progress.best_epoch, "best": progress.best_score}
 
 
 def run_curve(graph_dir: str, patience: int) -> dict:

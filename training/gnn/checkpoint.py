@@ -56,6 +56,24 @@ class TrainProgress:
     stopped: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
 
+    def observe(self, epoch: int, score: float, *, patience: int, min_gain: float) -> bool:
+        """Record the validation ``score`` of ``epoch``: the early-stopping rule (sets ``stopped``).
+
+        A score above the best so far becomes the best; a score that beats ``anchor_score``
+        by more than the fraction ``min_gain`` is progress and resets the patience count,
+        any other counts towards ``patience``. Returns whether ``score`` is the new best
+        (the caller keeps those weights).
+        """
+        best = self.best_score is None or score > self.best_score
+        if best:
+            self.best_score, self.best_epoch = score, epoch
+        if self.anchor_score is None or score > self.anchor_score * (1 + min_gain):
+            self.anchor_score, self.stale_evals = score, 0
+        else:  # no gain worth the epochs: creeping curves stop too
+            self.stale_evals += 1
+            self.stopped = self.stale_evals >= patience
+        return best
+
 
 def save_checkpoint(
     directory: str | os.PathLike,

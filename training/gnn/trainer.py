@@ -126,14 +126,8 @@ def train(
                 score = shard.from_rank0(float(validate()) if shard.rank == 0 else 0.0)
             record["ndcg"] = score
             record["eval_seconds"] = time.perf_counter() - started - record["seconds"]
-            if progress.best_score is None or score > progress.best_score:
-                progress.best_score, progress.best_epoch = score, epoch
+            if progress.observe(epoch, score, patience=schedule.patience, min_gain=schedule.min_gain):
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if progress.anchor_score is None or score > progress.anchor_score * (1 + schedule.min_gain):
-                progress.anchor_score, progress.stale_evals = score, 0
-            else:  # no gain worth the epochs: creeping curves stop too
-                progress.stale_evals += 1
-                progress.stopped = progress.stale_evals >= schedule.patience
         elif validate is None:
             progress.best_epoch = epoch
         progress.history.append(record)
